@@ -1,0 +1,346 @@
+// Configuration: built-in defaults → TOML file → AI_* environment (SPEC §2).
+// Every failure is a ConfigError naming the key, so boot can print one line and exit 2.
+
+import { existsSync, readFileSync } from "node:fs";
+import { parse as parseToml } from "smol-toml";
+import { parseKid, parsePublicKey } from "./keys.ts";
+import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "./providers.ts";
+import { Secret } from "./secret.ts";
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    readonly why: string,
+  ) {
+    super(`${key}: ${why}`);
+    this.name = "ConfigError";
+  }
+}
+
+export type UpstreamTransport = "fetch";
+
+export interface Config {
+  listen: string;
+  metrics_listen: string;
+  nats_url: string;
+  nats_creds: Secret | undefined;
+  nats_creds_file: string | undefined;
+  config_bucket: string;
+  snapshot_path: string | undefined;
+  connect_timeout_secs: number;
+  read_timeout_secs: number;
+  write_timeout_secs: number;
+  idle_timeout_secs: number;
+  shutdown_grace_period_secs: number;
+  upstream_tls: boolean;
+  upstream_verify_cert: boolean;
+  max_request_body_bytes: number;
+  require_signing_keys: boolean;
+  rate_limit_rps: number;
+  byo_rate_limit_rps: number;
+  circuit_breaker_threshold: number;
+  circuit_breaker_window_secs: number;
+  circuit_breaker_reset_secs: number;
+  provider_authorities: Record<string, string>;
+  provider_dialects: Record<string, Dialect>;
+  provider_auth_schemes: Record<string, AuthScheme>;
+  pool_keys: Record<string, Secret>;
+  /** kid → 32-byte Ed25519 public key. Public keys are not secrets. */
+  signing_keys: Map<number, Uint8Array>;
+  /** Where the effective config came from, for logs and check-config. */
+  source: string;
+}
+
+type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr";
+
+/** The scalar keys and their defaults, in the order check-config prints them. */
+const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknown]> = [
+  ["listen", "addr", "0.0.0.0:8080"],
+  ["metrics_listen", "addr", "0.0.0.0:9090"],
+  ["nats_url", "string", "nats://localhost:4222"],
+  ["nats_creds", "secret", undefined],
+  ["nats_creds_file", "optstring", undefined],
+  ["config_bucket", "string", "ai-gateway"],
+  ["snapshot_path", "optstring", undefined],
+  ["connect_timeout_secs", "posint", 10],
+  ["read_timeout_secs", "posint", 600],
+  ["write_timeout_secs", "uint", 60],
+  ["idle_timeout_secs", "uint", 90],
+  ["shutdown_grace_period_secs", "uint", 600],
+  ["upstream_tls", "bool", true],
+  ["upstream_verify_cert", "bool", true],
+  ["max_request_body_bytes", "posint", 104857600],
+  ["require_signing_keys", "bool", false],
+  ["rate_limit_rps", "uint", 100],
+  ["byo_rate_limit_rps", "uint", 1000],
+  ["circuit_breaker_threshold", "uint", 20],
+  ["circuit_breaker_window_secs", "posint", 10],
+  ["circuit_breaker_reset_secs", "posint", 30],
+];
+
+const TABLES = ["provider_authorities", "provider_dialects", "provider_auth_schemes", "pool_keys", "signing_keys"] as const;
+type TableName = (typeof TABLES)[number];
+
+export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES];
+
+/** Meta variables that steer loading rather than name a config key. */
+const META_ENV = new Set(["AI_CONFIG_PATH", "AI_LOG_LEVEL"]);
+
+export interface LoadOptions {
+  /** `--config PATH` from the command line. */
+  configPath?: string | undefined;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+/** Resolve which file (if any) to read: --config, else $AI_CONFIG_PATH, else ./config.toml if present. */
+export function resolveConfigPath(opts: LoadOptions): string | undefined {
+  const env = opts.env ?? process.env;
+  if (opts.configPath !== undefined) return opts.configPath;
+  const fromEnv = env.AI_CONFIG_PATH;
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  const local = `${opts.cwd ?? process.cwd()}/config.toml`;
+  return existsSync(local) ? local : undefined;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const path = resolveConfigPath(opts);
+  let file: Record<string, unknown> = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ConfigError("config", code === "ENOENT" ? `file not found: ${path}` : `cannot read ${path}: ${code ?? String(e)}`);
+    }
+    try {
+      file = parseToml(text) as Record<string, unknown>;
+    } catch (e) {
+      const msg = String((e as Error).message ?? e).split("\n")[0];
+      throw new ConfigError("config", `${path} is not valid TOML: ${msg}`);
+    }
+    for (const key of Object.keys(file)) {
+      if (!KNOWN_KEYS.includes(key)) throw new ConfigError(key, `unknown key in ${path} (known keys: ${KNOWN_KEYS.join(", ")})`);
+    }
+  }
+  return buildConfig(file, env, path ?? "built-in defaults");
+}
+
+function buildConfig(file: Record<string, unknown>, env: Record<string, string | undefined>, source: string): Config {
+  const cfg = { source } as Record<string, unknown>;
+  for (const [key, kind, def] of SCALARS) {
+    const envName = `AI_${key.toUpperCase()}`;
+    const envVal = env[envName];
+    if (envVal !== undefined) cfg[key] = scalarFromEnv(envName, kind, envVal);
+    else if (key in file) cfg[key] = scalarFromToml(key, kind, file[key]);
+    else cfg[key] = def;
+  }
+
+  const tables: Record<TableName, Map<string, string>> = {
+    provider_authorities: tableFromToml("provider_authorities", file.provider_authorities),
+    provider_dialects: tableFromToml("provider_dialects", file.provider_dialects),
+    provider_auth_schemes: tableFromToml("provider_auth_schemes", file.provider_auth_schemes),
+    pool_keys: tableFromToml("pool_keys", file.pool_keys),
+    signing_keys: tableFromToml("signing_keys", file.signing_keys),
+  };
+
+  // Env table entries: AI_<TABLE>__<NAME>, plus the AI_POOL_KEY_<NAME> and AI_SIGNING_KEY_<KID> shorthands (which win).
+  const knownNames = new Set<string>([...BUILT_IN_PROVIDERS.map((p) => p.name), ...tables.provider_authorities.keys()]);
+  const envEntries = Object.entries(env).filter(([k, v]) => k.startsWith("AI_") && v !== undefined && !META_ENV.has(k));
+  for (const pass of ["table", "shorthand"] as const) {
+    for (const [name, value] of envEntries) {
+      let table: TableName | undefined;
+      let rawName: string | undefined;
+      if (pass === "table") {
+        const sep = name.indexOf("__");
+        if (sep < 0) continue;
+        const t = name.slice(3, sep).toLowerCase();
+        if (!(TABLES as readonly string[]).includes(t)) continue;
+        table = t as TableName;
+        rawName = name.slice(sep + 2);
+      } else if (name.startsWith("AI_POOL_KEY_")) {
+        table = "pool_keys";
+        rawName = name.slice("AI_POOL_KEY_".length);
+      } else if (name.startsWith("AI_SIGNING_KEY_")) {
+        table = "signing_keys";
+        rawName = name.slice("AI_SIGNING_KEY_".length);
+      }
+      if (table === undefined || rawName === undefined || rawName.length === 0) continue;
+      const entryName = table === "signing_keys" ? rawName : providerNameFromEnv(rawName, knownNames);
+      tables[table].set(entryName, value as string);
+      if (table === "provider_authorities") knownNames.add(entryName);
+    }
+  }
+
+  const tls = cfg.upstream_tls as boolean;
+  const authorities: Record<string, string> = {};
+  for (const [name, value] of tables.provider_authorities) {
+    checkProviderName("provider_authorities", name);
+    try {
+      parseAuthority(value, tls);
+    } catch (e) {
+      throw new ConfigError(`provider_authorities.${name}`, (e as Error).message);
+    }
+    authorities[name] = value.trim();
+  }
+  const providerExists = (n: string) => knownNames.has(n);
+  const dialects: Record<string, Dialect> = {};
+  for (const [name, value] of tables.provider_dialects) {
+    if (value !== "openai" && value !== "anthropic") throw new ConfigError(`provider_dialects.${name}`, `"${value}" is not one of openai, anthropic`);
+    if (!providerExists(name)) throw new ConfigError(`provider_dialects.${name}`, "no such provider (add it under [provider_authorities] first)");
+    dialects[name] = value;
+  }
+  const schemes: Record<string, AuthScheme> = {};
+  for (const [name, value] of tables.provider_auth_schemes) {
+    if (value !== "bearer" && value !== "x-api-key") throw new ConfigError(`provider_auth_schemes.${name}`, `"${value}" is not one of bearer, x-api-key`);
+    if (!providerExists(name)) throw new ConfigError(`provider_auth_schemes.${name}`, "no such provider (add it under [provider_authorities] first)");
+    schemes[name] = value;
+  }
+  const pool: Record<string, Secret> = {};
+  for (const [name, value] of tables.pool_keys) {
+    if (value.trim().length === 0) throw new ConfigError(`pool_keys.${name}`, "empty key");
+    pool[name] = new Secret(value.trim());
+  }
+  const signing = new Map<number, Uint8Array>();
+  for (const [kidText, value] of tables.signing_keys) {
+    let kid: number;
+    try {
+      kid = parseKid(kidText);
+    } catch (e) {
+      throw new ConfigError(`signing_keys.${kidText}`, `kid must be a decimal u32 (${(e as Error).message})`);
+    }
+    try {
+      signing.set(kid, parsePublicKey(value));
+    } catch (e) {
+      throw new ConfigError(`signing_keys.${kidText}`, `not an Ed25519 public key: ${(e as Error).message}`);
+    }
+  }
+  if ((cfg.require_signing_keys as boolean) && signing.size === 0) {
+    throw new ConfigError("signing_keys", "require_signing_keys = true but no [signing_keys] are configured");
+  }
+
+  cfg.provider_authorities = authorities;
+  cfg.provider_dialects = dialects;
+  cfg.provider_auth_schemes = schemes;
+  cfg.pool_keys = pool;
+  cfg.signing_keys = signing;
+  return cfg as unknown as Config;
+}
+
+/** Env names are upper case with `_` for `-`: map back to a known provider when one matches, else lower-case. */
+function providerNameFromEnv(raw: string, known: Set<string>): string {
+  for (const name of known) if (name.toUpperCase().replaceAll("-", "_") === raw) return name;
+  return raw.toLowerCase();
+}
+
+function checkProviderName(table: string, name: string): void {
+  // The name is a path segment: anything that cannot be one would never be routable.
+  if (!/^[A-Za-z0-9._~-]+$/.test(name)) throw new ConfigError(`${table}.${name}`, "provider names may use letters, digits, '.', '_', '~' and '-' only");
+}
+
+function tableFromToml(key: string, value: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  if (value === undefined) return out;
+  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date) {
+    throw new ConfigError(key, "must be a table");
+  }
+  for (const [name, v] of Object.entries(value)) {
+    if (typeof v !== "string") throw new ConfigError(`${key}.${name}`, `must be a string, got ${describe(v)}`);
+    out.set(name, v);
+  }
+  return out;
+}
+
+function scalarFromToml(key: string, kind: ScalarKind, v: unknown): unknown {
+  switch (kind) {
+    case "string":
+    case "optstring":
+    case "addr":
+      if (typeof v !== "string") throw new ConfigError(key, `must be a string, got ${describe(v)}`);
+      if (kind === "addr") checkListen(key, v);
+      return v;
+    case "secret":
+      if (typeof v !== "string") throw new ConfigError(key, `must be a string, got ${describe(v)}`);
+      return new Secret(v);
+    case "bool":
+      if (typeof v !== "boolean") throw new ConfigError(key, `must be true or false, got ${describe(v)}`);
+      return v;
+    case "uint":
+    case "posint": {
+      const n = typeof v === "bigint" ? Number(v) : v;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new ConfigError(key, `must be a non-negative integer, got ${describe(v)}`);
+      if (kind === "posint" && n === 0) throw new ConfigError(key, "must be > 0");
+      return n;
+    }
+  }
+}
+
+function scalarFromEnv(name: string, kind: ScalarKind, v: string): unknown {
+  switch (kind) {
+    case "string":
+    case "optstring":
+      return v;
+    case "addr":
+      checkListen(name, v);
+      return v;
+    case "secret":
+      return new Secret(v);
+    case "bool": {
+      const t = v.trim().toLowerCase();
+      if (t === "true" || t === "1") return true;
+      if (t === "false" || t === "0") return false;
+      throw new ConfigError(name, `must be true or false, got "${v}"`);
+    }
+    case "uint":
+    case "posint": {
+      const t = v.trim();
+      if (!/^\d+$/.test(t) || !Number.isSafeInteger(Number(t))) throw new ConfigError(name, `must be a non-negative integer, got "${v}"`);
+      const n = Number(t);
+      if (kind === "posint" && n === 0) throw new ConfigError(name, "must be > 0");
+      return n;
+    }
+  }
+}
+
+export function parseListen(text: string): { hostname: string; port: number } {
+  const colon = text.lastIndexOf(":");
+  if (colon <= 0) throw new Error(`"${text}" is not host:port`);
+  let hostname = text.slice(0, colon);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  const portText = text.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new Error(`"${text}" has a bad port`);
+  return { hostname, port: Number(portText) };
+}
+
+function checkListen(key: string, v: string): void {
+  try {
+    parseListen(v);
+  } catch (e) {
+    throw new ConfigError(key, (e as Error).message);
+  }
+}
+
+function describe(v: unknown): string {
+  if (typeof v === "string") return `the string "${v}"`;
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  return typeof v === "object" ? "a table" : `${typeof v} ${String(v)}`;
+}
+
+/** The effective config as plain data with every secret redacted (check-config, startup log). */
+export function redactedConfig(cfg: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key] of SCALARS) {
+    const v = cfg[key];
+    out[key] = v instanceof Secret ? "***" : v;
+  }
+  out.provider_authorities = cfg.provider_authorities;
+  out.provider_dialects = cfg.provider_dialects;
+  out.provider_auth_schemes = cfg.provider_auth_schemes;
+  out.pool_keys = Object.fromEntries(Object.keys(cfg.pool_keys).map((k) => [k, "***"]));
+  out.signing_keys = Object.fromEntries([...cfg.signing_keys.entries()].map(([kid, pk]) => [String(kid), Buffer.from(pk).toString("base64")]));
+  return out;
+}

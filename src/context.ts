@@ -1,0 +1,70 @@
+// The per-request context every phase reads and writes, Pingora-style: one object carried through
+// route → authenticate → admit → rewrite → forward → meter → log.
+
+import type { Identity } from "./keys.ts";
+import type { Dialect, Provider } from "./providers.ts";
+
+export interface RequestContext {
+  readonly id: string;
+  /** Bun.nanoseconds() at arrival. */
+  readonly startNs: number;
+  readonly method: string;
+  /** Request target as received: path plus optional query. */
+  readonly target: string;
+  provider: Provider | undefined;
+  /** Dialect errors are written in: the provider's once routed. */
+  dialect: Dialect;
+  forwardPath: string;
+  managed: boolean;
+  identity: Identity | undefined;
+  /** Status sent to the client (the provider's, or the gateway's own error). */
+  status: number;
+  /** Short machine-readable reason when the gateway answered or the exchange broke. */
+  error: string | undefined;
+  bytesIn: number;
+  bytesOut: number;
+  /** Upstream attempts made (1 + connect retries). */
+  attempts: number;
+  /** Bun.nanoseconds() when the upstream response head arrived. */
+  headersNs: number;
+}
+
+// Request ids are `{instance}-{seq}` in hex (as the seed gateway): unique across restarts without coordination,
+// and a counter instead of a random id per request keeps the hot path free of crypto calls.
+const instance = (() => {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  return new DataView(b.buffer).getBigUint64(0, true).toString(16);
+})();
+let seq = 0;
+
+export function nextRequestId(): string {
+  return `${instance}-${(seq++).toString(16)}`;
+}
+
+export function newContext(method: string, target: string, dialect: Dialect): RequestContext {
+  return {
+    id: nextRequestId(),
+    startNs: Bun.nanoseconds(),
+    method,
+    target,
+    provider: undefined,
+    dialect,
+    forwardPath: target,
+    managed: false,
+    identity: undefined,
+    status: 0,
+    error: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+    attempts: 0,
+    headersNs: 0,
+  };
+}
+
+/** Path and query from a Request's absolute URL, without allocating a URL object. */
+export function requestTarget(url: string): string {
+  const scheme = url.indexOf("://");
+  const slash = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
+  return slash < 0 ? "/" : url.slice(slash);
+}

@@ -1,0 +1,40 @@
+// Gateway-made errors (SPEC §8): JSON in the caller's dialect, always with x-beyond-request-id.
+// Messages are fixed strings chosen here, so no error can echo a key or any other request content.
+
+import type { Dialect } from "./providers.ts";
+
+export type ErrorType = "invalid_request_error" | "authentication_error" | "access_denied" | "rate_limit_error" | "api_error";
+
+export interface GatewayError {
+  status: number;
+  type: ErrorType;
+  message: string;
+  /** OpenAI's `code` field: a stable machine-readable reason. */
+  code: string;
+  retryAfterSecs?: number;
+}
+
+export const ERR = {
+  badRequest: (message: string): GatewayError => ({ status: 400, type: "invalid_request_error", message, code: "bad_request" }),
+  missingKey: { status: 401, type: "authentication_error", message: "missing API key", code: "missing_api_key" },
+  invalidKey: { status: 401, type: "authentication_error", message: "invalid API key", code: "invalid_api_key" },
+  unknownProvider: { status: 404, type: "invalid_request_error", message: "unknown provider", code: "unknown_provider" },
+  bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
+  noPoolKey: { status: 503, type: "api_error", message: "no provider key available", code: "no_provider_key" },
+  upstreamUnreachable: { status: 502, type: "api_error", message: "upstream unreachable", code: "upstream_unreachable" },
+  upstreamReset: { status: 502, type: "api_error", message: "upstream connection reset", code: "upstream_reset" },
+  upstreamTimeout: { status: 504, type: "api_error", message: "upstream timed out", code: "upstream_timeout" },
+} as const satisfies Record<string, GatewayError | ((m: string) => GatewayError)>;
+
+export function errorBody(dialect: Dialect, err: GatewayError): string {
+  if (dialect === "anthropic") {
+    return JSON.stringify({ type: "error", error: { type: err.type, message: err.message } });
+  }
+  return JSON.stringify({ error: { message: err.message, type: err.type, code: err.code } });
+}
+
+export function errorResponse(dialect: Dialect, err: GatewayError, requestId: string): Response {
+  const headers: Record<string, string> = { "content-type": "application/json", "x-beyond-request-id": requestId };
+  if (err.retryAfterSecs !== undefined) headers["retry-after"] = String(err.retryAfterSecs);
+  return new Response(errorBody(dialect, err), { status: err.status, headers });
+}

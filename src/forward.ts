@@ -1,0 +1,191 @@
+// Phase 5, forward: send the request upstream with connect retries and a head timeout, then relay the
+// response body chunk by chunk with backpressure, an idle read timeout, and prompt abort on client disconnect.
+
+import { ERR, type GatewayError } from "./errors.ts";
+import { classifyFailure, type Transport, type UpstreamRequest } from "./transport.ts";
+
+/** The slice of a default reader the relay uses (bun-types and @types/node disagree on the full type). */
+interface Reader {
+  read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** Extra attempts after a connect failure (nothing was sent), SPEC §5. */
+export const CONNECT_RETRIES = 2;
+
+/**
+ * A streamed request body that can be offered to several connect attempts as long as none of them read a byte:
+ * a connect failure before the first pull is retried with the same, untouched source.
+ */
+export class StreamedBody {
+  private reader: Reader | undefined;
+  /** True once any attempt pulled a byte: from then on a retry would lose data. */
+  started = false;
+  bytes = 0;
+
+  constructor(
+    private readonly source: ReadableStream<Uint8Array>,
+    /** Sees each chunk before it goes upstream (scanner, size cap); may return replacement bytes or throw to abort. */
+    private readonly onChunk?: (chunk: Uint8Array) => Uint8Array | Uint8Array[],
+    private readonly onEnd?: () => Uint8Array[] | undefined,
+  ) {}
+
+  /** A fresh stream view for one attempt. Cancelling it (a failed attempt) does not cancel the client's body. */
+  attempt(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (c) => {
+          const reader = (this.reader ??= this.source.getReader() as Reader);
+          this.started = true;
+          const r = await reader.read();
+          if (r.done) {
+            const tail = this.onEnd?.();
+            if (tail !== undefined) for (const t of tail) if (t.byteLength > 0) c.enqueue(t);
+            c.close();
+            return;
+          }
+          this.bytes += r.value.byteLength;
+          const out = this.onChunk === undefined ? r.value : this.onChunk(r.value);
+          if (Array.isArray(out)) {
+            for (const t of out) if (t.byteLength > 0) c.enqueue(t);
+          } else if (out.byteLength > 0) c.enqueue(out);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /** Release the client's body when the exchange is over early (error, timeout, client gone). */
+  discard(reason?: unknown): void {
+    if (this.reader !== undefined) this.reader.cancel(reason).catch(() => {});
+    else this.source.cancel(reason).catch(() => {});
+  }
+}
+
+export type SendResult = { ok: true; response: Response } | { ok: false; error: GatewayError; reason: string };
+
+export interface SendOptions {
+  transport: Transport;
+  url: string;
+  method: string;
+  headers: Headers;
+  body: Uint8Array | StreamedBody | null;
+  /** Aborted by the gateway (timeouts) or because the client went away. */
+  controller: AbortController;
+  headTimeoutMs: number;
+  /** Called once per connect retry (metrics, logs). */
+  onRetry?: (attempt: number, err: unknown) => void;
+}
+
+const TIMEOUT = Symbol("upstream timeout");
+
+/** Send with up to CONNECT_RETRIES retries on connect failures; map failures to 502/504 in the caller's terms. */
+export async function sendUpstream(o: SendOptions): Promise<SendResult & { attempts: number }> {
+  const timer = setTimeout(() => o.controller.abort(TIMEOUT), o.headTimeoutMs);
+  let attempts = 0;
+  try {
+    for (;;) {
+      attempts++;
+      const body = o.body instanceof StreamedBody ? o.body.attempt() : o.body;
+      const req: UpstreamRequest = { url: o.url, method: o.method, headers: o.headers, body, signal: o.controller.signal };
+      try {
+        const response = await o.transport.send(req);
+        return { ok: true, response, attempts };
+      } catch (e) {
+        if (o.controller.signal.aborted) {
+          return o.controller.signal.reason === TIMEOUT
+            ? { ok: false, error: ERR.upstreamTimeout, reason: "upstream_timeout", attempts }
+            : { ok: false, error: ERR.upstreamReset, reason: "client_closed", attempts };
+        }
+        const kind = classifyFailure(e);
+        const replayable = !(o.body instanceof StreamedBody) || !o.body.started;
+        if (kind === "connect" && replayable && attempts <= CONNECT_RETRIES) {
+          o.onRetry?.(attempts, e);
+          continue;
+        }
+        return kind === "connect"
+          ? { ok: false, error: ERR.upstreamUnreachable, reason: "upstream_unreachable", attempts }
+          : { ok: false, error: ERR.upstreamReset, reason: "upstream_reset", attempts };
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** How a relayed body ended, for the log phase. */
+export type RelayEnd = "complete" | "client_closed" | "upstream_reset" | "upstream_timeout";
+
+/** Sees response chunks on their way to the client (metering); returns the bytes to send. */
+export interface ResponseObserver {
+  push(chunk: Uint8Array): Uint8Array;
+  end(): Uint8Array;
+}
+
+export interface RelayOptions {
+  body: ReadableStream<Uint8Array>;
+  controller: AbortController;
+  readTimeoutMs: number;
+  observer?: ResponseObserver | undefined;
+  onBytes?: (n: number) => void;
+  /** Called exactly once, when the body ended for any reason. */
+  onEnd: (how: RelayEnd) => void;
+}
+
+/**
+ * Pull-driven relay (highWaterMark 0): a chunk is read from the provider only when the client can take one,
+ * so a slow client slows the provider instead of filling gateway memory.
+ */
+export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
+  const reader = o.body.getReader() as Reader;
+  let ended = false;
+  let timedOut = false;
+  const finish = (how: RelayEnd) => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(idle);
+    o.onEnd(how);
+  };
+  // One timer per stream, re-armed on every chunk: a stalled provider is cut after read_timeout_secs of silence,
+  // while a live stream (any byte within the window) is never cut.
+  const idle = setTimeout(() => {
+    timedOut = true;
+    o.controller.abort(TIMEOUT);
+  }, o.readTimeoutMs);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        let r: Awaited<ReturnType<Reader["read"]>>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          finish(timedOut ? "upstream_timeout" : "upstream_reset");
+          c.error(e);
+          return;
+        }
+        if (r.done) {
+          const tail = o.observer?.end();
+          if (tail !== undefined && tail.byteLength > 0) {
+            o.onBytes?.(tail.byteLength);
+            c.enqueue(tail);
+          }
+          finish("complete");
+          c.close();
+          return;
+        }
+        idle.refresh();
+        const out = o.observer === undefined ? r.value : o.observer.push(r.value);
+        if (out.byteLength > 0) {
+          o.onBytes?.(out.byteLength);
+          c.enqueue(out);
+        }
+      },
+      cancel(reason) {
+        finish("client_closed");
+        o.controller.abort(reason);
+        return reader.cancel(reason).catch(() => {});
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

@@ -1,0 +1,69 @@
+// Structured logs: one JSON object per line on stdout, each with "target" and "ts" (SPEC §1).
+// Lines are batched into one buffered sink and flushed within a few milliseconds, so logging never
+// costs a write syscall per request on the hot path; flush() drains it at shutdown.
+
+export type Level = "error" | "warn" | "info" | "debug";
+const LEVELS: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+/** A value written into the JSON line as-is: u64 ids must stay exact, so they are emitted as digit strings, never JS numbers. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+export type Fields = Record<string, unknown>;
+
+const FLUSH_DELAY_MS = 5;
+
+class Logger {
+  private threshold: number;
+  private sink = Bun.stdout.writer({ highWaterMark: 64 * 1024 });
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor() {
+    this.threshold = levelFrom(process.env.AI_LOG_LEVEL);
+  }
+
+  setLevel(level: string | undefined): void {
+    this.threshold = levelFrom(level);
+  }
+
+  enabled(level: Level): boolean {
+    return LEVELS[level] <= this.threshold;
+  }
+
+  /** Write one line. `fields` must not contain secrets: Secret values serialise as "***" anyway. */
+  write(target: string, level: Level, msg: string | undefined, fields: Fields): void {
+    if (LEVELS[level] > this.threshold) return;
+    let line = `{"ts":"${new Date().toISOString()}","level":"${level}","target":${JSON.stringify(target)}`;
+    if (msg !== undefined) line += `,"msg":${JSON.stringify(msg)}`;
+    for (const key in fields) {
+      const v = fields[key];
+      if (v === undefined) continue;
+      line += `,${JSON.stringify(key)}:${v instanceof RawJson ? v.text : JSON.stringify(v)}`;
+    }
+    this.sink.write(`${line}}\n`);
+    if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
+  }
+
+  private flushSoon = (): void => {
+    this.flushTimer = undefined;
+    void this.sink.flush();
+  };
+
+  async flush(): Promise<void> {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    await this.sink.flush();
+  }
+
+  gateway(level: Level, msg: string, fields: Fields = {}): void {
+    this.write("ai.gateway", level, msg, fields);
+  }
+}
+
+function levelFrom(text: string | undefined): number {
+  const t = (text ?? "info").trim().toLowerCase();
+  return t in LEVELS ? LEVELS[t as Level] : LEVELS.info;
+}
+
+export const log = new Logger();

@@ -1,0 +1,186 @@
+// The request pipeline, in order: route → authenticate → admit → rewrite → forward → meter → log.
+// Each phase lives in its own module; this file only sequences them around the per-request context.
+
+import type { Server } from "bun";
+import { accessLog } from "./access-log.ts";
+import { checkFraming } from "./admit.ts";
+import { extractCredential, verifyManaged } from "./authenticate.ts";
+import type { Config } from "./config.ts";
+import { newContext, type RequestContext, requestTarget } from "./context.ts";
+import { ERR, errorResponse, type GatewayError } from "./errors.ts";
+import { relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import type { KeyVerifier } from "./keys.ts";
+import { log } from "./log.ts";
+import { type Metrics, statusClass } from "./metrics.ts";
+import { dialectForUnrouted, type Router } from "./route.ts";
+import { clientHeaders, upstreamHeaders } from "./rewrite.ts";
+import type { Transport } from "./transport.ts";
+
+export interface Gateway {
+  cfg: Config;
+  router: Router;
+  verifier: KeyVerifier;
+  transport: Transport;
+  metrics: Metrics;
+}
+
+/** Bodies declared at or under this size are read in one piece: the same bounded memory as one streamed chunk, and retries become trivial. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
+/** Client went away before the response head: nginx's convention, so the access log tells it apart from real statuses. */
+const CLIENT_CLOSED = 499;
+
+export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
+  const { cfg, router, verifier, transport, metrics } = gw;
+  const readTimeoutMs = cfg.read_timeout_secs * 1000;
+  const maxBody = cfg.max_request_body_bytes;
+
+  function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
+    ctx.status = err.status;
+    ctx.error = reason;
+    if (rejection !== undefined) metrics.inc("ai_rejections_total", { reason: rejection });
+    accessLog(ctx);
+    return errorResponse(ctx.dialect, err, ctx.id);
+  }
+
+  return async function handle(req: Request, server: Server<undefined>): Promise<Response> {
+    metrics.inc("ai_requests_total");
+    const target = requestTarget(req.url);
+    const ctx = newContext(req.method, target, "openai");
+
+    // 1. route
+    const route = router.route(target);
+    if (route === undefined) {
+      ctx.dialect = dialectForUnrouted(target);
+      return reject(ctx, ERR.unknownProvider, "unknown_provider");
+    }
+    const provider = route.provider;
+    ctx.provider = provider;
+    ctx.dialect = provider.dialect;
+    ctx.forwardPath = route.forwardPath;
+
+    // 2. authenticate: key present
+    const headers = req.headers;
+    const cred = extractCredential(headers);
+    if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
+    ctx.managed = cred.managed;
+
+    // 3. admit: framing and declared size (rate guardrails hook in before this)
+    const framing = checkFraming(headers, maxBody);
+    if (framing !== undefined) return reject(ctx, framing, framing.status === 413 ? "body_too_large" : "bad_request", framing.status === 413 ? "body_too_large" : undefined);
+
+    // 2b. managed: verify, then pool key
+    if (cred.managed) {
+      const auth = verifyManaged(verifier, cred.token);
+      if (!auth.ok) return reject(ctx, auth.error, `auth_${auth.reason}`, "auth");
+      ctx.identity = auth.identity;
+      if (provider.poolAuth === undefined) return reject(ctx, ERR.noPoolKey, "no_pool_key");
+    }
+
+    // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
+    // cut it; the gateway's own read timeout (read_timeout_secs) watches the provider instead.
+    server.timeout(req, 0);
+    metrics.inc("ai_requests_in_flight");
+
+    // 4. rewrite
+    const upHeaders = upstreamHeaders(headers, provider, { managed: cred.managed, bodyChanged: false });
+    const controller = new AbortController();
+    const onClientGone = () => controller.abort("client closed");
+    req.signal.addEventListener("abort", onClientGone, { once: true });
+
+    let body: Uint8Array | StreamedBody | null = null;
+    let tooLarge = false;
+    const declared = headers.get("content-length");
+    if (req.body !== null) {
+      if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
+        try {
+          body = await req.bytes();
+        } catch {
+          return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+        }
+        ctx.bytesIn = body.byteLength;
+      } else {
+        body = new StreamedBody(req.body, (chunk) => {
+          ctx.bytesIn += chunk.byteLength;
+          if (ctx.bytesIn > maxBody) {
+            tooLarge = true;
+            throw new Error("request body too large");
+          }
+          return chunk;
+        });
+      }
+    }
+
+    // 5. forward
+    const sent = await sendUpstream({
+      transport,
+      url: provider.origin + ctx.forwardPath,
+      method: req.method,
+      headers: upHeaders,
+      body,
+      controller,
+      headTimeoutMs: readTimeoutMs,
+      onRetry: (attempt, e) => {
+        metrics.inc("ai_connect_retries_total", { provider: provider.name });
+        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: errorCode(e) });
+      },
+    });
+    ctx.attempts = sent.attempts;
+    if (!sent.ok) {
+      if (body instanceof StreamedBody) body.discard();
+      if (tooLarge) {
+        metrics.inc("ai_rejections_total", { reason: "body_too_large" });
+        return finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge);
+      }
+      if (req.signal.aborted) return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.reason });
+      return finishEarly(ctx, 0, sent.reason, sent.error);
+    }
+
+    // 6. relay (meter hooks in as the observer)
+    const up = sent.response;
+    ctx.headersNs = Bun.nanoseconds();
+    ctx.status = up.status;
+    metrics.inc("ai_upstream_responses_total", { provider: provider.name, status: statusClass(up.status) });
+    const outHeaders = clientHeaders(up.headers, ctx.id);
+    const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
+    if (streaming) metrics.inc("ai_active_streams");
+
+    const done = (how: RelayEnd) => {
+      req.signal.removeEventListener("abort", onClientGone);
+      if (how !== "complete") ctx.error = how;
+      if (streaming) metrics.inc("ai_active_streams", undefined, -1);
+      metrics.inc("ai_requests_in_flight", undefined, -1);
+      // 7. log
+      accessLog(ctx);
+    };
+    if (up.body === null) {
+      done("complete");
+      return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
+    }
+    const relayed = relayBody({
+      body: up.body,
+      controller,
+      readTimeoutMs,
+      onBytes: (n) => {
+        ctx.bytesOut += n;
+      },
+      onEnd: done,
+    });
+    return new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
+
+    function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
+      req.signal.removeEventListener("abort", onClientGone);
+      metrics.inc("ai_requests_in_flight", undefined, -1);
+      c.status = err?.status ?? status;
+      c.error = reason;
+      accessLog(c);
+      return err !== undefined ? errorResponse(c.dialect, err, c.id) : new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
+    }
+  };
+}
+
+function errorCode(e: unknown): string {
+  const err = e as { code?: string; name?: string } | undefined;
+  return err?.code ?? err?.name ?? "error";
+}

@@ -1,0 +1,117 @@
+// Boot: turn a Config into running listeners (client traffic and admin), and drain them on SIGTERM/SIGINT.
+
+import type { Server } from "bun";
+import pkg from "../package.json" with { type: "json" };
+import { type Config, parseListen } from "./config.ts";
+import { KeyVerifier } from "./keys.ts";
+import { log } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { createHandler, type Gateway } from "./pipeline.ts";
+import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } from "./providers.ts";
+import { Router } from "./route.ts";
+import { Secret } from "./secret.ts";
+import { FetchTransport } from "./transport.ts";
+
+export const VERSION: string = pkg.version;
+
+/** The provider table: built-ins with config overrides, plus providers config adds. */
+export function buildProviders(cfg: Config): Provider[] {
+  const rows = new Map<string, ProviderRow>(BUILT_IN_PROVIDERS.map((r) => [r.name, r]));
+  for (const [name, authority] of Object.entries(cfg.provider_authorities)) {
+    const base = rows.get(name);
+    rows.set(name, base === undefined ? { name, authority, dialect: "openai", auth: "bearer" } : { ...base, authority });
+  }
+  for (const [name, dialect] of Object.entries(cfg.provider_dialects)) {
+    const r = rows.get(name);
+    if (r !== undefined) rows.set(name, { ...r, dialect });
+  }
+  for (const [name, auth] of Object.entries(cfg.provider_auth_schemes)) {
+    const r = rows.get(name);
+    if (r !== undefined) rows.set(name, { ...r, auth });
+  }
+  const wrap = (s: string) => new Secret(s);
+  return [...rows.values()].map((r) => buildProvider(r, cfg.upstream_tls, cfg.pool_keys[r.name], wrap));
+}
+
+export interface Running {
+  gateway: Gateway;
+  server: Server<undefined>;
+  admin: Server<undefined>;
+  /** Stop accepting, let in-flight requests finish (up to the grace period), flush logs. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export function startGateway(cfg: Config): Running {
+  const providers = buildProviders(cfg);
+  for (const name of Object.keys(cfg.pool_keys)) {
+    if (!providers.some((p) => p.name === name)) log.gateway("warn", "pool key for an unknown provider is ignored", { provider: name });
+  }
+  if (cfg.signing_keys.size === 0) {
+    log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
+  }
+  const metrics = new Metrics();
+  const gateway: Gateway = {
+    cfg,
+    router: new Router(providers),
+    verifier: new KeyVerifier(cfg.signing_keys),
+    transport: new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
+    metrics,
+  };
+  const handler = createHandler(gateway);
+  const listen = parseListen(cfg.listen);
+  const server = Bun.serve({
+    hostname: listen.hostname,
+    port: listen.port,
+    // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline).
+    idleTimeout: Math.min(960, Math.max(8, cfg.idle_timeout_secs)),
+    // The gateway enforces max_request_body_bytes itself, with a 413 in the caller's dialect.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    fetch: handler,
+    error(err) {
+      log.gateway("error", "unhandled error in request handler", { error: String(err?.message ?? err) });
+      return new Response(JSON.stringify({ error: { message: "internal gateway error", type: "api_error", code: "internal" } }), {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    },
+  });
+  const adminListen = parseListen(cfg.metrics_listen);
+  const admin = Bun.serve({
+    hostname: adminListen.hostname,
+    port: adminListen.port,
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === "/livez") return Response.json({ status: "ok", version: VERSION });
+      if (path === "/readyz") return Response.json({ status: metrics.value("ai_nats_connected") === 1 ? "ok" : "degraded", version: VERSION });
+      if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+      return Response.json({ status: "not_found", version: VERSION }, { status: 404 });
+    },
+  });
+  log.gateway("info", "listening", {
+    addr: `${listen.hostname}:${server.port}`,
+    metrics_addr: `${adminListen.hostname}:${admin.port}`,
+    version: VERSION,
+    config: cfg.source,
+    providers: providers.length,
+    signing_keys: cfg.signing_keys.size,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.gateway("info", "shutting down: draining in-flight requests", { reason, grace_secs: cfg.shutdown_grace_period_secs });
+      const grace = setTimeout(() => {
+        log.gateway("warn", "grace period over: closing remaining connections");
+        void server.stop(true);
+      }, cfg.shutdown_grace_period_secs * 1000);
+      await server.stop(false);
+      clearTimeout(grace);
+      void admin.stop(true);
+      gateway.transport.close();
+      log.gateway("info", "stopped");
+      await log.flush();
+    })();
+    return stopping;
+  };
+  return { gateway, server, admin, shutdown };
+}
