@@ -335,7 +335,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key] of SCALARS) {
     const v = cfg[key];
-    out[key] = v instanceof Secret ? "***" : v;
+    out[key] = v instanceof Secret ? "***" : (v ?? null);
   }
   out.provider_authorities = cfg.provider_authorities;
   out.provider_dialects = cfg.provider_dialects;
