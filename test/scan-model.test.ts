@@ -1,0 +1,583 @@
+import { test, expect, describe } from "bun:test";
+import { ModelScanner, MODEL_MAX_BYTES } from "../src/scan-model.ts";
+import type { ModelScannerOptions } from "../src/scan-model.ts";
+import { UsageInjector } from "../src/inject-usage.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function scanChunks(chunks: Uint8Array[], opts?: ModelScannerOptions): ModelScanner {
+  const s = new ModelScanner(opts);
+  for (const c of chunks) s.feed(c);
+  return s;
+}
+
+function chunked(bytes: Uint8Array, size: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length; i += size) out.push(bytes.subarray(i, i + size));
+  return out;
+}
+
+function scan(text: string, opts?: ModelScannerOptions): ModelScanner {
+  return scanChunks([enc.encode(text)], opts);
+}
+
+function modelOf(text: string): string | undefined {
+  return scan(text).model();
+}
+
+describe("peek model scanner (reference §11.2)", () => {
+  test("simple: root model is found", () => {
+    expect(modelOf('{"model":"gpt-4o","messages":[]}')).toBe("gpt-4o");
+  });
+
+  test("model_last_after_huge_array: root model after a large messages array", () => {
+    const msgs = Array.from({ length: 5000 }, (_, i) => ({ role: "user", content: `message ${i}`, model: "decoy" }));
+    const body = JSON.stringify({ messages: msgs, temperature: 0.2, model: "gpt-4o-mini" });
+    expect(modelOf(body)).toBe("gpt-4o-mini");
+  });
+
+  test("nested_model_is_ignored: model keys inside messages/tools/metadata do not count", () => {
+    expect(modelOf('{"messages":[{"role":"user","model":"bad"}],"model":"good"}')).toBe("good");
+    expect(modelOf('{"messages":[{"model":"bad"}],"tools":[{"function":{"model":"bad2"}}],"metadata":{"model":"bad3"}}')).toBeUndefined();
+  });
+
+  test("model_word_inside_a_string_value_is_ignored", () => {
+    expect(modelOf('{"prompt":"set \\"model\\": \\"evil\\" please","model":"real"}')).toBe("real");
+    expect(modelOf('{"prompt":"model","x":"\\"model\\":\\"evil\\""}')).toBeUndefined();
+  });
+
+  test("whitespace_tolerant: whitespace around colon and comma", () => {
+    expect(modelOf('\n {\r\n\t"messages" : [ ] ,\n  "model"\t:\n  "gpt-4o"  \n}\n')).toBe("gpt-4o");
+  });
+
+  test("vendor_prefixed_value: slashes and dots survive", () => {
+    expect(modelOf('{"model":"openrouter/meta-llama/llama-3.1-70b-instruct"}')).toBe("openrouter/meta-llama/llama-3.1-70b-instruct");
+    expect(modelOf('{"model":"accounts/fireworks/models/llama-v3p1-8b-instruct"}')).toBe(
+      "accounts/fireworks/models/llama-v3p1-8b-instruct",
+    );
+  });
+
+  test("split_across_feeds: every two-way split of key and value finds the model", () => {
+    const body = enc.encode('{"messages":[{"content":"hi \\"x\\""}],"model":"gpt-\\u0072eal","stream":true}');
+    for (let k = 0; k <= body.length; k++) {
+      const s = scanChunks([body.subarray(0, k), body.subarray(k)]);
+      expect(s.model()).toBe("gpt-real");
+      expect(s.stream).toBe(true);
+    }
+  });
+
+  test("absent_is_none: no model key, non-JSON, root array", () => {
+    expect(modelOf('{"messages":[]}')).toBeUndefined();
+    expect(modelOf("model=gpt-4o")).toBeUndefined();
+    expect(modelOf("")).toBeUndefined();
+    expect(modelOf('"model"')).toBeUndefined();
+    expect(modelOf('[{"model":"gpt-4o"}]')).toBeUndefined();
+    expect(scan('[{"model":"gpt-4o"}]').rootIsObject).toBe(false);
+  });
+
+  test("large_skipped_value_then_model: 256 KiB string with an escaped quote, then the model", () => {
+    const big = "a".repeat(128 * 1024) + '\\"model\\":\\"evil\\"' + "b".repeat(128 * 1024);
+    const body = `{"messages":[{"content":"${big}"}],"model":"gpt-4o"}`;
+    expect(modelOf(body)).toBe("gpt-4o");
+    expect(scanChunks(chunked(enc.encode(body), 4096)).model()).toBe("gpt-4o");
+  });
+
+  test("backslash runs split across chunks decide whether a quote closes the string", () => {
+    const bs = "\\";
+    // p = a\ , a\" , a\\\ : even run then a closing quote, odd run escaping a quote, long even run.
+    for (const body of [`{"p":"a${bs.repeat(2)}","model":"m"}`, `{"p":"a${bs.repeat(3)}"","model":"m"}`, `{"p":"a${bs.repeat(6)}","model":"m"}`]) {
+      expect((JSON.parse(body) as { model: string }).model).toBe("m");
+      const bytes = enc.encode(body);
+      for (let k = 0; k <= bytes.length; k++) {
+        expect([body, k, scanChunks([bytes.subarray(0, k), bytes.subarray(k)]).model()]).toEqual([body, k, "m"]);
+      }
+    }
+  });
+
+  test("nested_object_value_then_root_model", () => {
+    expect(modelOf('{"metadata":{"a":{"model":"x"},"b":[{"model":"y"}]},"model":"z"}')).toBe("z");
+  });
+
+  test("escaped_quote_inside_model_value_does_not_terminate_it (decoded quote is unloggable → unknown)", () => {
+    // The seed kept `\"` raw and its log sanitiser turned it into "unknown"; we decode and do the same.
+    const s = scan('{"model":"gpt\\"-4o\\"","stream":true}');
+    expect(s.model()).toBe("unknown");
+    // Had the escaped quote ended the value, `-4o` would be misread and stream lost.
+    expect(s.stream).toBe(true);
+    expect(s.done).toBe(true);
+  });
+
+  test("extracts_model_from_sse_first_chunk: `data: {...}` yields its model", () => {
+    const sse =
+      'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-2024-08-06","choices":[{"delta":{"role":"assistant"}}]}\n\n' +
+      'data: {"id":"chatcmpl-1","model":"other","choices":[]}\n\ndata: [DONE]\n\n';
+    expect(modelOf(sse)).toBe("gpt-4o-2024-08-06");
+    const s = scanChunks(chunked(enc.encode(sse), 1), { modelOnly: true });
+    expect(s.model()).toBe("gpt-4o-2024-08-06");
+    expect(s.done).toBe(true);
+  });
+});
+
+describe("model decoding", () => {
+  test("JSON escapes in the model value are decoded", () => {
+    expect(modelOf('{"model":"gpt-\\u0072eal"}')).toBe("gpt-real");
+    expect(modelOf('{"model":"a\\/b"}')).toBe("a/b");
+    expect(modelOf('{"model":"\\u00e9t\\u00C9-\\u4e2d"}')).toBe("étÉ-中");
+  });
+
+  test("surrogate pair escapes decode to one astral character", () => {
+    expect(modelOf('{"model":"m-\\ud83d\\ude00"}')).toBe("m-😀");
+  });
+
+  test("raw UTF-8 in the model value is kept", () => {
+    expect(modelOf('{"model":"modèle-😀"}')).toBe("modèle-😀");
+  });
+
+  test("lone surrogate escapes make the model unknown", () => {
+    expect(modelOf('{"model":"a\\ud83d"}')).toBe("unknown");
+    expect(modelOf('{"model":"a\\ude00b"}')).toBe("unknown");
+    expect(modelOf('{"model":"a\\ud83db"}')).toBe("unknown");
+  });
+
+  test("invalid UTF-8 bytes in the model value make it unknown", () => {
+    const s = new ModelScanner();
+    s.feed(enc.encode('{"model":"a'));
+    s.feed(new Uint8Array([0xc3, 0x28, 0xff]));
+    s.feed(enc.encode('"}'));
+    expect(s.model()).toBe("unknown");
+  });
+
+  test("control characters, DEL, quote or backslash after decoding make the model unknown", () => {
+    for (const v of ["a\\nb", "a\\tb", "\\u0000", "x\\u001f", "x\\u007f", "x\u007f", "a\\\\b", "a\\\"b", "a\\u0022b", "a\\u005cb"]) {
+      expect([v, modelOf(`{"model":"${v}"}`)]).toEqual([v, "unknown"]);
+    }
+  });
+
+  test("model over 256 bytes is unknown; exactly 256 bytes is kept", () => {
+    expect(modelOf(`{"model":"${"m".repeat(MODEL_MAX_BYTES)}"}`)).toBe("m".repeat(256));
+    expect(modelOf(`{"model":"${"m".repeat(MODEL_MAX_BYTES + 1)}"}`)).toBe("unknown");
+    // The cap is on decoded UTF-8 bytes: 128 × "é" is 256 bytes, one more char is over.
+    expect(modelOf(`{"model":"${"\\u00e9".repeat(128)}"}`)).toBe("é".repeat(128));
+    expect(modelOf(`{"model":"${"é".repeat(128)}x"}`)).toBe("unknown");
+  });
+
+  test("an oversized model value still lets stream be found after it", () => {
+    const s = scan(`{"model":"${"m".repeat(100_000)}","stream":true}`);
+    expect(s.model()).toBe("unknown");
+    expect(s.stream).toBe(true);
+  });
+
+  test("non-string model values are unknown", () => {
+    for (const v of ["42", "-1.5e3", "null", "true", "false", '{"id":"gpt-4o"}', '["gpt-4o"]']) {
+      expect([v, modelOf(`{"model":${v},"stream":false}`)]).toEqual([v, "unknown"]);
+    }
+  });
+
+  test("an escaped key spelling of model counts as model (agrees with JSON.parse)", () => {
+    const body = '{"mod\\u0065l":"gpt-4o"}';
+    expect((JSON.parse(body) as { model: string }).model).toBe("gpt-4o");
+    expect(modelOf(body)).toBe("gpt-4o");
+  });
+
+  test("near-miss keys do not count as model", () => {
+    expect(modelOf('{"models":"a","mode":"b","Model":"c","model ":"d"," model":"e"}')).toBeUndefined();
+  });
+
+  test("first root model key wins over a later duplicate", () => {
+    expect(modelOf('{"model":"first","model":"second"}')).toBe("first");
+    expect(modelOf('{"model":null,"model":"second"}')).toBe("unknown");
+  });
+
+  test("a body that ends inside the model value reports unknown", () => {
+    expect(modelOf('{"model":"gpt-4')).toBe("unknown");
+  });
+});
+
+describe("stream flag and lifecycle", () => {
+  test("stream literal true/false is reported; strings, null and absence are undefined", () => {
+    expect(scan('{"stream":true}').stream).toBe(true);
+    expect(scan('{"stream" :\n false }').stream).toBe(false);
+    expect(scan('{"stream":"true"}').stream).toBeUndefined();
+    expect(scan('{"stream":null}').stream).toBeUndefined();
+    expect(scan('{"stream":1}').stream).toBeUndefined();
+    expect(scan('{"stream":truex}').stream).toBeUndefined();
+    expect(scan('{"stream":tRUE}').stream).toBeUndefined();
+    expect(scan('{"stream":tru}').stream).toBeUndefined();
+    expect(scan('{"model":"m"}').stream).toBeUndefined();
+  });
+
+  test("nested stream keys are ignored", () => {
+    expect(scan('{"messages":[{"stream":true}],"metadata":{"stream":false}}').stream).toBeUndefined();
+  });
+
+  test("stream literal split one byte per chunk is still read", () => {
+    const s = scanChunks(chunked(enc.encode('{"stream":  true  ,"model":"x"}'), 1));
+    expect(s.stream).toBe(true);
+    expect(s.model()).toBe("x");
+  });
+
+  test("one byte per chunk gives the same answer as one chunk", () => {
+    const body = enc.encode('{"messages":[{"role":"user","content":"\\u00e9 \\"model\\":1 \\\\"}],"mod\\u0065l":"gpt-\\ud83d\\ude00","stream":false}');
+    const s = scanChunks(chunked(body, 1));
+    expect(s.model()).toBe("gpt-😀");
+    expect(s.stream).toBe(false);
+  });
+
+  test("done once model and stream are known, and later bytes are ignored", () => {
+    const s = new ModelScanner();
+    s.feed(enc.encode('{"model":"a"'));
+    expect(s.done).toBe(false);
+    s.feed(enc.encode(',"stream":true,'));
+    expect(s.done).toBe(true);
+    s.feed(enc.encode('"stream_options":{},"model":"b"}'));
+    expect(s.model()).toBe("a");
+    expect(s.hasStreamOptions).toBe(false);
+  });
+
+  test("without untilRootEnd a body lacking stream is never done", () => {
+    const s = scan('{"model":"a","messages":[]}');
+    expect(s.model()).toBe("a");
+    expect(s.done).toBe(false);
+  });
+
+  test("untilRootEnd keeps tracking to the root close and sees a late stream_options", () => {
+    const s = new ModelScanner({ untilRootEnd: true });
+    const body = enc.encode('{"model":"a","stream":true,"stream_options":{"include_usage":false}}  ');
+    const at = s.feedFindRootEnd(body);
+    expect(at).toBe(body.lastIndexOf(0x7d));
+    expect(s.hasStreamOptions).toBe(true);
+    expect(s.rootClosed).toBe(true);
+    expect(s.done).toBe(true);
+  });
+
+  test("untilRootEnd is strict about the root: SSE prefix or array means not an object", () => {
+    for (const body of ['data: {"model":"a"}', '[{"model":"a"}]', 'x{"model":"a"}']) {
+      const s = scan(body, { untilRootEnd: true });
+      expect([body, s.rootIsObject, s.model(), s.done]).toEqual([body, false, undefined, true]);
+    }
+    expect(scan(' \n{"model":"a"}', { untilRootEnd: true }).rootIsObject).toBe(true);
+  });
+
+  test("rootIsObject reflects the root", () => {
+    expect(scan('{"a":1}').rootIsObject).toBe(true);
+    expect(scan("[1,2]").rootIsObject).toBe(false);
+    expect(scan("42").rootIsObject).toBe(false);
+  });
+});
+
+describe("memory", () => {
+  test("retained state is the same after 1 MiB and after 50 MiB of body", () => {
+    const s = new ModelScanner({ untilRootEnd: true });
+    const filler = new Uint8Array(64 * 1024).fill(0x61); // one huge string's content
+    for (let i = 0; i < filler.length; i += 97) filler[i] = 0x5c; // `\a`-style escape pairs...
+    for (let i = 1; i < filler.length; i += 97) filler[i] = 0x6e; // ...as `\n`
+    s.feed(enc.encode('{"model":"gpt-4o","messages":[{"role":"user","content":"'));
+    let fed = 0;
+    let at1MiB = -1;
+    while (fed < 50 * 1024 * 1024) {
+      s.feed(filler);
+      fed += filler.length;
+      if (fed === 1024 * 1024) at1MiB = s.retainedBytes();
+    }
+    s.feed(enc.encode('"}],"stream":true}'));
+    expect(at1MiB).toBe(MODEL_MAX_BYTES);
+    expect(s.retainedBytes()).toBe(at1MiB);
+    expect(s.model()).toBe("gpt-4o");
+    expect(s.stream).toBe(true);
+    expect(s.rootClosed).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Property test: random JSON documents, random serialisation, random chunkings.
+// Reproduce a failure with PROPERTY_SEED=<seed printed in the failure message>.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+class Gen {
+  constructor(readonly r: () => number) {}
+  int(n: number): number {
+    return Math.floor(this.r() * n);
+  }
+  chance(p: number): boolean {
+    return this.r() < p;
+  }
+  pick<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)]!;
+  }
+  shuffle<T>(xs: T[]): T[] {
+    for (let i = xs.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+    }
+    return xs;
+  }
+
+  private static readonly PIECES = [
+    "a", "b", "z", "0", "9", " ", "-", "/", ".", "_", ":", ",", "{", "}", "[", "]",
+    '"', "\\", "\n", "\t", "\r", "\u0000", "\u001f", "\u007f", "é", "中", "😀", "\u2028",
+    "model", '"model":"evil"', "stream", "stream_options", "true",
+  ] as const;
+
+  str(maxPieces: number): string {
+    let s = "";
+    const n = this.int(maxPieces + 1);
+    for (let i = 0; i < n; i++) s += this.pick(Gen.PIECES);
+    return s;
+  }
+
+  /** A model id-like string, sometimes loggable, sometimes not, sometimes long. */
+  modelValue(): Json {
+    switch (this.int(12)) {
+      case 0:
+        return this.pick(["gpt-4o", "gpt-4o-mini", "o3", "claude-sonnet-4-5", "openrouter/meta-llama/llama-3.1"]);
+      case 1:
+        return "m".repeat(250 + this.int(12)); // straddles the 256-byte cap
+      case 2:
+        return "é".repeat(126 + this.int(4)); // multi-byte straddling the cap
+      case 3:
+        return "x".repeat(300 + this.int(3000));
+      case 4:
+        return this.int(1000);
+      case 5:
+        return null;
+      case 6:
+        return this.chance(0.5);
+      case 7:
+        return { id: "gpt-4o" };
+      case 8:
+        return ["gpt-4o"];
+      case 9:
+        return "bad\ud83d"; // lone surrogate (serialised escaped)
+      default:
+        return "gpt-" + this.str(6);
+    }
+  }
+
+  value(depth: number): Json {
+    const k = this.int(depth > 3 ? 6 : 9);
+    switch (k) {
+      case 0:
+        return null;
+      case 1:
+        return this.chance(0.5);
+      case 2:
+        return this.pick([0, -1, 3.25, 1e21, -2.5e-7, 123456789]);
+      case 3:
+      case 4:
+      case 5:
+        return this.str(8);
+      case 6:
+      case 7: {
+        const o: { [k: string]: Json } = {};
+        const n = this.int(5);
+        for (let i = 0; i < n; i++) o[this.pick(["model", "stream", "stream_options", "a", "content", this.str(3) || "k"])] = this.value(depth + 1);
+        return o;
+      }
+      default: {
+        const n = this.int(5);
+        return Array.from({ length: n }, () => this.value(depth + 1));
+      }
+    }
+  }
+
+  root(): Json {
+    const k = this.int(20);
+    if (k === 0) return this.value(4); // scalar or shallow root
+    if (k === 1) return [this.rootObject()];
+    return this.rootObject();
+  }
+
+  rootObject(): { [k: string]: Json } {
+    const entries: [string, Json][] = [];
+    if (this.chance(0.85)) entries.push(["model", this.modelValue()]);
+    if (this.chance(0.8)) entries.push(["stream", this.pick<Json>([true, true, false, "true", null, 1, { v: true }])]);
+    if (this.chance(0.25)) entries.push(["stream_options", this.pick<Json>([{ include_usage: false }, {}, null])]);
+    const messages: Json[] = [];
+    const nm = this.int(4);
+    for (let i = 0; i < nm; i++) {
+      const m: { [k: string]: Json } = { role: this.pick(["user", "assistant", "system"]), content: this.str(20) };
+      if (this.chance(0.4)) m.model = this.modelValue(); // decoy
+      if (this.chance(0.2)) m.stream = true; // decoy
+      messages.push(m);
+    }
+    entries.push(["messages", messages]);
+    if (this.chance(0.4)) entries.push(["tools", [{ type: "function", function: { name: "f", model: "decoy", parameters: this.value(2) } }]]);
+    if (this.chance(0.4)) entries.push(["metadata", { model: "decoy", stream_options: { include_usage: true }, x: this.value(2) }]);
+    if (this.chance(0.5)) entries.push(["temperature", this.pick([0, 0.7, 1, 2e-3])]);
+    const extra = this.int(3);
+    for (let i = 0; i < extra; i++) {
+      const key = "x_" + this.str(3);
+      if (!entries.some(([k]) => k === key)) entries.push([key, this.value(1)]);
+    }
+    const o: { [k: string]: Json } = {};
+    for (const [k, v] of this.shuffle(entries)) o[k] = v;
+    return o;
+  }
+
+  ws(): string {
+    if (this.chance(0.6)) return "";
+    let s = "";
+    const n = 1 + this.int(3);
+    for (let i = 0; i < n; i++) s += this.pick([" ", "\n", "\t", "\r\n", "  "]);
+    return s;
+  }
+
+  /** JSON string literal with randomly chosen (but always valid) escapes. */
+  quote(s: string): string {
+    let out = '"';
+    for (let i = 0; i < s.length; i++) {
+      const cu = s.charCodeAt(i);
+      const hex = () => "\\u" + (this.chance(0.5) ? cu.toString(16).padStart(4, "0") : cu.toString(16).padStart(4, "0").toUpperCase());
+      if (cu >= 0xd800 && cu <= 0xdbff) {
+        const lo = s.charCodeAt(i + 1);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+          // A well-formed pair: raw (4-byte UTF-8) or as two escapes.
+          if (this.chance(0.5)) out += s[i]! + s[i + 1]!;
+          else out += hex() + "\\u" + lo.toString(16).padStart(4, "0");
+          i++;
+          continue;
+        }
+        out += hex();
+        continue;
+      }
+      if (cu >= 0xdc00 && cu <= 0xdfff) {
+        out += hex();
+        continue;
+      }
+      if (cu === 0x22) out += this.chance(0.7) ? '\\"' : hex();
+      else if (cu === 0x5c) out += this.chance(0.7) ? "\\\\" : hex();
+      else if (cu === 0x0a) out += this.chance(0.7) ? "\\n" : hex();
+      else if (cu === 0x09) out += this.chance(0.7) ? "\\t" : hex();
+      else if (cu < 0x20) out += hex();
+      else if (cu === 0x2f) out += this.chance(0.3) ? "\\/" : "/";
+      else out += this.chance(0.08) ? hex() : s[i]!;
+    }
+    return out + '"';
+  }
+
+  serialise(v: Json): string {
+    if (v === null) return "null";
+    if (typeof v === "boolean" || typeof v === "number") return JSON.stringify(v);
+    if (typeof v === "string") return this.quote(v);
+    if (Array.isArray(v)) return "[" + this.ws() + v.map((x) => this.serialise(x)).join(this.ws() + "," + this.ws()) + this.ws() + "]";
+    const parts = Object.entries(v).map(([k, x]) => this.quote(k) + this.ws() + ":" + this.ws() + this.serialise(x));
+    return "{" + this.ws() + parts.join(this.ws() + "," + this.ws()) + this.ws() + "}";
+  }
+
+  chunkings(bytes: Uint8Array): Uint8Array[][] {
+    const random: Uint8Array[] = [];
+    for (let i = 0; i < bytes.length; ) {
+      const n = 1 + this.int(this.chance(0.5) ? 4 : 64);
+      random.push(bytes.subarray(i, i + n));
+      i += n;
+    }
+    return [[bytes], chunked(bytes, 1), random];
+  }
+}
+
+function isPlainObject(v: Json): v is { [k: string]: Json } {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function expectedModel(doc: Json): string | undefined {
+  if (!isPlainObject(doc) || !Object.hasOwn(doc, "model")) return undefined;
+  const m = doc.model;
+  if (typeof m !== "string") return "unknown";
+  if (!m.isWellFormed() || enc.encode(m).length > MODEL_MAX_BYTES || /[\u0000-\u001f\u007f"\\]/.test(m)) return "unknown";
+  return m;
+}
+
+function expectedStream(doc: Json): boolean | undefined {
+  if (!isPlainObject(doc)) return undefined;
+  const s = doc.stream;
+  return typeof s === "boolean" ? s : undefined;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+test("property: scanner agrees with JSON.parse and injector output is right, over 2500 random documents and chunkings", () => {
+  const base = Number(process.env.PROPERTY_SEED ?? 0x5eed) >>> 0;
+  const DOCS = process.env.PROPERTY_SEED ? 1 : 2500;
+  let checked = 0;
+  let injectedCount = 0;
+  let modelStrings = 0;
+  for (let d = 0; d < DOCS; d++) {
+    const seed = (base + d) >>> 0;
+    const g = new Gen(mulberry32(seed));
+    const doc = g.root();
+    const text = g.ws() + g.serialise(doc) + g.ws();
+    const bytes = enc.encode(text);
+    // The generator must itself produce what it claims (guards the test, not the scanner).
+    expect(JSON.parse(text)).toEqual(doc);
+    const wantModel = expectedModel(doc);
+    const wantStream = expectedStream(doc);
+    const wantInject = isPlainObject(doc) && doc.stream === true && !Object.hasOwn(doc, "stream_options");
+    if (wantModel !== undefined && wantModel !== "unknown") modelStrings++;
+    for (const [ci, chunks] of g.chunkings(bytes).entries()) {
+      const where = `seed=${seed} (PROPERTY_SEED=${seed}) chunking=${ci} body=${JSON.stringify(text.slice(0, 400))}`;
+      const lax = scanChunks(chunks);
+      const inj = new UsageInjector();
+      const out: Uint8Array[] = [];
+      for (const c of chunks) out.push(...inj.push(c));
+      out.push(...inj.end());
+      const outBytes = concat(out);
+      const got = {
+        laxModel: lax.model(),
+        laxStream: lax.stream,
+        strictModel: inj.scanner.model(),
+        strictStream: inj.scanner.stream,
+        injected: inj.injected,
+      };
+      const want = { laxModel: wantModel, laxStream: wantStream, strictModel: wantModel, strictStream: wantStream, injected: wantInject };
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`mismatch ${where}\n got ${JSON.stringify(got)}\nwant ${JSON.stringify(want)}`);
+      if (wantInject) {
+        const parsed: unknown = JSON.parse(dec.decode(outBytes));
+        const expected = { ...(doc as { [k: string]: Json }), stream_options: { include_usage: true } };
+        try {
+          expect(parsed).toEqual(expected);
+        } catch (e) {
+          throw new Error(`injected body wrong ${where}\n${String(e)}`);
+        }
+        injectedCount++;
+      } else if (!bytesEqual(outBytes, bytes)) {
+        throw new Error(`non-injected body changed ${where}`);
+      }
+      checked++;
+    }
+  }
+  expect(checked).toBe(DOCS * 3);
+  // The generator must exercise both outcomes, or the property proves little.
+  if (DOCS > 1) {
+    expect(injectedCount).toBeGreaterThan(DOCS / 4);
+    expect(modelStrings).toBeGreaterThan(DOCS / 8);
+  }
+});
