@@ -65,6 +65,18 @@ function need(flags: Map<string, string>, name: string): string {
   return v;
 }
 
+/** Parse one required flag; a bad value exits 2 with a message naming the flag (never echoing file contents). */
+function flagValue<T>(flags: Map<string, string>, name: string, parse: (v: string) => T): T {
+  const raw = need(flags, name);
+  try {
+    return parse(raw);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? `file not found: ${raw}` : (e as Error).message;
+    process.stderr.write(`beyond-ai: ${name}: ${why}\n`);
+    process.exit(2);
+  }
+}
+
 function configFailure(e: unknown, exitCode: number): never {
   if (e instanceof ConfigError) {
     process.stderr.write(`beyond-ai: config error: ${e.message}\n`);
@@ -101,16 +113,11 @@ async function main(): Promise<void> {
       return;
     }
     case "mint": {
-      let token: string;
-      try {
-        const kid = parseKid(need(flags, "--kid"));
-        const seed = parseSeed(readFileSync(need(flags, "--key-file"), "utf8"));
-        token = mint(kid, seed, parseU64(need(flags, "--tenant")), parseU64(need(flags, "--vpc")));
-      } catch (e) {
-        process.stderr.write(`beyond-ai: mint: ${(e as Error).message}\n`);
-        process.exit(2);
-      }
-      process.stdout.write(`${token}\n`);
+      const kid = flagValue(flags, "--kid", parseKid);
+      const seed = flagValue(flags, "--key-file", (f) => parseSeed(readFileSync(f, "utf8")));
+      const tenant = flagValue(flags, "--tenant", parseU64);
+      const vpc = flagValue(flags, "--vpc", parseU64);
+      process.stdout.write(`${mint(kid, seed, tenant, vpc)}\n`);
       return;
     }
     case "check-config": {

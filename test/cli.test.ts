@@ -1,0 +1,277 @@
+// The command line (SPEC §1): keygen, mint, check-config, --version, --help, run as real processes
+// (`bun src/main.ts …` from the repo root), plus one round trip keygen → mint → gateway → provider.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
+import { mint, parseSeed, publicKeyFromSeed } from "../src/keys.ts";
+import { baseConfig, type Gateway, makeTempDir, REPO_ROOT, startGateway, writeTempConfig } from "./helpers/gateway.ts";
+import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `bun src/main.ts ...args` from the repo root with a clean environment (no AI_* leaking in from outside). */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const proc = Bun.spawn([process.execPath, "src/main.ts", ...args], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/tmp", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const killer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  await proc.exited;
+  clearTimeout(killer);
+  return { code: proc.exitCode, stdout, stderr };
+}
+
+/** A failure a user can read: non-zero exit, something on stderr, and no JS stack trace. */
+function expectCleanFailure(r: CliResult): void {
+  expect(r.code).not.toBe(0);
+  expect(r.code).not.toBeNull();
+  expect(r.stderr.trim().length).toBeGreaterThan(0);
+  expect(r.stderr).not.toMatch(/^\s+at\s/m);
+  expect(r.stderr).not.toMatch(/\.ts:\d+/);
+  expect(r.stdout).not.toMatch(/^bai_v1\./m);
+}
+
+/** The `N = "<base64>"` line keygen prints for [signing_keys]. */
+function signingLine(stdout: string): { line: string; kid: number; publicKey: string } {
+  const m = /^(\d+) = "([A-Za-z0-9+/=_-]+)"$/m.exec(stdout);
+  if (m === null) throw new Error(`no [signing_keys] line in keygen output:\n${stdout}`);
+  return { line: m[0], kid: Number(m[1]), publicKey: m[2]! };
+}
+
+const gateways: Gateway[] = [];
+let mock: MockProvider | undefined;
+
+afterAll(async () => {
+  await Promise.all(gateways.map((g) => g.stop()));
+  await mock?.stop();
+});
+
+describe("keygen", () => {
+  test("keygen --out, then mint --key-file, verifies through a gateway configured with the printed line", async () => {
+    const dir = makeTempDir();
+    const keyFile = join(dir, "signing.key");
+    const kg = await cli(["keygen", "--kid", "5", "--out", keyFile]);
+    expect(kg.code).toBe(0);
+    const { line, kid } = signingLine(kg.stdout);
+    expect(kid).toBe(5);
+    const seedText = readFileSync(keyFile, "utf8").trim();
+    expect(seedText.length).toBeGreaterThan(0);
+    // With --out the private key goes only to the file.
+    expect(kg.stdout).not.toContain(seedText);
+
+    const mt = await cli(["mint", "--kid", "5", "--key-file", keyFile, "--tenant", "42", "--vpc", "7"]);
+    expect(mt.code).toBe(0);
+    const token = mt.stdout.trim();
+    expect(token).toMatch(/^bai_v1\.5\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{86}$/);
+
+    mock = startMockProvider();
+    const g = await startGateway({
+      config: baseConfig({
+        authorities: { openai: mock.authority },
+        // The keygen line pasted verbatim under [signing_keys], as an operator would.
+        tables: `[pool_keys]\nopenai = "sk-cli-roundtrip-pool"\n\n[signing_keys]\n${line}`,
+      }),
+    });
+    gateways.push(g);
+    const res = await fetch(`${g.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(mock.requests.length).toBe(1);
+    expect(mock.last().headers["authorization"]).toBe("Bearer sk-cli-roundtrip-pool");
+
+    // A key minted from a different keygen run is not trusted by this gateway.
+    const other = join(dir, "other.key");
+    expect((await cli(["keygen", "--kid", "5", "--out", other])).code).toBe(0);
+    const foreign = (await cli(["mint", "--kid", "5", "--key-file", other, "--tenant", "42", "--vpc", "7"])).stdout.trim();
+    const bad = await fetch(`${g.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${foreign}` }, body: "{}" });
+    expect(bad.status).toBe(401);
+    await bad.arrayBuffer();
+    expect(mock.requests.length).toBe(1);
+  });
+
+  test("keygen --out writes the private key file with mode 0600", async () => {
+    const keyFile = join(makeTempDir(), "k.key");
+    const r = await cli(["keygen", "--out", keyFile]);
+    expect(r.code).toBe(0);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(() => parseSeed(readFileSync(keyFile, "utf8"))).not.toThrow();
+  });
+
+  test("keygen --out tightens an existing, world-readable file to 0600", async () => {
+    const keyFile = join(makeTempDir(), "existing.key");
+    writeFileSync(keyFile, "old\n");
+    chmodSync(keyFile, 0o644);
+    const r = await cli(["keygen", "--out", keyFile]);
+    expect(r.code).toBe(0);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keyFile, "utf8")).not.toContain("old");
+  });
+
+  test("keygen without --out prints a private key that belongs to the printed public key", async () => {
+    const r = await cli(["keygen", "--kid", "9"]);
+    expect(r.code).toBe(0);
+    const { kid, publicKey } = signingLine(r.stdout);
+    expect(kid).toBe(9);
+    const lines = r.stdout.trim().split("\n");
+    const priv = lines.at(-1)!;
+    // The private key follows a comment line that says what it is.
+    expect(lines.at(-2)).toMatch(/^#.*private/i);
+    const seed = parseSeed(priv);
+    expect(Buffer.from(publicKeyFromSeed(seed)).toString("base64")).toBe(Buffer.from(publicKey, "base64").toString("base64"));
+  });
+
+  test("two keygen runs produce different keys", async () => {
+    const a = signingLine((await cli(["keygen"])).stdout).publicKey;
+    const b = signingLine((await cli(["keygen"])).stdout).publicKey;
+    expect(a).not.toBe(b);
+  });
+});
+
+describe("mint", () => {
+  const dir = makeTempDir();
+  const seed = new Uint8Array(32).fill(7);
+  const keyFile = join(dir, "seed.key");
+  writeFileSync(keyFile, `${Buffer.from(seed).toString("base64url")}\n`, { mode: 0o600 });
+
+  test("mint is deterministic and matches the library's mint; a different tenant gives a different token", async () => {
+    const args = ["mint", "--kid", "3", "--key-file", keyFile, "--tenant", "18446744073709551615", "--vpc", "12"];
+    const a = await cli(args);
+    const b = await cli(args);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.stdout.trim()).toBe(b.stdout.trim());
+    expect(a.stdout.trim()).toBe(mint(3, seed, 18446744073709551615n, 12n));
+
+    const c = await cli(["mint", "--kid", "3", "--key-file", keyFile, "--tenant", "18446744073709551614", "--vpc", "12"]);
+    expect(c.code).toBe(0);
+    expect(c.stdout.trim()).not.toBe(a.stdout.trim());
+    expect(c.stdout.trim()).toMatch(/^bai_v1\.3\./);
+  });
+
+  for (const tenant of ["-1", "18446744073709551616", "abc"]) {
+    test(`mint with --tenant ${tenant} fails with a message naming the tenant, no stack trace`, async () => {
+      const r = await cli(["mint", "--kid", "1", "--key-file", keyFile, "--tenant", tenant, "--vpc", "1"]);
+      expectCleanFailure(r);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.toLowerCase()).toContain("tenant");
+    });
+  }
+
+  test("mint without --key-file fails naming --key-file, no stack trace", async () => {
+    const r = await cli(["mint", "--kid", "1", "--tenant", "1", "--vpc", "1"]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain("--key-file");
+  });
+
+  test("mint with a --key-file that does not exist fails with the path in the message, no stack trace", async () => {
+    const missing = join(dir, "nope.key");
+    const r = await cli(["mint", "--kid", "1", "--key-file", missing, "--tenant", "1", "--vpc", "1"]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain(missing);
+  });
+
+  test("mint with a key file that is not a 32-byte seed fails without echoing the file", async () => {
+    const bad = join(dir, "bad.key");
+    writeFileSync(bad, "c2VjcmV0LWJ1dC1zaG9ydA\n");
+    const r = await cli(["mint", "--kid", "1", "--key-file", bad, "--tenant", "1", "--vpc", "1"]);
+    expectCleanFailure(r);
+    expect(r.stderr).not.toContain("c2VjcmV0LWJ1dC1zaG9ydA");
+  });
+});
+
+describe("check-config", () => {
+  const POOL_OPENAI = "sk-check-config-openai-secret";
+  const POOL_ANTHROPIC = "sk-ant-check-config-secret";
+  const POOL_ENV = "sk-env-groq-check-secret";
+  const NATS_CREDS = Buffer.from("-----BEGIN NATS USER JWT-----\ncheck-config-creds-secret\n").toString("base64");
+
+  test("prints the effective config with every pool key and nats_creds as *** and exits 0", async () => {
+    const path = writeTempConfig(
+      [
+        `listen = "127.0.0.1:18080"`,
+        `nats_creds = "${NATS_CREDS}"`,
+        `rate_limit_rps = 5`,
+        "",
+        "[pool_keys]",
+        `openai = "${POOL_OPENAI}"`,
+        `anthropic = "${POOL_ANTHROPIC}"`,
+      ].join("\n"),
+    );
+    const r = await cli(["check-config", "--config", path], { AI_POOL_KEY_GROQ: POOL_ENV });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { source: string; config: Record<string, unknown> };
+    expect(out.source).toBe(path);
+    expect(out.config["listen"]).toBe("127.0.0.1:18080");
+    expect(out.config["rate_limit_rps"]).toBe(5);
+    expect(out.config["nats_creds"]).toBe("***");
+    expect(out.config["pool_keys"]).toEqual({ openai: "***", anthropic: "***", groq: "***" });
+    for (const secret of [POOL_OPENAI, POOL_ANTHROPIC, POOL_ENV, NATS_CREDS, "check-config-creds-secret"]) {
+      expect(r.stdout).not.toContain(secret);
+      expect(r.stderr).not.toContain(secret);
+    }
+  });
+
+  test("nats_creds from the environment is redacted too", async () => {
+    const path = writeTempConfig(`listen = "127.0.0.1:18081"\n`);
+    const r = await cli(["check-config", "--config", path], { AI_NATS_CREDS: NATS_CREDS });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { config: Record<string, unknown> };
+    expect(out.config["nats_creds"]).toBe("***");
+    expect(r.stdout + r.stderr).not.toContain(NATS_CREDS);
+  });
+
+  const badConfigs: Array<[string, string, string]> = [
+    ["wrong type", `rate_limit_rps = "fast"`, "rate_limit_rps"],
+    ["unknown top-level key", `rate_limt_rps = 5`, "rate_limt_rps"],
+    ["zero connect timeout", `connect_timeout_secs = 0`, "connect_timeout_secs"],
+    ["signing key that is not 32 bytes", `[signing_keys]\n1 = "c2hvcnQ="`, "signing_keys"],
+    ["provider dialect outside openai|anthropic", `[provider_authorities]\nacme = "127.0.0.1:9"\n\n[provider_dialects]\nacme = "gemini"`, "provider_dialects"],
+  ];
+  for (const [what, toml, key] of badConfigs) {
+    test(`bad config (${what}) exits 1 with one line naming ${key}, and no secret`, async () => {
+      // Every bad config also carries a pool key, which must not leak into the error.
+      const path = writeTempConfig(`${toml}\n\n[pool_keys]\nopenai = "${POOL_OPENAI}"\n`);
+      const r = await cli(["check-config", "--config", path]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(key);
+      expect(r.stderr.trim().split("\n").length).toBe(1);
+      expect(r.stderr).not.toMatch(/^\s+at\s/m);
+      expect(r.stdout + r.stderr).not.toContain(POOL_OPENAI);
+    });
+  }
+
+  test("check-config with a config path that does not exist exits 1 naming the path", async () => {
+    const missing = join(makeTempDir(), "missing.toml");
+    const r = await cli(["check-config", "--config", missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(missing);
+  });
+});
+
+describe("--version and --help", () => {
+  test("--version prints the package.json version and exits 0", async () => {
+    const r = await cli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split(/\s+/)).toContain(pkg.version);
+  });
+
+  test("--help prints usage naming every command and exits 0", async () => {
+    const r = await cli(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/usage/i);
+    for (const cmd of ["serve", "keygen", "mint", "check-config", "--config", "--version"]) expect(r.stdout).toContain(cmd);
+  });
+});
