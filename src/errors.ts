@@ -20,11 +20,14 @@ export const ERR = {
   invalidKey: { status: 401, type: "authentication_error", message: "invalid API key", code: "invalid_api_key" },
   unknownProvider: { status: 404, type: "invalid_request_error", message: "unknown provider", code: "unknown_provider" },
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
+  rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
+  denied: (status: 402 | 403): GatewayError => ({ status, type: "access_denied", message: "tenant is over limit or suspended", code: "access_denied" }),
+  circuitOpen: { status: 503, type: "api_error", message: "provider temporarily unavailable", code: "provider_unavailable" },
   noPoolKey: { status: 503, type: "api_error", message: "no provider key available", code: "no_provider_key" },
   upstreamUnreachable: { status: 502, type: "api_error", message: "upstream unreachable", code: "upstream_unreachable" },
   upstreamReset: { status: 502, type: "api_error", message: "upstream connection reset", code: "upstream_reset" },
   upstreamTimeout: { status: 504, type: "api_error", message: "upstream timed out", code: "upstream_timeout" },
-} as const satisfies Record<string, GatewayError | ((m: string) => GatewayError)>;
+} as const satisfies Record<string, GatewayError | ((arg: never) => GatewayError)>;
 
 export function errorBody(dialect: Dialect, err: GatewayError): string {
   if (dialect === "anthropic") {

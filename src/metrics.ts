@@ -37,6 +37,8 @@ export class Metrics {
     this.counter("ai_rejections_total", "Requests the gateway refused, by reason.");
     this.counter("ai_upstream_responses_total", "Upstream response heads by provider and status class.");
     this.counter("ai_connect_retries_total", "Upstream connect retries by provider.");
+    this.counter("ai_tokens_total", "Tokens metered on managed traffic, by kind.");
+    this.counter("ai_usage_parse_errors_total", "Managed 2xx responses whose usage could not be found.");
     this.gauge("ai_requests_in_flight", "Requests admitted and not yet finished.");
     this.gauge("ai_active_streams", "SSE responses being relayed.");
   }

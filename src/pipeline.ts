@@ -10,7 +10,10 @@ import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
 import { relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
 import type { KeyVerifier } from "./keys.ts";
+import { isBreakerFailure, type CircuitBreaker } from "./breaker.ts";
 import { log } from "./log.ts";
+import type { RateGuard } from "./ratelimit.ts";
+import { injectionEligible, Meter } from "./meter.ts";
 import { type Metrics, statusClass } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { clientHeaders, upstreamHeaders } from "./rewrite.ts";
@@ -18,6 +21,9 @@ import type { Transport } from "./transport.ts";
 
 export interface Gateway {
   cfg: Config;
+  rate: RateGuard;
+  /** One breaker per provider name. */
+  breakers: Map<string, CircuitBreaker>;
   router: Router;
   verifier: KeyVerifier;
   transport: Transport;
@@ -31,7 +37,7 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 const CLIENT_CLOSED = 499;
 
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
-  const { cfg, router, verifier, transport, metrics } = gw;
+  const { cfg, router, verifier, transport, metrics, rate, breakers } = gw;
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
   const maxBody = cfg.max_request_body_bytes;
 
@@ -65,7 +71,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
     ctx.managed = cred.managed;
 
-    // 3. admit: framing and declared size (rate guardrails hook in before this)
+    // 3. admit: rate guardrails first (before any signature work), then framing and declared size
+    const admitted = rate.check(cred.token, cred.managed);
+    if (!admitted.ok) return reject(ctx, ERR.rateLimited(admitted.retryAfterSecs), admitted.reason, admitted.reason);
     const framing = checkFraming(headers, maxBody);
     if (framing !== undefined) return reject(ctx, framing, framing.status === 413 ? "body_too_large" : "bad_request", framing.status === 413 ? "body_too_large" : undefined);
 
@@ -77,39 +85,57 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (provider.poolAuth === undefined) return reject(ctx, ERR.noPoolKey, "no_pool_key");
     }
 
+    // 3b. circuit breaker last, so a half-open probe permit is taken only by a request that really goes upstream.
+    // From here every path reports exactly one outcome to it.
+    const breaker = breakers.get(provider.name);
+    if (breaker !== undefined && !breaker.allow()) return reject(ctx, ERR.circuitOpen, "circuit_open", "circuit_open");
+
     // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
     // cut it; the gateway's own read timeout (read_timeout_secs) watches the provider instead.
     server.timeout(req, 0);
     metrics.inc("ai_requests_in_flight");
 
-    // 4. rewrite
-    const upHeaders = upstreamHeaders(headers, provider, { managed: cred.managed, bodyChanged: false });
+    const meter = cred.managed ? new Meter(ctx, metrics, injectionEligible(ctx)) : undefined;
     const controller = new AbortController();
     const onClientGone = () => controller.abort("client closed");
     req.signal.addEventListener("abort", onClientGone, { once: true });
 
     let body: Uint8Array | StreamedBody | null = null;
+    let bodyChanged = false;
     let tooLarge = false;
     const declared = headers.get("content-length");
     if (req.body !== null) {
       if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
+        let whole: Uint8Array;
         try {
-          body = await req.bytes();
+          whole = await req.bytes();
         } catch {
           return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
         }
-        ctx.bytesIn = body.byteLength;
+        ctx.bytesIn = whole.byteLength;
+        body = meter === undefined ? whole : meter.wholeBody(whole);
+        bodyChanged = body !== whole;
       } else {
-        body = new StreamedBody(req.body, (chunk) => {
-          ctx.bytesIn += chunk.byteLength;
-          if (ctx.bytesIn > maxBody) {
-            tooLarge = true;
-            throw new Error("request body too large");
-          }
-          return chunk;
-        });
+        const m = meter;
+        bodyChanged = m?.streamedBodyChanges === true;
+        body = new StreamedBody(
+          req.body,
+          (chunk) => {
+            ctx.bytesIn += chunk.byteLength;
+            if (ctx.bytesIn > maxBody) {
+              tooLarge = true;
+              throw new Error("request body too large");
+            }
+            return m === undefined ? chunk : m.onRequestChunk(chunk);
+          },
+          m === undefined ? undefined : () => m.onRequestEnd(),
+        );
       }
     }
+
+    // 4. rewrite. When the gateway may change the body it also asks for identity encoding, so the usage-only chunk it
+    // caused can be removed from plain SSE bytes.
+    const upHeaders = upstreamHeaders(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
 
     // 5. forward
     const sent = await sendUpstream({
@@ -132,8 +158,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         metrics.inc("ai_rejections_total", { reason: "body_too_large" });
         return finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge);
       }
-      if (req.signal.aborted) return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+      if (req.signal.aborted) {
+        ctx.status = CLIENT_CLOSED;
+        meter?.finish("client_closed", undefined);
+        return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+      }
       log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.reason });
+      ctx.status = sent.error.status;
+      // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
+      if (sent.reason !== "upstream_unreachable") meter?.finish(sent.reason === "upstream_timeout" ? "upstream_timeout" : "upstream_reset", undefined);
       return finishEarly(ctx, 0, sent.reason, sent.error);
     }
 
@@ -146,8 +179,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) metrics.inc("ai_active_streams");
 
+    const observer = meter?.observe(up.headers, streaming);
     const done = (how: RelayEnd) => {
       req.signal.removeEventListener("abort", onClientGone);
+      // A received status decides the breaker outcome, whatever happens to the body afterwards.
+      if (isBreakerFailure(up.status, false)) breaker?.onFailure();
+      else breaker?.onSuccess();
+      meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
       if (streaming) metrics.inc("ai_active_streams", undefined, -1);
       metrics.inc("ai_requests_in_flight", undefined, -1);
@@ -162,6 +200,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       body: up.body,
       controller,
       readTimeoutMs,
+      observer,
       onBytes: (n) => {
         ctx.bytesOut += n;
       },
@@ -171,6 +210,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
       req.signal.removeEventListener("abort", onClientGone);
+      // No upstream status: a gateway-side 502/504 is the provider's failure; a client that left or sent too much is not.
+      if (err !== undefined && err.status >= 500) breaker?.onFailure();
+      else breaker?.onSuccess();
       metrics.inc("ai_requests_in_flight", undefined, -1);
       c.status = err?.status ?? status;
       c.error = reason;

@@ -23,6 +23,8 @@ export interface RewriteOptions {
   managed: boolean;
   /** Drop content-length: the gateway changes the body (usage injection) and sends it chunked. */
   bodyChanged: boolean;
+  /** Ask the provider for an unencoded response (the gateway must edit the response stream). */
+  forceIdentity?: boolean;
 }
 
 /** Upstream request headers: everything the client sent except hop-by-hop, `host`, `x-beyond-*` and (managed) client auth. */
@@ -36,7 +38,10 @@ export function upstreamHeaders(incoming: Headers, provider: Provider, opts: Rew
     if (listed?.has(name)) continue;
     if (opts.managed && CLIENT_AUTH.has(name)) continue;
     if (opts.bodyChanged && name === "content-length") continue;
-    if (name === "accept-encoding") sawAcceptEncoding = true;
+    if (name === "accept-encoding") {
+      if (opts.forceIdentity) continue;
+      sawAcceptEncoding = true;
+    }
     else if (name === "anthropic-version") sawAnthropicVersion = true;
     out.append(name, value);
   }

@@ -3,7 +3,9 @@
 import type { Server } from "bun";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, parseListen } from "./config.ts";
+import { CircuitBreaker } from "./breaker.ts";
 import { KeyVerifier } from "./keys.ts";
+import { RateGuard } from "./ratelimit.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { createHandler, type Gateway } from "./pipeline.ts";
@@ -52,6 +54,13 @@ export function startGateway(cfg: Config): Running {
   const metrics = new Metrics();
   const gateway: Gateway = {
     cfg,
+    rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }),
+    breakers: new Map(
+      providers.map((p) => [
+        p.name,
+        new CircuitBreaker({ threshold: cfg.circuit_breaker_threshold, windowSecs: cfg.circuit_breaker_window_secs, resetSecs: cfg.circuit_breaker_reset_secs }),
+      ]),
+    ),
     router: new Router(providers),
     verifier: new KeyVerifier(cfg.signing_keys),
     transport: new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),

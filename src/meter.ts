@@ -1,0 +1,166 @@
+// Phase 6, meter (managed traffic only, SPEC §6): the requested model from the request bytes as they pass,
+// include_usage injection for OpenAI streams, usage and billed model from the response tap, and exactly one
+// `ai.usage` line per managed request that reached a provider.
+
+import type { RequestContext } from "./context.ts";
+import type { RelayEnd, ResponseObserver } from "./forward.ts";
+import { injectWhole, UsageInjector } from "./inject-usage.ts";
+import { log, RawJson } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import { ModelScanner } from "./scan-model.ts";
+import { ResponseTap } from "./tap-response.ts";
+import type { Usage } from "./usage.ts";
+
+const CHAT_COMPLETIONS = "/chat/completions";
+
+/** SPEC §6: OpenAI-dialect POSTs to a path ending /chat/completions (query ignored) may get include_usage. */
+export function injectionEligible(ctx: RequestContext): boolean {
+  if (ctx.provider?.dialect !== "openai" || ctx.method !== "POST") return false;
+  const q = ctx.forwardPath.indexOf("?");
+  const path = q < 0 ? ctx.forwardPath : ctx.forwardPath.slice(0, q);
+  return path.endsWith(CHAT_COMPLETIONS);
+}
+
+const TAPPED_ENCODINGS = new Set(["gzip", "br", "deflate"]);
+
+export class Meter {
+  private scanner: ModelScanner | undefined;
+  private injector: UsageInjector | undefined;
+  private requestedModel: string | undefined;
+  private requestStream: boolean | undefined;
+  private tap: ResponseTap | undefined;
+  private emitted = false;
+  /** True when the gateway added include_usage, so the usage-only chunk is the gateway's to remove. */
+  injected = false;
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly metrics: Metrics,
+    private readonly eligible: boolean,
+  ) {}
+
+  /** Small body already in memory: one pass scans it and, when eligible, rewrites it. */
+  wholeBody(body: Uint8Array): Uint8Array {
+    if (this.eligible) {
+      const r = injectWhole(body);
+      this.requestedModel = r.model;
+      this.requestStream = r.stream;
+      this.injected = r.injected;
+      return r.body;
+    }
+    const s = new ModelScanner();
+    s.feed(body);
+    this.requestedModel = s.model();
+    this.requestStream = s.stream;
+    return body;
+  }
+
+  /** Streamed body: returns the per-chunk hook. An eligible body may change, so its content-length must go. */
+  get streamedBodyChanges(): boolean {
+    return this.eligible;
+  }
+
+  onRequestChunk(chunk: Uint8Array): Uint8Array | Uint8Array[] {
+    if (this.eligible) {
+      this.injector ??= new UsageInjector();
+      return this.injector.push(chunk);
+    }
+    this.scanner ??= new ModelScanner();
+    if (!this.scanner.done) this.scanner.feed(chunk);
+    return chunk;
+  }
+
+  onRequestEnd(): Uint8Array[] | undefined {
+    if (this.injector !== undefined) {
+      const tail = this.injector.end();
+      this.injected = this.injector.injected;
+      this.requestedModel = this.injector.scanner.model();
+      this.requestStream = this.injector.scanner.stream;
+      return tail;
+    }
+    if (this.scanner !== undefined) {
+      this.requestedModel = this.scanner.model();
+      this.requestStream = this.scanner.stream;
+    }
+    return undefined;
+  }
+
+  /** The response observer for the relay, or undefined when the body cannot be read (an encoding we do not decode). */
+  observe(headers: Headers, sse: boolean): ResponseObserver | undefined {
+    this.syncRequestSide();
+    const enc = headers.get("content-encoding")?.trim().toLowerCase();
+    if (enc !== undefined && enc !== "" && enc !== "identity" && !TAPPED_ENCODINGS.has(enc)) return undefined;
+    this.tap = new ResponseTap({
+      dialect: this.ctx.provider?.dialect ?? "openai",
+      sse,
+      stripUsageChunk: this.injected && sse,
+      encoding: enc === undefined || enc === "" || enc === "identity" ? null : (enc as "gzip" | "br" | "deflate"),
+    });
+    return this.tap;
+  }
+
+  /** A streamed body may still be mid-flight when the head arrives; take what the scanner knows so far. */
+  private syncRequestSide(): void {
+    if (this.injector !== undefined) {
+      this.injected = this.injector.injected;
+      this.requestedModel ??= this.injector.scanner.model();
+      this.requestStream ??= this.injector.scanner.stream;
+    } else if (this.scanner !== undefined) {
+      this.requestedModel ??= this.scanner.model();
+      this.requestStream ??= this.scanner.stream;
+    }
+  }
+
+  /**
+   * Emit the `ai.usage` line (once). `complete` is true only when the provider reported usage; otherwise the counts
+   * are an estimate from the bytes seen (a stream cut short, or a 2xx whose usage could not be found).
+   */
+  finish(how: RelayEnd | "upstream_timeout" | "upstream_reset", sse: boolean | undefined): void {
+    if (this.emitted) return;
+    this.emitted = true;
+    this.syncRequestSide();
+    const ctx = this.ctx;
+    const found = this.tap?.usage();
+    let usage: Usage;
+    let complete: boolean;
+    if (found !== undefined) {
+      usage = found;
+      complete = true;
+    } else {
+      const ok2xx = ctx.status >= 200 && ctx.status < 300;
+      if (ok2xx && how === "complete") {
+        this.metrics.inc("ai_usage_parse_errors_total");
+        log.gateway("warn", "managed 2xx response without parsable usage", { request_id: ctx.id, provider: ctx.provider?.name });
+      }
+      // A provider's error answer bills nothing; anything else that ended without usage gets an estimate.
+      const estimate = ok2xx || how !== "complete";
+      if (!estimate) usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
+      else usage = this.tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: 0, cacheRead: 0, cacheWrite: 0 };
+      complete = !estimate;
+    }
+    this.metrics.inc("ai_tokens_total", { kind: "input" }, usage.input);
+    this.metrics.inc("ai_tokens_total", { kind: "output" }, usage.output);
+    this.metrics.inc("ai_tokens_total", { kind: "cache_read" }, usage.cacheRead);
+    this.metrics.inc("ai_tokens_total", { kind: "cache_write" }, usage.cacheWrite);
+    const requested = this.requestedModel ?? "";
+    const id = ctx.identity;
+    log.write("ai.usage", "info", "usage", {
+      request_id: ctx.id,
+      tenant_id: new RawJson(id?.tenant ?? "0"),
+      vpc_id: new RawJson(id?.vpc ?? "0"),
+      provider: ctx.provider?.name,
+      model: this.tap?.model() ?? requested,
+      requested_model: requested,
+      // From the response content-type once a head arrived (what the provider actually did), else what was asked.
+      stream: sse ?? this.requestStream === true,
+      status: ctx.status,
+      input_tokens: usage.input,
+      output_tokens: usage.output,
+      cache_read_tokens: usage.cacheRead,
+      cache_write_tokens: usage.cacheWrite,
+      reasoning_tokens: usage.reasoning,
+      complete,
+      latency_ms: Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6),
+    });
+  }
+}
