@@ -1,0 +1,196 @@
+// End-to-end: where the config comes from (flag, AI_CONFIG_PATH, ./config.toml, nothing), env overrides, and
+// boot failures: each bad value exits 2 with one stderr line that names the key. Separate processes by nature.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  baseConfig,
+  makeTempDir,
+  runGatewayExpectExit,
+  startGateway,
+  writeTempConfig,
+  type ExitResult,
+  type Gateway,
+} from "./helpers/gateway.ts";
+import { closedPort, startMockProvider, type MockProvider } from "./helpers/mock-provider.ts";
+
+const BYO = "sk-byo-config-0123456789";
+const POOL_SECRET = "sk-pool-secret-never-printed-4f9a2c";
+const CHAT_BODY = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] });
+
+let mock: MockProvider;
+
+beforeAll(() => {
+  mock = startMockProvider();
+});
+
+afterAll(async () => {
+  await mock?.stop();
+});
+
+/** The env a gateway needs to run on loopback against the mock with no config file at all. */
+function loopbackEnv(): Record<string, string> {
+  return {
+    AI_LISTEN: "127.0.0.1:0",
+    AI_METRICS_LISTEN: "127.0.0.1:0",
+    AI_UPSTREAM_TLS: "false",
+    AI_NATS_URL: "nats://127.0.0.1:1",
+    AI_SHUTDOWN_GRACE_PERIOD_SECS: "1",
+  };
+}
+
+/** Starts a gateway, proves it serves BYO traffic through `path` to the mock, and stops it. */
+async function expectServes(gwPromise: Promise<Gateway>, path = "/v1/chat/completions", upstreamPath = "/v1/chat/completions"): Promise<void> {
+  const gw = await gwPromise;
+  try {
+    mock.reset();
+    const res = await fetch(gw.url + path, {
+      method: "POST",
+      headers: { authorization: `Bearer ${BYO}`, "content-type": "application/json" },
+      body: CHAT_BODY,
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { id: string }).id).toBe("chatcmpl-mock");
+    expect(mock.last().path).toBe(upstreamPath);
+    expect(mock.last().headers["authorization"]).toBe(`Bearer ${BYO}`);
+  } finally {
+    await gw.stop();
+  }
+}
+
+function mockConfig(extra = ""): string {
+  return baseConfig({ authorities: { openai: mock.authority }, extra });
+}
+
+describe("where the config comes from", () => {
+  test("with no config file at all the gateway starts and serves BYO traffic (env only)", async () => {
+    const cwd = makeTempDir();
+    await expectServes(
+      startGateway({
+        cwd,
+        args: ["serve"],
+        env: { ...loopbackEnv(), AI_PROVIDER_AUTHORITIES__OPENAI: mock.authority },
+      }),
+    );
+  });
+
+  test("AI_CONFIG_PATH is used when there is no --config", async () => {
+    const path = writeTempConfig(mockConfig());
+    await expectServes(startGateway({ cwd: makeTempDir(), args: ["serve"], env: { AI_CONFIG_PATH: path } }));
+  });
+
+  test("./config.toml in the working directory is used when there is neither --config nor AI_CONFIG_PATH", async () => {
+    const cwd = makeTempDir();
+    writeFileSync(join(cwd, "config.toml"), mockConfig());
+    await expectServes(startGateway({ cwd, args: ["serve"] }));
+  });
+
+  test("--config wins over AI_CONFIG_PATH, which wins over ./config.toml", async () => {
+    const cwd = makeTempDir();
+    writeFileSync(join(cwd, "config.toml"), "this is not toml ===\n");
+    const broken = writeTempConfig("read_timeout_secs = 0\n");
+    const good = writeTempConfig(mockConfig());
+    await expectServes(startGateway({ cwd, args: ["serve", "--config", good], env: { AI_CONFIG_PATH: broken } }));
+    await expectServes(startGateway({ cwd, args: ["serve"], env: { AI_CONFIG_PATH: good } }));
+  });
+
+  test("-c is accepted as the short form of --config", async () => {
+    const path = writeTempConfig(mockConfig());
+    await expectServes(startGateway({ cwd: makeTempDir(), args: ["serve", "-c", path] }));
+  });
+
+  test("--config pointing at a missing file exits 2 and names the path", async () => {
+    const missing = join(makeTempDir(), "nope", "missing.toml");
+    const r = await runGatewayExpectExit({ cwd: makeTempDir(), args: ["serve", "--config", missing] });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(missing);
+    expect(r.stdout).not.toContain('"listening"');
+  });
+});
+
+describe("env overrides", () => {
+  test("AI_PROVIDER_AUTHORITIES__<NAME> overrides a provider set in the file and adds a new one", async () => {
+    const dead = `127.0.0.1:${closedPort()}`;
+    const config = baseConfig({ authorities: { openai: dead } });
+    const env = { AI_PROVIDER_AUTHORITIES__OPENAI: mock.authority, AI_PROVIDER_AUTHORITIES__ENVPROV: mock.authority };
+    const gw = await startGateway({ config, env });
+    try {
+      mock.reset();
+      const a = await fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${BYO}` }, body: CHAT_BODY });
+      expect(a.status).toBe(200);
+      expect(mock.last().path).toBe("/v1/chat/completions");
+      const b = await fetch(`${gw.url}/envprov/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${BYO}` }, body: CHAT_BODY });
+      expect(b.status).toBe(200);
+      expect(mock.requests.length).toBe(2);
+      const line = await gw.accessLog(b.headers.get("x-beyond-request-id") ?? "");
+      expect(line["provider"]).toBe("envprov");
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("unknown AI_* variables (AI_FOO, AI_LOG, AI_AGENT) are ignored", async () => {
+    await expectServes(startGateway({ config: mockConfig(), env: { AI_FOO: "bar", AI_LOG: "debug", AI_AGENT: "1", AI_FOO__BAR: "x" } }));
+  });
+});
+
+describe("bad config fails boot with exit 2 and one line naming the key", () => {
+  const validKey = Buffer.from(new Uint8Array(32).fill(7)).toString("base64url");
+  // Every bad config also carries a pool key: whatever the error, the secret must not be printed. The configs are
+  // built before the mock exists and must never start, so openai points at the discard port.
+  const withSecret = (topLevel: string, tables = ""): string =>
+    baseConfig({
+      authorities: { openai: "127.0.0.1:9", myprov: "127.0.0.1:9" },
+      extra: topLevel,
+      tables: `${tables}\n\n[pool_keys]\nopenai = "${POOL_SECRET}"\n`,
+    });
+
+  const cases: Array<[string, string, string[]]> = [
+    ["unknown top-level key (typo reqiure_signing_keys)", withSecret("reqiure_signing_keys = true"), ["reqiure_signing_keys"]],
+    ["wrong type (rate_limit_rps = \"fast\")", withSecret("").replace(/^rate_limit_rps = 0$/m, 'rate_limit_rps = "fast"'), ["rate_limit_rps"]],
+    ["zero connect_timeout_secs", withSecret("connect_timeout_secs = 0"), ["connect_timeout_secs"]],
+    ["zero read_timeout_secs", withSecret("read_timeout_secs = 0"), ["read_timeout_secs"]],
+    ["a kid in [signing_keys] that is not a u32", withSecret("", `[signing_keys]\nabc = "${validKey}"`), ["signing_keys", "abc"]],
+    ["a signing key that is not 32 bytes", withSecret("", `[signing_keys]\n1 = "${Buffer.from(new Uint8Array(16).fill(1)).toString("base64url")}"`), ["signing_keys"]],
+    ["a bad [provider_dialects] value", withSecret("", `[provider_dialects]\nmyprov = "gemini"`), ["provider_dialects"]],
+    ["a bad [provider_auth_schemes] value", withSecret("", `[provider_auth_schemes]\nmyprov = "basic"`), ["provider_auth_schemes"]],
+  ];
+
+  function expectBootFailure(r: ExitResult, mustName: string[]): void {
+    expect(r.code).toBe(2);
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines.length).toBe(1);
+    for (const name of mustName) expect((lines[0] ?? "").toLowerCase()).toContain(name.toLowerCase());
+    expect(r.stdout).not.toContain('"listening"');
+    expect(r.stderr).not.toContain(POOL_SECRET);
+    expect(r.stdout).not.toContain(POOL_SECRET);
+  }
+
+  test("control: the same config without a bad part boots (so each failure below comes from its bad part)", async () => {
+    const gw = await startGateway({ config: withSecret("") });
+    try {
+      expect(gw.port).toBeGreaterThan(0);
+      expect(gw.stdout()).not.toContain(POOL_SECRET);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test.each(cases)("%s", async (_name, toml, mustName) => {
+    const r = await runGatewayExpectExit({ config: toml });
+    expectBootFailure(r, mustName);
+    // The key is named at its real place: a top-level key is not reported as a table entry.
+    expect(r.stderr).not.toContain("provider_authorities.");
+  });
+
+  test("unparsable TOML names the file", async () => {
+    const path = writeTempConfig(`listen = "127.0.0.1:0\nmetrics_listen = [\n[pool_keys]\nopenai = "${POOL_SECRET}"\n`);
+    const r = await runGatewayExpectExit({ args: ["serve", "--config", path] });
+    expectBootFailure(r, [path]);
+  });
+
+  test("a bad env value (AI_RATE_LIMIT_RPS=abc) names the key", async () => {
+    const r = await runGatewayExpectExit({ config: withSecret(""), env: { AI_RATE_LIMIT_RPS: "abc" } });
+    expectBootFailure(r, ["rate_limit_rps"]);
+  });
+});

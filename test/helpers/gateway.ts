@@ -1,0 +1,413 @@
+// Runs the real gateway (`bun src/main.ts serve`) as a child process for end-to-end tests, collects its
+// JSON log lines, and offers a raw HTTP/1.1 client for requests `fetch` cannot express.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
+export const MAIN_TS = join(REPO_ROOT, "src", "main.ts");
+
+export type LogLine = Record<string, unknown>;
+
+export interface GatewayOptions {
+  /** TOML text; written to a temp file and passed as `--config` (unless `configArg` is false). */
+  config?: string;
+  /** Pass `--config <file>` for `config` (default true). False: the file is only written (see configPath). */
+  configArg?: boolean;
+  /** Extra environment. The child gets only PATH, HOME and these: nothing from the outer AI_* world. */
+  env?: Record<string, string>;
+  /** Arguments after `src/main.ts`; default `["serve"]` plus `--config` when `config` is given. */
+  args?: string[];
+  cwd?: string;
+  /** How long to wait for the `listening` line (default 10 s). */
+  startTimeoutMs?: number;
+}
+
+export interface Gateway {
+  /** `http://127.0.0.1:PORT` of the client listener. */
+  url: string;
+  /** `http://127.0.0.1:PORT` of the metrics listener. */
+  metricsUrl: string;
+  host: string;
+  port: number;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** Path of the temp config file, when `config` was given. */
+  configPath: string | undefined;
+  /** Every stdout line parsed so far (non-JSON lines are kept as {"unparsed": line}). */
+  logs(): LogLine[];
+  /** Polls the log until a line satisfies `pred` (logs may be flushed in batches). */
+  waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** The ai.access line for a request id. */
+  accessLog(requestId: string, timeoutMs?: number): Promise<LogLine>;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM, then SIGKILL if it has not exited within 3 s. Returns the exit code. */
+  stop(): Promise<number | null>;
+}
+
+// Temp configs and working dirs live under one folder per test process. bun test fires no process "exit" event,
+// so instead of cleaning up at exit, each run removes the folders of earlier runs whose process is gone.
+const TMP_PREFIX = "bai-e2e-";
+for (const name of readdirSync(tmpdir())) {
+  const m = /^bai-e2e-(\d+)$/.exec(name);
+  if (m && !existsSync(`/proc/${m[1]}`)) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+}
+const tmpRoot = join(tmpdir(), `${TMP_PREFIX}${process.pid}`);
+
+/** A fresh empty directory under this test process's temp folder. */
+export function makeTempDir(): string {
+  mkdirSync(tmpRoot, { recursive: true });
+  return mkdtempSync(join(tmpRoot, "d-"));
+}
+
+export function writeTempConfig(toml: string, dir = makeTempDir()): string {
+  const path = join(dir, "config.toml");
+  writeFileSync(path, toml);
+  return path;
+}
+
+/** The config every e2e gateway shares: loopback ephemeral listeners, plaintext upstreams, the guardrails that
+ * would make tests order-dependent (rate limits, circuit breaker) off, and a NATS URL where nothing listens. */
+export function baseConfig(opts: { authorities?: Record<string, string>; extra?: string; tables?: string } = {}): string {
+  const lines = [
+    `listen = "127.0.0.1:0"`,
+    `metrics_listen = "127.0.0.1:0"`,
+    `upstream_tls = false`,
+    `nats_url = "nats://127.0.0.1:1"`,
+    `rate_limit_rps = 0`,
+    `byo_rate_limit_rps = 0`,
+    `circuit_breaker_threshold = 0`,
+    `shutdown_grace_period_secs = 1`,
+  ];
+  if (opts.extra) lines.push(opts.extra);
+  if (opts.authorities && Object.keys(opts.authorities).length > 0) {
+    lines.push("", "[provider_authorities]");
+    for (const [name, auth] of Object.entries(opts.authorities)) lines.push(`${tomlKey(name)} = "${auth}"`);
+  }
+  if (opts.tables) lines.push("", opts.tables);
+  return lines.join("\n") + "\n";
+}
+
+function tomlKey(k: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k);
+}
+
+function childEnv(extra: Record<string, string> | undefined): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+    HOME: process.env["HOME"] ?? "/tmp",
+  };
+  return { ...env, ...(extra ?? {}) };
+}
+
+function buildArgs(opts: GatewayOptions, configPath: string | undefined): string[] {
+  if (opts.args) return opts.args;
+  const args = ["serve"];
+  if (configPath !== undefined && opts.configArg !== false) args.push("--config", configPath);
+  return args;
+}
+
+/** Reads a byte stream line by line into `onLine`, and the whole text into the returned getter. */
+function collectLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): { text: () => string; done: Promise<void> } {
+  let all = "";
+  let partial = "";
+  const dec = new TextDecoder();
+  const done = (async () => {
+    const reader = stream.getReader();
+    for (;;) {
+      const { value, done: end } = await reader.read();
+      if (end) break;
+      const s = dec.decode(value, { stream: true });
+      all += s;
+      partial += s;
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        if (line.trim() !== "") onLine(line);
+      }
+    }
+    if (partial.trim() !== "") onLine(partial);
+  })().catch(() => {});
+  return { text: () => all, done };
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
+  const args = buildArgs(opts, configPath);
+  const proc = Bun.spawn([process.execPath, MAIN_TS, ...args], {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: childEnv(opts.env),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+
+  const lines: LogLine[] = [];
+  const out = collectLines(proc.stdout, (line) => {
+    try {
+      const v: unknown = JSON.parse(line);
+      lines.push(v !== null && typeof v === "object" && !Array.isArray(v) ? (v as LogLine) : { unparsed: line });
+    } catch {
+      lines.push({ unparsed: line });
+    }
+  });
+  const err = collectLines(proc.stderr, () => {});
+
+  const waitForLog = async (pred: (l: LogLine) => boolean, timeoutMs = 3000): Promise<LogLine> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = lines.find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) {
+        throw new Error(`gateway: no matching log line within ${timeoutMs} ms. stdout tail:\n${out.text().slice(-3000)}\nstderr tail:\n${err.text().slice(-2000)}`);
+      }
+      await Bun.sleep(15);
+    }
+  };
+
+  const stop = async (): Promise<number | null> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+    proc.kill("SIGTERM");
+    const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(3000).then(() => false)]);
+    if (!exited) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+    return proc.exitCode;
+  };
+
+  // Wait for the `listening` line; with port 0 it is the only way to learn the ports.
+  const timeoutMs = opts.startTimeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let listening: LogLine | undefined;
+  while (!listening) {
+    listening = lines.find((l) => l["msg"] === "listening" && typeof l["addr"] === "string");
+    if (listening) break;
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      await Promise.race([Promise.all([out.done, err.done]), Bun.sleep(500)]);
+      throw new Error(
+        `gateway did not report "listening" (exit code ${proc.exitCode}, args ${JSON.stringify(args)}).\nstdout:\n${out.text().slice(-4000)}\nstderr:\n${err.text().slice(-4000)}`,
+      );
+    }
+    await Bun.sleep(15);
+  }
+  const addr = String(listening["addr"]);
+  const metricsAddr = typeof listening["metrics_addr"] === "string" ? listening["metrics_addr"] : "";
+  const colon = addr.lastIndexOf(":");
+  const host = addr.slice(0, colon);
+  const port = Number(addr.slice(colon + 1));
+
+  return {
+    url: `http://${addr}`,
+    metricsUrl: metricsAddr ? `http://${metricsAddr}` : "",
+    host,
+    port,
+    proc,
+    configPath,
+    logs: () => lines,
+    waitForLog,
+    accessLog: (requestId, ms = 3000) => waitForLog((l) => l["target"] === "ai.access" && l["request_id"] === requestId, ms),
+    stdout: out.text,
+    stderr: err.text,
+    stop,
+  };
+}
+
+export interface ExitResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the gateway expecting it to exit on its own (bad config, CLI commands). Kills it after timeoutMs. */
+export async function runGatewayExpectExit(opts: GatewayOptions & { timeoutMs?: number } = {}): Promise<ExitResult> {
+  const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
+  const args = buildArgs(opts, configPath);
+  const proc = Bun.spawn([process.execPath, MAIN_TS, ...args], {
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: childEnv(opts.env),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const stdoutP = new Response(proc.stdout).text();
+  const stderrP = new Response(proc.stderr).text();
+  const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(opts.timeoutMs ?? 10_000).then(() => false)]);
+  if (!exited) {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  }
+  const [stdout, stderr] = await Promise.all([stdoutP, stderrP]);
+  return { code: exited ? proc.exitCode : null, stdout, stderr };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP/1.1 over a TCP socket, for requests fetch refuses or rewrites (both content-length and
+// transfer-encoding, hop-by-hop headers, no accept-encoding at all).
+
+export interface RawResponse {
+  status: number;
+  /** Lower-cased names; repeated headers joined by ", ". */
+  headers: Record<string, string>;
+  /** Body after transfer decoding (chunked removed); content-encoding left alone. */
+  body: Uint8Array;
+  text(): string;
+}
+
+function indexOfCrlfCrlf(buf: Uint8Array, from = 0): number {
+  for (let i = from; i + 3 < buf.length; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Parses one complete response from `buf`; undefined while more bytes are needed (or when `eof` decides). */
+function tryParseResponse(buf: Uint8Array, eof: boolean, headRequest: boolean): RawResponse | undefined {
+  const headEnd = indexOfCrlfCrlf(buf);
+  if (headEnd < 0) return undefined;
+  const head = new TextDecoder().decode(buf.subarray(0, headEnd));
+  const [statusLine = "", ...headerLines] = head.split("\r\n");
+  const status = Number(statusLine.split(" ")[1]);
+  const headers: Record<string, string> = {};
+  for (const l of headerLines) {
+    const c = l.indexOf(":");
+    if (c < 0) continue;
+    const k = l.slice(0, c).trim().toLowerCase();
+    const v = l.slice(c + 1).trim();
+    headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
+  }
+  const rest = buf.subarray(headEnd + 4);
+  const mk = (body: Uint8Array): RawResponse => ({ status, headers, body, text: () => new TextDecoder().decode(body) });
+  if (headRequest || status === 204 || status === 304 || (status >= 100 && status < 200)) return mk(new Uint8Array(0));
+  if ((headers["transfer-encoding"] ?? "").toLowerCase().includes("chunked")) {
+    const parts: Uint8Array[] = [];
+    let off = 0;
+    for (;;) {
+      let lineEnd = -1;
+      for (let i = off; i + 1 < rest.length; i++) {
+        if (rest[i] === 13 && rest[i + 1] === 10) {
+          lineEnd = i;
+          break;
+        }
+      }
+      if (lineEnd < 0) return eof ? mk(join_(parts)) : undefined;
+      const size = parseInt(new TextDecoder().decode(rest.subarray(off, lineEnd)).split(";")[0] ?? "", 16);
+      if (!Number.isFinite(size)) return mk(join_(parts));
+      if (size === 0) return mk(join_(parts));
+      const start = lineEnd + 2;
+      if (start + size + 2 > rest.length) return eof ? mk(join_([...parts, rest.subarray(start)])) : undefined;
+      parts.push(rest.subarray(start, start + size));
+      off = start + size + 2;
+    }
+  }
+  const cl = headers["content-length"];
+  if (cl !== undefined) {
+    const n = Number(cl);
+    if (rest.length >= n) return mk(rest.subarray(0, n));
+    return eof ? mk(rest) : undefined;
+  }
+  return eof ? mk(rest) : undefined;
+}
+
+function join_(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Sends `request` (a full HTTP/1.1 message; use CRLF) to host:port and resolves with the first response.
+ * Rejects if the connection closes before a status line arrives or after timeoutMs. */
+export function rawHttp(host: string, port: number, request: string | Uint8Array, timeoutMs = 5000): Promise<RawResponse> {
+  const bytes = typeof request === "string" ? new TextEncoder().encode(request) : request;
+  const headRequest = typeof request === "string" && request.startsWith("HEAD ");
+  return new Promise<RawResponse>((resolvePromise, reject) => {
+    let buf: Uint8Array = new Uint8Array(0);
+    let settled = false;
+    const finish = (eof: boolean, socket?: { end(): void }): void => {
+      if (settled) return;
+      const r = tryParseResponse(buf, eof, headRequest);
+      if (r) {
+        settled = true;
+        clearTimeout(timer);
+        socket?.end();
+        resolvePromise(r);
+      } else if (eof) {
+        settled = true;
+        clearTimeout(timer);
+        reject(new Error(`raw HTTP: connection closed after ${buf.length} bytes without a complete response: ${new TextDecoder().decode(buf.subarray(0, 500))}`));
+      }
+    };
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      reject(new Error(`raw HTTP: no complete response within ${timeoutMs} ms; got: ${new TextDecoder().decode(buf.subarray(0, 500))}`));
+    }, timeoutMs);
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open(socket) {
+          socket.write(bytes);
+        },
+        data(socket, chunk) {
+          buf = concat(buf, chunk);
+          finish(false, socket);
+        },
+        close() {
+          finish(true);
+        },
+        end() {
+          finish(true);
+        },
+        error(_socket, e) {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(e);
+        },
+      },
+    }).catch((e: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(e instanceof Error ? e : new Error(String(e)));
+    });
+  });
+}
+
+/** The value of one Prometheus sample from `/metrics` (labels matched exactly, in any order); 0 when absent. */
+export async function metricValue(metricsUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+  const want = Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(",");
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#") || !line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? "")
+      .split(",")
+      .filter((s) => s !== "")
+      .sort()
+      .join(",");
+    if (got === want) return Number(m[3]);
+  }
+  return 0;
+}
