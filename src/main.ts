@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   }
 }
 
-function serve(flags: Map<string, string>): void {
+async function serve(flags: Map<string, string>): Promise<void> {
   let cfg;
   try {
     cfg = loadConfig({ configPath: flags.get("--config") });
@@ -143,7 +143,7 @@ function serve(flags: Map<string, string>): void {
   }
   let running;
   try {
-    running = startGateway(cfg);
+    running = await startGateway(cfg);
   } catch (e) {
     // Typically a port already in use: say which and exit non-zero rather than a stack trace.
     process.stderr.write(`beyond-ai: cannot start: ${(e as Error).message}\n`);

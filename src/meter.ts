@@ -8,7 +8,7 @@ import { injectWhole, UsageInjector } from "./inject-usage.ts";
 import { log, RawJson } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { ModelScanner } from "./scan-model.ts";
-import { ResponseTap } from "./tap-response.ts";
+import { ResponseTap, tapEncoding } from "./tap-response.ts";
 import type { Usage } from "./usage.ts";
 
 const CHAT_COMPLETIONS = "/chat/completions";
@@ -21,7 +21,16 @@ export function injectionEligible(ctx: RequestContext): boolean {
   return path.endsWith(CHAT_COMPLETIONS);
 }
 
-const TAPPED_ENCODINGS = new Set(["gzip", "br", "deflate"]);
+const MODEL_MAX = 256;
+
+/** A billed model goes into a log line other systems parse: anything odd becomes "unknown" (SPEC §6). */
+function sanitizeModel(m: string | undefined): string | undefined {
+  if (m === undefined) return undefined;
+  if (m.length > MODEL_MAX || /[\u0000-\u001f\u007f"\\]/.test(m)) return "unknown";
+  return m;
+}
+
+const ZERO: Usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
 export class Meter {
   private scanner: ModelScanner | undefined;
@@ -88,14 +97,10 @@ export class Meter {
   /** The response observer for the relay, or undefined when the body cannot be read (an encoding we do not decode). */
   observe(headers: Headers, sse: boolean): ResponseObserver | undefined {
     this.syncRequestSide();
-    const enc = headers.get("content-encoding")?.trim().toLowerCase();
-    if (enc !== undefined && enc !== "" && enc !== "identity" && !TAPPED_ENCODINGS.has(enc)) return undefined;
-    this.tap = new ResponseTap({
-      dialect: this.ctx.provider?.dialect ?? "openai",
-      sse,
-      stripUsageChunk: this.injected && sse,
-      encoding: enc === undefined || enc === "" || enc === "identity" ? null : (enc as "gzip" | "br" | "deflate"),
-    });
+    const encoding = tapEncoding(headers.get("content-encoding"));
+    // Stacked or unknown encodings pass through unmetered rather than being parsed as garbage.
+    if (encoding === "unsupported") return undefined;
+    this.tap = new ResponseTap({ dialect: this.ctx.provider?.dialect ?? "openai", sse, stripUsageChunk: this.injected && sse, encoding });
     return this.tap;
   }
 
@@ -120,11 +125,13 @@ export class Meter {
     this.emitted = true;
     this.syncRequestSide();
     const ctx = this.ctx;
-    const found = this.tap?.usage();
+    const tap = this.tap;
+    // An aborted relay never reached the tap's end(): release its decompressor now.
+    if (how !== "complete") tap?.end();
     let usage: Usage;
     let complete: boolean;
-    if (found !== undefined) {
-      usage = found;
+    if (tap !== undefined && tap.usageComplete()) {
+      usage = tap.usage() ?? ZERO;
       complete = true;
     } else {
       const ok2xx = ctx.status >= 200 && ctx.status < 300;
@@ -132,10 +139,11 @@ export class Meter {
         this.metrics.inc("ai_usage_parse_errors_total");
         log.gateway("warn", "managed 2xx response without parsable usage", { request_id: ctx.id, provider: ctx.provider?.name });
       }
-      // A provider's error answer bills nothing; anything else that ended without usage gets an estimate.
+      // A provider's error answer bills nothing; anything else that ended without full usage gets an estimate
+      // (exact input and cache counts when the stream reported them, output estimated from the bytes seen).
       const estimate = ok2xx || how !== "complete";
-      if (!estimate) usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
-      else usage = this.tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: 0, cacheRead: 0, cacheWrite: 0 };
+      if (!estimate) usage = tap?.usage() ?? ZERO;
+      else usage = tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: 0, cacheRead: 0, cacheWrite: 0 };
       complete = !estimate;
     }
     this.metrics.inc("ai_tokens_total", { kind: "input" }, usage.input);
@@ -149,7 +157,7 @@ export class Meter {
       tenant_id: new RawJson(id?.tenant ?? "0"),
       vpc_id: new RawJson(id?.vpc ?? "0"),
       provider: ctx.provider?.name,
-      model: this.tap?.model() ?? requested,
+      model: sanitizeModel(tap?.model()) ?? requested,
       requested_model: requested,
       // From the response content-type once a head arrived (what the provider actually did), else what was asked.
       stream: sse ?? this.requestStream === true,

@@ -29,8 +29,36 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
+/** Fixed-bucket histogram per label set: an observation is a short linear scan over a small Float64Array of bounds. */
+class Histogram {
+  readonly byLabels = new Map<string, { counts: Float64Array; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: readonly number[],
+  ) {}
+  observe(labelKey: string, v: number): void {
+    let h = this.byLabels.get(labelKey);
+    if (h === undefined) this.byLabels.set(labelKey, (h = { counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }));
+    for (let i = 0; i < this.bounds.length; i++) if (v <= (this.bounds[i] as number)) h.counts[i] = (h.counts[i] as number) + 1;
+    h.sum += v;
+    h.count++;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const [k, h] of this.byLabels) {
+      const pre = k ? `${k},` : "";
+      for (let i = 0; i < this.bounds.length; i++) out += `${this.name}_bucket{${pre}le="${this.bounds[i]}"} ${h.counts[i]}\n`;
+      out += `${this.name}_bucket{${pre}le="+Inf"} ${h.count}\n`;
+      out += k ? `${this.name}_sum{${k}} ${h.sum}\n${this.name}_count{${k}} ${h.count}\n` : `${this.name}_sum ${h.sum}\n${this.name}_count ${h.count}\n`;
+    }
+    return out;
+  }
+}
+
 export class Metrics {
   private readonly series = new Map<string, Series>();
+  private readonly histograms = new Map<string, Histogram>();
 
   constructor() {
     this.counter("ai_requests_total", "Requests received, rejected ones included.");
@@ -41,6 +69,22 @@ export class Metrics {
     this.counter("ai_usage_parse_errors_total", "Managed 2xx responses whose usage could not be found.");
     this.gauge("ai_requests_in_flight", "Requests admitted and not yet finished.");
     this.gauge("ai_active_streams", "SSE responses being relayed.");
+    this.gauge("ai_deny_set_size", "Tenants currently denied.");
+    this.gauge("ai_deny_set_revision", "Last deny-set revision (JetStream sequence) applied.");
+    this.gauge("ai_nats_connected", "1 while the deny-set watch is connected to NATS, else 0.");
+    this.histogram("ai_ttft_seconds", "Time from admission to the upstream response head.", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+    this.histogram("ai_upstream_latency_seconds", "Time from admission to the end of the response.", [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
+    this.histogram("ai_gateway_overhead_seconds", "Time the gateway itself adds: before the upstream request is sent, and from the upstream head to the client head.", [
+      0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+    ]);
+  }
+
+  histogram(name: string, help: string, bounds: readonly number[]): void {
+    if (!this.histograms.has(name)) this.histograms.set(name, new Histogram(name, help, bounds));
+  }
+
+  observe(name: string, value: number, labels?: Labels): void {
+    this.histograms.get(name)?.observe(labelKey(labels), value);
   }
 
   counter(name: string, help: string): Series {
@@ -74,6 +118,7 @@ export class Metrics {
       if (s.values.size === 0 && s.type === "gauge") out += `${s.name} 0\n`;
       for (const [k, v] of s.values) out += k ? `${s.name}{${k}} ${v}\n` : `${s.name} ${v}\n`;
     }
+    for (const h of this.histograms.values()) out += h.render();
     return out;
   }
 }

@@ -12,6 +12,7 @@ import { relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.
 import type { KeyVerifier } from "./keys.ts";
 import { isBreakerFailure, type CircuitBreaker } from "./breaker.ts";
 import { log } from "./log.ts";
+import type { DenySet } from "./denyset.ts";
 import type { RateGuard } from "./ratelimit.ts";
 import { injectionEligible, Meter } from "./meter.ts";
 import { type Metrics, statusClass } from "./metrics.ts";
@@ -22,6 +23,7 @@ import type { Transport } from "./transport.ts";
 export interface Gateway {
   cfg: Config;
   rate: RateGuard;
+  denySet: DenySet;
   /** One breaker per provider name. */
   breakers: Map<string, CircuitBreaker>;
   router: Router;
@@ -37,7 +39,7 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 const CLIENT_CLOSED = 499;
 
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
-  const { cfg, router, verifier, transport, metrics, rate, breakers } = gw;
+  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet } = gw;
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
   const maxBody = cfg.max_request_body_bytes;
 
@@ -82,6 +84,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       const auth = verifyManaged(verifier, cred.token);
       if (!auth.ok) return reject(ctx, auth.error, `auth_${auth.reason}`, "auth");
       ctx.identity = auth.identity;
+      const denied = denySet.lookup(auth.identity.tenant);
+      if (denied !== undefined) {
+        const rejection = denied === "spend" ? "deny_spend" : denied === "fraud" ? "deny_fraud" : "deny_unknown";
+        return reject(ctx, ERR.denied(denied === "spend" ? 402 : 403), rejection, rejection);
+      }
       if (provider.poolAuth === undefined) return reject(ctx, ERR.noPoolKey, "no_pool_key");
     }
 
@@ -138,6 +145,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const upHeaders = upstreamHeaders(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
 
     // 5. forward
+    const sendNs = Bun.nanoseconds();
     const sent = await sendUpstream({
       transport,
       url: provider.origin + ctx.forwardPath,
@@ -173,6 +181,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // 6. relay (meter hooks in as the observer)
     const up = sent.response;
     ctx.headersNs = Bun.nanoseconds();
+    const providerLabel = { provider: provider.name };
+    metrics.observe("ai_ttft_seconds", (ctx.headersNs - ctx.startNs) / 1e9, providerLabel);
     ctx.status = up.status;
     metrics.inc("ai_upstream_responses_total", { provider: provider.name, status: statusClass(up.status) });
     const outHeaders = clientHeaders(up.headers, ctx.id);
@@ -189,6 +199,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (how !== "complete") ctx.error = how;
       if (streaming) metrics.inc("ai_active_streams", undefined, -1);
       metrics.inc("ai_requests_in_flight", undefined, -1);
+      metrics.observe("ai_upstream_latency_seconds", (Bun.nanoseconds() - ctx.startNs) / 1e9, providerLabel);
       // 7. log
       accessLog(ctx);
     };
@@ -206,7 +217,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       },
       onEnd: done,
     });
-    return new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
+    const response = new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
+    // Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head.
+    metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+    return response;
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
       req.signal.removeEventListener("abort", onClientGone);

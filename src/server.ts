@@ -4,6 +4,8 @@ import type { Server } from "bun";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, parseListen } from "./config.ts";
 import { CircuitBreaker } from "./breaker.ts";
+import { DenySet } from "./denyset.ts";
+import { DenyWatcher } from "./denyset-nats.ts";
 import { KeyVerifier } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
 import { log } from "./log.ts";
@@ -43,7 +45,7 @@ export interface Running {
   shutdown(reason: string): Promise<void>;
 }
 
-export function startGateway(cfg: Config): Running {
+export async function startGateway(cfg: Config): Promise<Running> {
   const providers = buildProviders(cfg);
   for (const name of Object.keys(cfg.pool_keys)) {
     if (!providers.some((p) => p.name === name)) log.gateway("warn", "pool key for an unknown provider is ignored", { provider: name });
@@ -52,7 +54,28 @@ export function startGateway(cfg: Config): Running {
     log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
   }
   const metrics = new Metrics();
+  const denySet = new DenySet();
+  const watcher = new DenyWatcher({
+    natsUrl: cfg.nats_url,
+    credsBase64: cfg.nats_creds?.expose(),
+    credsFile: cfg.nats_creds_file,
+    bucket: cfg.config_bucket,
+    snapshotPath: cfg.snapshot_path,
+    set: denySet,
+    onState: (st) => {
+      metrics.setGauge("ai_nats_connected", st.connected ? 1 : 0);
+      metrics.setGauge("ai_deny_set_revision", Number(st.revision));
+      metrics.setGauge("ai_deny_set_size", st.size);
+    },
+    log: (level, msg, fields) => log.gateway(level, `deny-set: ${msg}`, fields),
+  });
+  // The snapshot (if any) is loaded before the first request is served, so a restart with NATS down still
+  // enforces the last known denials; the NATS watch itself runs in the background (fail-open).
+  await watcher.start();
+  metrics.setGauge("ai_deny_set_size", denySet.size);
+  metrics.setGauge("ai_deny_set_revision", Number(denySet.revision));
   const gateway: Gateway = {
+    denySet,
     cfg,
     rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }),
     breakers: new Map(
@@ -117,6 +140,7 @@ export function startGateway(cfg: Config): Running {
       clearTimeout(grace);
       void admin.stop(true);
       gateway.transport.close();
+      await watcher.stop();
       log.gateway("info", "stopped");
       await log.flush();
     })();

@@ -1,0 +1,505 @@
+// Keeps a DenySet in sync with the JetStream KV bucket `config_bucket` (SPEC §7, reference §8.2).
+//
+// Lifecycle:
+//   start(): load the snapshot (if configured) into the set → enforcement starts here, before any
+//            NATS traffic → the connect loop runs in the background.
+//   loop:    connect → open (or create, history 1) the bucket → seed or resume → watch until the
+//            connection or the watch ends → back off (1 s doubling to 30 s, reset after a successful
+//            connect) → again. Nothing in the loop throws out of this module and nothing clears the
+//            set when NATS is lost: fail-open for availability, existing denials stay enforced.
+//
+// Seed vs resume. With a cursor (the set's revision, from the snapshot or a previous session) the
+// watch is a KV ordered consumer starting at stream sequence revision + 1 (kv.watch's
+// resumeFromRevision), so everything written while we were away is applied exactly once. Without a
+// cursor, one ordered consumer with deliver policy last-per-subject does both jobs: its initial
+// batch is the point-in-time scan (staged in a separate Map and swapped in whole when the consumer
+// reports nothing pending), and it then keeps delivering live updates. Because it is one consumer,
+// there is no window between "scan" and "watch" in which a write could be lost — including the
+// empty-bucket case, where the consumer simply starts at sequence 1.
+//
+// A cursor is not trusted blindly: if the stream's first sequence has moved past revision + 1 (the
+// resume point was purged) or its last sequence is below our revision (the bucket was deleted and
+// recreated), we rescan instead.
+//
+// We run nats.js with `reconnect: false` and drive reconnects ourselves: every session then starts
+// from our own applied cursor, which is the only state that matters, and the backoff is the SPEC's.
+
+import {
+  connect,
+  credsAuthenticator,
+  type ConnectionOptions,
+  type KV,
+  type KvEntry,
+  type NatsConnection,
+  type QueuedIterator,
+} from "nats";
+import { readFile } from "node:fs/promises";
+import {
+  DenySet,
+  denyKeyTenant,
+  encodeSnapshot,
+  loadSnapshot,
+  parseDenyValue,
+  writeSnapshotAtomic,
+  type DenyReason,
+} from "./denyset.ts";
+
+export interface DenyWatcherState {
+  connected: boolean;
+  revision: bigint;
+  size: number;
+}
+
+export type DenyWatcherLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+export interface DenyWatcherOptions {
+  /** One URL or a comma-separated list. `user:pass@` (or `token@`) in the URL is used when no creds are set. */
+  natsUrl: string;
+  /** base64 of a `.creds` file (a secret; wins over credsFile). */
+  credsBase64?: string;
+  /** path of a `.creds` file, re-read on every connect so a rotated file is picked up. */
+  credsFile?: string;
+  bucket: string;
+  snapshotPath?: string;
+  set: DenySet;
+  /** Drives ai_nats_connected, ai_deny_set_revision, ai_deny_set_size. */
+  onState?: (s: DenyWatcherState) => void;
+  /** Fields never carry credentials; revisions are passed as decimal strings (JSON has no bigint). */
+  log?: DenyWatcherLog;
+  /** Reconnect backoff. Default 1000 ms doubling to 30000 ms (SPEC §7). Tests shorten it. */
+  backoffMs?: { initial: number; max: number };
+  /** Minimum gap between snapshot writes; changes inside it coalesce into one write. Default 1000. */
+  snapshotIntervalMs?: number;
+  /** NATS connect timeout. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+/** Counters for operators and tests (a resume must not rescan; a rescan must be visible). */
+export interface DenyWatcherStats {
+  /** Full scans completed (seed from last-per-subject). */
+  scans: number;
+  /** Sessions that resumed from a cursor without scanning. */
+  resumes: number;
+  /** Updates applied from the live watch (puts and deletes of `blackhole.{u64}` keys). */
+  applied: number;
+  /** Successful connects. */
+  connects: number;
+  /** Snapshot files written. */
+  snapshotWrites: number;
+  /** Set when start() found a snapshot: "loaded", "missing" or "error". */
+  snapshot: "none" | "loaded" | "missing" | "error";
+}
+
+const WATCH_KEY = "blackhole.>";
+const DEFAULT_BACKOFF = { initial: 1000, max: 30_000 };
+const DEFAULT_SNAPSHOT_INTERVAL_MS = 1000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+// nats.js' default is 2 min × 2 pings; a half-open TCP connection should not hide a dead server for
+// 4 minutes while updates pile up.
+const PING_INTERVAL_MS = 10_000;
+const MAX_PINGS_OUT = 3;
+
+export class DenyWatcher {
+  readonly #opts: DenyWatcherOptions;
+  readonly #set: DenySet;
+  readonly #log: DenyWatcherLog;
+  readonly #backoff: { initial: number; max: number };
+  readonly #snapshotIntervalMs: number;
+  readonly stats: DenyWatcherStats = { scans: 0, resumes: 0, applied: 0, connects: 0, snapshotWrites: 0, snapshot: "none" };
+
+  #connected = false;
+  /** True once the set reflects the bucket up to `set.revision` (snapshot cursor or completed scan). */
+  #seeded = false;
+  #stopping = false;
+  #started = false;
+  #loop: Promise<void> | undefined;
+  #nc: NatsConnection | undefined;
+  #watch: QueuedIterator<KvEntry> | undefined;
+  #wake: (() => void) | undefined;
+  #stopSignal: Promise<void>;
+  #signalStop: () => void = () => {};
+
+  #snapshotDirty = false;
+  #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+  #snapshotWrite: Promise<void> | undefined;
+  #lastSnapshotAt = 0;
+
+  constructor(opts: DenyWatcherOptions) {
+    this.#opts = opts;
+    this.#set = opts.set;
+    this.#log = opts.log ?? (() => {});
+    this.#backoff = opts.backoffMs ?? DEFAULT_BACKOFF;
+    this.#snapshotIntervalMs = opts.snapshotIntervalMs ?? DEFAULT_SNAPSHOT_INTERVAL_MS;
+    this.#stopSignal = new Promise((resolve) => {
+      this.#signalStop = resolve;
+    });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Resolves once the snapshot (if any) is in the set; NATS is connected in the background. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const path = this.#opts.snapshotPath;
+    if (path !== undefined) {
+      const loaded = await loadSnapshot(path);
+      if ("missing" in loaded) {
+        this.stats.snapshot = "missing";
+        this.#log("info", "no deny-set snapshot yet; will seed from a scan", { path });
+      } else if ("error" in loaded) {
+        this.stats.snapshot = "error";
+        this.#log("warn", "deny-set snapshot ignored; will rescan", { path, error: loaded.error });
+      } else {
+        this.stats.snapshot = "loaded";
+        this.#set.replaceAll(loaded.entries, loaded.revision);
+        // Revision 0 means the snapshot never saw the bucket: it holds nothing to resume from.
+        this.#seeded = loaded.revision > 0n;
+        this.#log("info", "deny-set snapshot loaded", {
+          path,
+          size: this.#set.size,
+          revision: loaded.revision.toString(),
+        });
+      }
+    }
+    this.#emitState();
+    this.#loop = this.#run().catch((err: unknown) => {
+      // #run catches everything itself; this is a last line so a bug can never become an
+      // unhandled rejection that takes the gateway down.
+      this.#log("error", "deny-set watcher loop crashed; deny-set frozen at its last state", { error: errMsg(err) });
+    });
+  }
+
+  /** Stops the loop (interrupting a connect or a backoff sleep) and writes a final snapshot. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#signalStop();
+    this.#wake?.();
+    try {
+      this.#watch?.stop();
+    } catch {
+      // already stopped
+    }
+    await this.#nc?.close().catch(() => {});
+    await this.#loop;
+    if (this.#snapshotTimer !== undefined) clearTimeout(this.#snapshotTimer);
+    this.#snapshotTimer = undefined;
+    await this.#snapshotWrite;
+    if (this.#snapshotDirty) await this.#writeSnapshot();
+  }
+
+  async #run(): Promise<void> {
+    let delay = this.#backoff.initial;
+    while (!this.#stopping) {
+      let connectedOk = false;
+      try {
+        connectedOk = await this.#session();
+      } catch (err) {
+        this.#log("error", "deny-set NATS session failed", { error: errMsg(err), bucket: this.#opts.bucket });
+      }
+      this.#setConnected(false);
+      if (this.#stopping) break;
+      if (connectedOk) delay = this.#backoff.initial;
+      this.#log("warn", "deny-set NATS unavailable; enforcing last known deny-set", {
+        retry_in_ms: delay,
+        size: this.#set.size,
+        revision: this.#set.revision.toString(),
+      });
+      await this.#sleep(delay);
+      delay = Math.min(delay * 2, this.#backoff.max);
+    }
+  }
+
+  /** One connection's life. Returns whether it connected (which resets the backoff). */
+  async #session(): Promise<boolean> {
+    const nc = await this.#connect();
+    if (nc === undefined) return false;
+    this.#nc = nc;
+    try {
+      this.stats.connects++;
+      this.#log("info", "deny-set NATS connected", { server: nc.getServer(), bucket: this.#opts.bucket });
+      const js = nc.jetstream();
+      // Creates the bucket (history 1) when missing; binds to it as-is when it exists.
+      const kv = await js.views.kv(this.#opts.bucket, { history: 1 });
+      if (this.#stopping) return true;
+
+      let resumeFrom: number | undefined;
+      if (this.#seeded) {
+        const jsm = await nc.jetstreamManager();
+        const { state } = await jsm.streams.info(`KV_${this.#opts.bucket}`);
+        const rev = this.#set.revision;
+        if (BigInt(state.last_seq) < rev) {
+          this.#log("warn", "deny-set bucket is behind our cursor (recreated?); rescanning", {
+            revision: rev.toString(),
+            last_seq: state.last_seq,
+          });
+          this.#seeded = false;
+        } else if (BigInt(state.first_seq) > rev + 1n) {
+          this.#log("warn", "deny-set resume point purged from the stream; rescanning", {
+            revision: rev.toString(),
+            first_seq: state.first_seq,
+          });
+          this.#seeded = false;
+        } else {
+          resumeFrom = Number(rev + 1n);
+        }
+      }
+
+      await this.#watchBucket(nc, kv, resumeFrom);
+      return true;
+    } finally {
+      this.#setConnected(false);
+      this.#watch = undefined;
+      this.#nc = undefined;
+      await nc.close().catch(() => {});
+    }
+  }
+
+  /** Scan (resumeFrom undefined) or resume, then apply live updates until the watch ends. */
+  async #watchBucket(nc: NatsConnection, kv: KV, resumeFrom: number | undefined): Promise<void> {
+    const set = this.#set;
+    let scanning = resumeFrom === undefined;
+    let staged: Map<string, DenyReason> | undefined = scanning ? new Map() : undefined;
+    let stagedRevision = 0n;
+
+    const finishScan = (): void => {
+      if (!scanning || staged === undefined) return;
+      scanning = false;
+      set.replaceAll(staged, stagedRevision);
+      staged = undefined;
+      this.#seeded = true;
+      this.stats.scans++;
+      this.#log("info", "deny-set seeded from a scan", { size: set.size, revision: stagedRevision.toString() });
+      this.#changed();
+    };
+
+    const watch = await kv.watch(
+      resumeFrom === undefined
+        ? { key: WATCH_KEY, initializedFn: finishScan }
+        : { key: WATCH_KEY, resumeFromRevision: resumeFrom },
+    );
+    this.#watch = watch;
+    // A closed connection also closes the subscription, but stop the iterator explicitly in case a
+    // nats.js version leaves it pending.
+    void nc.closed().then(() => {
+      try {
+        watch.stop();
+      } catch {
+        // already stopped
+      }
+    });
+    if (this.#stopping) {
+      watch.stop();
+      return;
+    }
+    if (resumeFrom !== undefined) {
+      this.stats.resumes++;
+      this.#log("info", "deny-set watch resumed", { from_revision: resumeFrom });
+    }
+    this.#setConnected(true);
+
+    for await (const e of watch) {
+      const rev = BigInt(e.revision);
+      const tenant = denyKeyTenant(e.key);
+      const isPut = e.operation === "PUT";
+      if (scanning && staged !== undefined) {
+        if (rev > stagedRevision) stagedRevision = rev;
+        if (tenant !== undefined) {
+          if (isPut) staged.set(tenant, parseDenyValue(e.value));
+          else staged.delete(tenant);
+        }
+        if (e.delta === 0) finishScan();
+        continue;
+      }
+      // An ordered-consumer reset inside nats.js restarts after its last delivered sequence, so this
+      // never fires in practice; it keeps "applied exactly once" true even if that changes.
+      if (rev <= set.revision) continue;
+      if (tenant === undefined) {
+        // `blackhole.notanumber`, `blackhole.key.…`: ignored, but the cursor still moves past it
+        // (and is persisted, so a resume does not re-read it).
+        set.revision = rev;
+        this.#changed();
+        continue;
+      }
+      if (isPut) set.apply({ kind: "put", tenant, reason: parseDenyValue(e.value), revision: rev });
+      else set.apply({ kind: "del", tenant, revision: rev });
+      this.stats.applied++;
+      this.#changed();
+    }
+  }
+
+  /** Connects, or returns undefined after logging why. Interrupted by stop(). */
+  async #connect(): Promise<NatsConnection | undefined> {
+    let opts: ConnectionOptions;
+    try {
+      opts = await this.#connectionOptions();
+    } catch (err) {
+      this.#log("error", "deny-set NATS credentials unreadable", { error: errMsg(err) });
+      return undefined;
+    }
+    const attempt = connect(opts);
+    const winner = await Promise.race([attempt.then((nc) => ({ nc }), (err: unknown) => ({ err })), this.#stopSignal]);
+    if (winner === undefined) {
+      // stop() won the race: close the connection if it opens later so nothing lingers.
+      attempt.then((nc) => nc.close(), () => {}).catch(() => {});
+      return undefined;
+    }
+    if ("err" in winner) {
+      this.#log("error", "deny-set NATS connect failed", { error: errMsg(winner.err), servers: redactedServers(this.#opts.natsUrl) });
+      return undefined;
+    }
+    if (this.#stopping) {
+      await winner.nc.close().catch(() => {});
+      return undefined;
+    }
+    return winner.nc;
+  }
+
+  async #connectionOptions(): Promise<ConnectionOptions> {
+    const servers: string[] = [];
+    let user: string | undefined;
+    let pass: string | undefined;
+    let token: string | undefined;
+    for (const raw of this.#opts.natsUrl.split(",")) {
+      const s = raw.trim();
+      if (s === "") continue;
+      const parsed = parseServer(s);
+      servers.push(parsed.server);
+      if (parsed.user !== undefined && user === undefined && token === undefined) {
+        if (parsed.pass !== undefined) {
+          user = parsed.user;
+          pass = parsed.pass;
+        } else {
+          token = parsed.user;
+        }
+      }
+    }
+    const opts: ConnectionOptions = {
+      servers,
+      name: "beyond-ai",
+      reconnect: false,
+      timeout: this.#opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      pingInterval: PING_INTERVAL_MS,
+      maxPingOut: MAX_PINGS_OUT,
+    };
+    // Priority (reference §8.2): creds base64 > creds file > user:pass/token in the URL > none.
+    if (this.#opts.credsBase64 !== undefined && this.#opts.credsBase64 !== "") {
+      opts.authenticator = credsAuthenticator(new Uint8Array(Buffer.from(this.#opts.credsBase64, "base64")));
+    } else if (this.#opts.credsFile !== undefined && this.#opts.credsFile !== "") {
+      opts.authenticator = credsAuthenticator(new Uint8Array(await readFile(this.#opts.credsFile)));
+    } else if (user !== undefined) {
+      opts.user = user;
+      opts.pass = pass;
+    } else if (token !== undefined) {
+      opts.token = token;
+    }
+    return opts;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+
+  #setConnected(connected: boolean): void {
+    if (this.#connected === connected) return;
+    this.#connected = connected;
+    this.#emitState();
+  }
+
+  #emitState(): void {
+    this.#opts.onState?.({ connected: this.#connected, revision: this.#set.revision, size: this.#set.size });
+  }
+
+  /** After every change to the set: publish state and schedule a coalesced snapshot write. */
+  #changed(): void {
+    this.#emitState();
+    if (this.#opts.snapshotPath === undefined) return;
+    this.#snapshotDirty = true;
+    this.#scheduleSnapshot();
+  }
+
+  #scheduleSnapshot(): void {
+    if (this.#snapshotTimer !== undefined || this.#snapshotWrite !== undefined || this.#stopping) return;
+    // The first change after a quiet second is written at once (so a crash right after loses
+    // nothing); a burst costs at most one write per interval.
+    const wait = Math.max(0, this.#lastSnapshotAt + this.#snapshotIntervalMs - Date.now());
+    this.#snapshotTimer = setTimeout(() => {
+      this.#snapshotTimer = undefined;
+      void this.#writeSnapshot();
+    }, wait);
+  }
+
+  #writeSnapshot(): Promise<void> {
+    const path = this.#opts.snapshotPath;
+    if (path === undefined) return Promise.resolve();
+    if (this.#snapshotWrite !== undefined) return this.#snapshotWrite;
+    this.#snapshotDirty = false;
+    const size = this.#set.size;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeSnapshot(this.#set);
+    } catch (err) {
+      this.#log("error", "deny-set snapshot encode failed", { error: errMsg(err) });
+      return Promise.resolve();
+    }
+    const write = writeSnapshotAtomic(path, bytes)
+      .then(
+        () => {
+          this.stats.snapshotWrites++;
+        },
+        (err: unknown) => {
+          // The set in memory is still right; the next change (or stop) tries again.
+          this.#snapshotDirty = true;
+          this.#log("error", "deny-set snapshot write failed", { path, size, error: errMsg(err) });
+        },
+      )
+      .finally(() => {
+        this.#snapshotWrite = undefined;
+        this.#lastSnapshotAt = Date.now();
+        // Changes that landed during the write: schedule the next one (stop() flushes its own).
+        if (this.#snapshotDirty && !this.#stopping) this.#scheduleSnapshot();
+      });
+    this.#snapshotWrite = write;
+    return write;
+  }
+}
+
+function parseServer(s: string): { server: string; user?: string; pass?: string } {
+  // nats.js ignores userinfo in server URLs, so lift it into connect options ourselves.
+  const withScheme = s.includes("://") ? s : `nats://${s}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    return { server: s };
+  }
+  if (u.username === "" && u.password === "") return { server: s };
+  const user = decodeURIComponent(u.username);
+  const pass = u.password === "" ? undefined : decodeURIComponent(u.password);
+  u.username = "";
+  u.password = "";
+  return { server: u.toString().replace(/\/$/, ""), user, pass };
+}
+
+/** Server list for log lines: host:port only, never userinfo. */
+function redactedServers(natsUrl: string): string {
+  return natsUrl
+    .split(",")
+    .map((s) => parseServer(s.trim()).server)
+    .join(",");
+}
+
+function errMsg(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
