@@ -3,6 +3,7 @@
 
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { ConfigError, loadConfig, redactedConfig } from "./config.ts";
+import { runDoctor } from "./doctor.ts";
 import { b64urlEncode, keygen, mint, parseKid, parseSeed, parseU64 } from "./keys.ts";
 import { log } from "./log.ts";
 import { startGateway, VERSION } from "./server.ts";
@@ -16,6 +17,7 @@ Usage:
   beyond-ai mint --kid N --key-file F --tenant T --vpc V
                                          print a bai_v1 managed key (deterministic: same inputs, same key)
   beyond-ai check-config [--config PATH] validate and print the effective config, secrets redacted (exit 0 ok, 1 bad)
+  beyond-ai doctor [--config PATH]       check NATS, signing keys, pool keys and provider DNS (exit 0 all ok, 1 otherwise)
   beyond-ai --version | --help
 `;
 
@@ -128,6 +130,17 @@ async function main(): Promise<void> {
         configFailure(e, 1);
       }
       return;
+    }
+    case "doctor": {
+      let cfg;
+      try {
+        cfg = loadConfig({ configPath: flags.get("--config") });
+      } catch (e) {
+        configFailure(e, 1);
+      }
+      const r = await runDoctor(cfg);
+      process.stdout.write(`${r.lines.join("\n")}\n`);
+      process.exit(r.ok ? 0 : 1);
     }
     default:
       usage(`unknown command "${command}"`);
