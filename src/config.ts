@@ -17,7 +17,8 @@ export class ConfigError extends Error {
   }
 }
 
-export type UpstreamTransport = "fetch";
+export type UpstreamTransport = "fetch" | "pool";
+const TRANSPORTS: readonly UpstreamTransport[] = ["fetch", "pool"];
 
 export interface Config {
   listen: string;
@@ -34,6 +35,7 @@ export interface Config {
   shutdown_grace_period_secs: number;
   upstream_tls: boolean;
   upstream_verify_cert: boolean;
+  upstream_transport: UpstreamTransport;
   max_request_body_bytes: number;
   require_signing_keys: boolean;
   rate_limit_rps: number;
@@ -51,7 +53,7 @@ export interface Config {
   source: string;
 }
 
-type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr";
+type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr" | "transport";
 
 /** The scalar keys and their defaults, in the order check-config prints them. */
 const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknown]> = [
@@ -69,6 +71,7 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["shutdown_grace_period_secs", "uint", 600],
   ["upstream_tls", "bool", true],
   ["upstream_verify_cert", "bool", true],
+  ["upstream_transport", "transport", "fetch"],
   ["max_request_body_bytes", "posint", 104857600],
   ["require_signing_keys", "bool", false],
   ["rate_limit_rps", "uint", 100],
@@ -264,6 +267,9 @@ function scalarFromToml(key: string, kind: ScalarKind, v: unknown): unknown {
     case "secret":
       if (typeof v !== "string") throw new ConfigError(key, `must be a string, got ${describe(v)}`);
       return new Secret(v);
+    case "transport":
+      if (typeof v !== "string") throw new ConfigError(key, `must be a string, got ${describe(v)}`);
+      return checkTransport(key, v);
     case "bool":
       if (typeof v !== "boolean") throw new ConfigError(key, `must be true or false, got ${describe(v)}`);
       return v;
@@ -287,6 +293,8 @@ function scalarFromEnv(name: string, kind: ScalarKind, v: string): unknown {
       return v;
     case "secret":
       return new Secret(v);
+    case "transport":
+      return checkTransport(name, v);
     case "bool": {
       const t = v.trim().toLowerCase();
       if (t === "true" || t === "1") return true;
@@ -312,6 +320,12 @@ export function parseListen(text: string): { hostname: string; port: number } {
   const portText = text.slice(colon + 1);
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new Error(`"${text}" has a bad port`);
   return { hostname, port: Number(portText) };
+}
+
+function checkTransport(key: string, v: string): UpstreamTransport {
+  const t = v.trim() as UpstreamTransport;
+  if (!TRANSPORTS.includes(t)) throw new ConfigError(key, `"${v}" is not one of ${TRANSPORTS.join(", ")}`);
+  return t;
 }
 
 function checkListen(key: string, v: string): void {
