@@ -190,11 +190,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (streaming) metrics.inc("ai_active_streams");
 
     const observer = meter?.observe(up.headers, streaming);
+    // A received status decides the breaker outcome, whatever happens to the body afterwards: record it now, so a
+    // long stream does not hold the half-open probe and the next request already sees the outcome.
+    if (isBreakerFailure(up.status, false)) breaker?.onFailure();
+    else breaker?.onSuccess();
     const done = (how: RelayEnd) => {
       req.signal.removeEventListener("abort", onClientGone);
-      // A received status decides the breaker outcome, whatever happens to the body afterwards.
-      if (isBreakerFailure(up.status, false)) breaker?.onFailure();
-      else breaker?.onSuccess();
       meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
       if (streaming) metrics.inc("ai_active_streams", undefined, -1);
