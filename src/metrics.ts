@@ -56,6 +56,8 @@ class Histogram {
   }
 }
 
+const LABELLED = new Set(["ai_rejections_total", "ai_upstream_responses_total", "ai_connect_retries_total", "ai_tokens_total"]);
+
 export class Metrics {
   private readonly series = new Map<string, Series>();
   private readonly histograms = new Map<string, Histogram>();
@@ -115,7 +117,9 @@ export class Metrics {
     let out = "";
     for (const s of this.series.values()) {
       out += `# HELP ${s.name} ${s.help}\n# TYPE ${s.name} ${s.type}\n`;
-      if (s.values.size === 0 && s.type === "gauge") out += `${s.name} 0\n`;
+      // An unlabelled series is exported at 0 from boot (as Prometheus clients do), so rate() and "== 0" alerts have data
+      // after a restart; labelled series appear with their first label set.
+      if (s.values.size === 0 && !LABELLED.has(s.name)) out += `${s.name} 0\n`;
       for (const [k, v] of s.values) out += k ? `${s.name}{${k}} ${v}\n` : `${s.name} ${v}\n`;
     }
     for (const h of this.histograms.values()) out += h.render();

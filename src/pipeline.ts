@@ -206,6 +206,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     };
     if (up.body === null) {
       done("complete");
+      metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
     const relayed = relayBody({

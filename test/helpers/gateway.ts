@@ -1,8 +1,10 @@
 // Runs the real gateway (`bun src/main.ts serve`) as a child process for end-to-end tests, collects its
 // JSON log lines, and offers a raw HTTP/1.1 client for requests `fetch` cannot express.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+// With `BEYOND_AI_BIN=/path/to/beyond-ai` in the environment the same helpers run that compiled binary
+// instead (same arguments), so any end-to-end file can be pointed at the release artefact.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
@@ -17,8 +19,9 @@ export interface GatewayOptions {
   configArg?: boolean;
   /** Extra environment. The child gets only PATH, HOME and these: nothing from the outer AI_* world. */
   env?: Record<string, string>;
-  /** Arguments after `src/main.ts`; default `["serve"]` plus `--config` when `config` is given. */
+  /** Arguments after `src/main.ts` (or the binary); default `["serve"]` plus `--config` when `config` is given. */
   args?: string[];
+  /** Working directory; default the repo root, or the binary's folder when `BEYOND_AI_BIN` is set. */
   cwd?: string;
   /** How long to wait for the `listening` line (default 10 s). */
   startTimeoutMs?: number;
@@ -101,6 +104,53 @@ function childEnv(extra: Record<string, string> | undefined): Record<string, str
   return { ...env, ...(extra ?? {}) };
 }
 
+/** The compiled gateway to run instead of `bun src/main.ts`: `$BEYOND_AI_BIN` when set (read per call, so a test
+ * file can switch it in beforeAll), else undefined. */
+export function gatewayBinary(): string | undefined {
+  const bin = process.env["BEYOND_AI_BIN"];
+  return bin !== undefined && bin !== "" ? bin : undefined;
+}
+
+/** argv for the gateway process, and its default working directory: the repo for source runs; the binary's own
+ * folder for the binary, so nothing from the repo (node_modules, config files) is within its reach. */
+function gatewayCommand(args: string[]): { argv: string[]; cwd: string } {
+  const bin = gatewayBinary();
+  if (bin !== undefined) return { argv: [bin, ...args], cwd: dirname(bin) };
+  return { argv: [process.execPath, MAIN_TS, ...args], cwd: REPO_ROOT };
+}
+
+let binaryBuild: Promise<string> | undefined;
+
+/**
+ * Compiles the gateway (`bun build --compile --minify src/main.ts`) once per test process and returns the path
+ * of a copy that sits alone in a fresh empty temp folder (so a test proves it needs nothing beside it).
+ */
+export function buildBinary(): Promise<string> {
+  binaryBuild ??= (async () => {
+    const buildDir = makeTempDir();
+    const built = join(buildDir, "beyond-ai");
+    const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", MAIN_TS, "--outfile", built], {
+      cwd: REPO_ROOT,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (code !== 0 || !existsSync(built)) throw new Error(`bun build --compile failed (exit ${code}):\n${out}\n${err}`);
+    const binDir = makeTempDir();
+    const bin = join(binDir, "beyond-ai");
+    copyFileSync(built, bin);
+    // The compiled file is ~100 MB; keep one copy, and only the binary in its folder.
+    rmSync(buildDir, { recursive: true, force: true });
+    return bin;
+  })();
+  // A failed build is not cached: the next caller retries (and reports its own error).
+  binaryBuild.catch(() => {
+    binaryBuild = undefined;
+  });
+  return binaryBuild;
+}
+
 function buildArgs(opts: GatewayOptions, configPath: string | undefined): string[] {
   if (opts.args) return opts.args;
   const args = ["serve"];
@@ -136,8 +186,9 @@ function collectLines(stream: ReadableStream<Uint8Array>, onLine: (line: string)
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
   const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
   const args = buildArgs(opts, configPath);
-  const proc = Bun.spawn([process.execPath, MAIN_TS, ...args], {
-    cwd: opts.cwd ?? REPO_ROOT,
+  const cmd = gatewayCommand(args);
+  const proc = Bun.spawn(cmd.argv, {
+    cwd: opts.cwd ?? cmd.cwd,
     env: childEnv(opts.env),
     stdin: "ignore",
     stdout: "pipe",
@@ -226,8 +277,9 @@ export interface ExitResult {
 export async function runGatewayExpectExit(opts: GatewayOptions & { timeoutMs?: number } = {}): Promise<ExitResult> {
   const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
   const args = buildArgs(opts, configPath);
-  const proc = Bun.spawn([process.execPath, MAIN_TS, ...args], {
-    cwd: opts.cwd ?? REPO_ROOT,
+  const cmd = gatewayCommand(args);
+  const proc = Bun.spawn(cmd.argv, {
+    cwd: opts.cwd ?? cmd.cwd,
     env: childEnv(opts.env),
     stdin: "ignore",
     stdout: "pipe",
