@@ -113,6 +113,29 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
   }
 }
 
+/**
+ * A small response with a declared length (≤ 64 KiB, not SSE) is read in one piece and answered with plain bytes:
+ * the same bounded memory as one relayed chunk, and it skips the JS stream between provider and client, which
+ * was the largest per-request cost measured on the hot path. `whole` is what a transport may already hold.
+ */
+export async function readWhole(
+  response: Response,
+  controller: AbortController,
+  readTimeoutMs: number,
+  whole: Uint8Array | undefined,
+): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" }> {
+  if (whole !== undefined) return { ok: true, bytes: whole };
+  const timer = setTimeout(() => controller.abort(TIMEOUT), readTimeoutMs);
+  try {
+    return { ok: true, bytes: await response.bytes() };
+  } catch {
+    if (controller.signal.aborted) return { ok: false, how: controller.signal.reason === TIMEOUT ? "upstream_timeout" : "client_closed" };
+    return { ok: false, how: "upstream_reset" };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** How a relayed body ended, for the log phase. */
 export type RelayEnd = "complete" | "client_closed" | "upstream_reset" | "upstream_timeout";
 

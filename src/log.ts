@@ -13,6 +13,9 @@ export class RawJson {
 export type Fields = Record<string, unknown>;
 
 const FLUSH_DELAY_MS = 5;
+/** Placeholder for RawJson values: a control character no real field value carries; JSON.stringify escapes it. */
+const RAW_MARK = "\u0000raw";
+const RAW_MARK_JSON = "\\u0000raw";
 
 class Logger {
   private threshold: number;
@@ -34,16 +37,36 @@ class Logger {
   /** Write one line. `fields` must not contain secrets: Secret values serialise as "***" anyway. */
   write(target: string, level: Level, msg: string | undefined, fields: Fields): void {
     if (LEVELS[level] > this.threshold) return;
-    let line = `{"ts":"${new Date().toISOString()}","level":"${level}","target":${JSON.stringify(target)}`;
-    if (msg !== undefined) line += `,"msg":${JSON.stringify(msg)}`;
+    // One JSON.stringify per line (not one per field); exact-u64 RawJson values go in as placeholders and are
+    // spliced in afterwards, since JSON numbers from JS would lose precision.
+    const obj: Fields = { ts: this.timestamp(), level, target };
+    if (msg !== undefined) obj.msg = msg;
+    let raw: RawJson[] | undefined;
     for (const key in fields) {
       const v = fields[key];
-      if (v === undefined) continue;
-      line += `,${JSON.stringify(key)}:${v instanceof RawJson ? v.text : JSON.stringify(v)}`;
+      if (v instanceof RawJson) {
+        obj[key] = `${RAW_MARK}${(raw ??= []).length}`;
+        raw.push(v);
+      } else obj[key] = v;
     }
-    this.sink.write(`${line}}\n`);
+    let line = JSON.stringify(obj);
+    if (raw !== undefined) for (let i = 0; i < raw.length; i++) line = line.replace(`"${RAW_MARK_JSON}${i}"`, (raw[i] as RawJson).text);
+    this.sink.write(`${line}\n`);
     if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
   }
+
+  /** RFC 3339 timestamp, formatted at most once per millisecond. */
+  private timestamp(): string {
+    const now = Date.now();
+    if (now !== this.tsMs) {
+      this.tsMs = now;
+      this.tsText = new Date(now).toISOString();
+    }
+    return this.tsText;
+  }
+
+  private tsMs = 0;
+  private tsText = "";
 
   private flushSoon = (): void => {
     this.flushTimer = undefined;

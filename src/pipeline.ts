@@ -8,7 +8,7 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "./config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
-import { relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import { readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
 import type { KeyVerifier } from "./keys.ts";
 import { isBreakerFailure, type CircuitBreaker } from "./breaker.ts";
 import { log } from "./log.ts";
@@ -17,7 +17,7 @@ import type { RateGuard } from "./ratelimit.ts";
 import { injectionEligible, Meter } from "./meter.ts";
 import { type Metrics, statusClass } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
-import { clientHeaders, upstreamHeaders } from "./rewrite.ts";
+import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import type { Transport } from "./transport.ts";
 
 export interface Gateway {
@@ -142,7 +142,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     // 4. rewrite. When the gateway may change the body it also asks for identity encoding, so the usage-only chunk it
     // caused can be removed from plain SSE bytes.
-    const upHeaders = upstreamHeaders(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
+    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
 
     // 5. forward
     const sendNs = Bun.nanoseconds();
@@ -185,7 +185,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     metrics.observe("ai_ttft_seconds", (ctx.headersNs - ctx.startNs) / 1e9, providerLabel);
     ctx.status = up.status;
     metrics.inc("ai_upstream_responses_total", { provider: provider.name, status: statusClass(up.status) });
-    const outHeaders = clientHeaders(up.headers, ctx.id);
+    const outHeaders = rewriteResponseHead(up.headers, ctx.id);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) metrics.inc("ai_active_streams");
 
@@ -208,6 +208,28 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       done("complete");
       metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
+    }
+    const declaredOut = up.headers.get("content-length");
+    if (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES) {
+      const got = await readWhole(up, controller, readTimeoutMs, transport.wholeBody?.(up));
+      if (!got.ok) {
+        // The head was not sent to the client yet, so a broken body can still become a clean 502/504.
+        ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
+        done(got.how);
+        if (got.how === "client_closed") return new Response(null, { status: CLIENT_CLOSED });
+        return errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
+      }
+      let out = got.bytes;
+      if (observer !== undefined) {
+        out = observer.push(out);
+        const tail = observer.end();
+        if (tail.byteLength > 0) out = Buffer.concat([out, tail]);
+      }
+      ctx.bytesOut = out.byteLength;
+      done("complete");
+      const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
+      metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+      return response;
     }
     const relayed = relayBody({
       body: up.body,

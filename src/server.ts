@@ -15,6 +15,7 @@ import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } fr
 import { Router } from "./route.ts";
 import { Secret } from "./secret.ts";
 import { FetchTransport } from "./transport.ts";
+import { PoolTransport } from "./transport-pool.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -86,7 +87,16 @@ export async function startGateway(cfg: Config): Promise<Running> {
     ),
     router: new Router(providers),
     verifier: new KeyVerifier(cfg.signing_keys),
-    transport: new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
+    transport:
+      cfg.upstream_transport === "pool"
+        ? new PoolTransport({
+            tls: cfg.upstream_tls,
+            verifyCert: cfg.upstream_verify_cert,
+            connectTimeoutMs: cfg.connect_timeout_secs * 1000,
+            idleTimeoutMs: cfg.idle_timeout_secs * 1000,
+            writeTimeoutMs: cfg.write_timeout_secs > 0 ? cfg.write_timeout_secs * 1000 : undefined,
+          })
+        : new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
     metrics,
   };
   const handler = createHandler(gateway);

@@ -16,6 +16,8 @@ export interface Transport {
   /** Resolves at the response head; the body streams. Rejects with a transport error before the head. */
   send(req: UpstreamRequest): Promise<Response>;
   close(): void;
+  /** The whole body when the transport already holds it (it arrived with the head), else undefined. */
+  wholeBody?(res: Response): Uint8Array | undefined;
 }
 
 export interface FetchTransportOptions {
@@ -67,6 +69,8 @@ const CONNECT_CODES = new Set([
   "FailedToOpenSocket",
   "UnableToConnect",
   "DNSResolutionFailed",
+  // The pool transport's connect timeout: no byte was sent.
+  "ETIMEDOUT",
 ]);
 
 /** Connect failures are safe to retry (nothing was sent); everything else before the head is a reset. */

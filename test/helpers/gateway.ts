@@ -82,6 +82,8 @@ export function baseConfig(opts: { authorities?: Record<string, string>; extra?:
     `byo_rate_limit_rps = 0`,
     `circuit_breaker_threshold = 0`,
     `shutdown_grace_period_secs = 1`,
+    // The whole e2e suite runs once per upstream transport: `BEYOND_AI_TRANSPORT=pool bun test` (see package.json).
+    `upstream_transport = "${upstreamTransport()}"`,
   ];
   if (opts.extra) lines.push(opts.extra);
   if (opts.authorities && Object.keys(opts.authorities).length > 0) {
@@ -90,6 +92,11 @@ export function baseConfig(opts: { authorities?: Record<string, string>; extra?:
   }
   if (opts.tables) lines.push("", opts.tables);
   return lines.join("\n") + "\n";
+}
+
+/** Which upstream transport the e2e gateways use: `fetch` unless BEYOND_AI_TRANSPORT says `pool`. */
+export function upstreamTransport(): "fetch" | "pool" {
+  return process.env["BEYOND_AI_TRANSPORT"] === "pool" ? "pool" : "fetch";
 }
 
 function tomlKey(k: string): string {
