@@ -9,7 +9,7 @@ import { log, RawJson } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { ModelScanner } from "./scan-model.ts";
 import { ResponseTap, tapEncoding } from "./tap-response.ts";
-import type { Usage } from "./usage.ts";
+import { parseJsonBody, type Usage } from "./usage.ts";
 
 const CHAT_COMPLETIONS = "/chat/completions";
 
@@ -29,6 +29,9 @@ function sanitizeModel(m: string | undefined): string | undefined {
   if (m.length > MODEL_MAX || /[\u0000-\u001f\u007f"\\]/.test(m)) return "unknown";
   return m;
 }
+
+/** Label objects built once: the metrics layer caches their rendered form by identity. */
+const KIND = { input: { kind: "input" }, output: { kind: "output" }, cacheRead: { kind: "cache_read" }, cacheWrite: { kind: "cache_write" } };
 
 const ZERO: Usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
@@ -94,6 +97,20 @@ export class Meter {
     return undefined;
   }
 
+  /**
+   * A small plain JSON response already in memory: parse it once directly, no tap needed. Returns false when the
+   * body is encoded (then the caller falls back to observe()).
+   */
+  wholeJson(headers: Headers, body: Uint8Array): boolean {
+    if (tapEncoding(headers.get("content-encoding")) !== null) return false;
+    this.parsed = parseJsonBody(this.ctx.provider?.dialect ?? "openai", body);
+    this.wholeBytes = body.byteLength;
+    return true;
+  }
+
+  private parsed: { usage: Usage | undefined; model: string | undefined } | undefined;
+  private wholeBytes = 0;
+
   /** The response observer for the relay, or undefined when the body cannot be read (an encoding we do not decode). */
   observe(headers: Headers, sse: boolean): ResponseObserver | undefined {
     this.syncRequestSide();
@@ -130,7 +147,11 @@ export class Meter {
     if (how !== "complete") tap?.end();
     let usage: Usage;
     let complete: boolean;
-    if (tap !== undefined && tap.usageComplete()) {
+    const parsed = this.parsed;
+    if (parsed?.usage !== undefined) {
+      usage = parsed.usage;
+      complete = true;
+    } else if (tap !== undefined && tap.usageComplete()) {
       usage = tap.usage() ?? ZERO;
       complete = true;
     } else {
@@ -143,13 +164,13 @@ export class Meter {
       // (exact input and cache counts when the stream reported them, output estimated from the bytes seen).
       const estimate = ok2xx || how !== "complete";
       if (!estimate) usage = tap?.usage() ?? ZERO;
-      else usage = tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: 0, cacheRead: 0, cacheWrite: 0 };
+      else usage = tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: Math.round(this.wholeBytes / 4.5), cacheRead: 0, cacheWrite: 0 };
       complete = !estimate;
     }
-    this.metrics.inc("ai_tokens_total", { kind: "input" }, usage.input);
-    this.metrics.inc("ai_tokens_total", { kind: "output" }, usage.output);
-    this.metrics.inc("ai_tokens_total", { kind: "cache_read" }, usage.cacheRead);
-    this.metrics.inc("ai_tokens_total", { kind: "cache_write" }, usage.cacheWrite);
+    this.metrics.inc("ai_tokens_total", KIND.input, usage.input);
+    this.metrics.inc("ai_tokens_total", KIND.output, usage.output);
+    this.metrics.inc("ai_tokens_total", KIND.cacheRead, usage.cacheRead);
+    this.metrics.inc("ai_tokens_total", KIND.cacheWrite, usage.cacheWrite);
     const requested = this.requestedModel ?? "";
     const id = ctx.identity;
     log.write("ai.usage", "info", "usage", {
@@ -157,7 +178,7 @@ export class Meter {
       tenant_id: new RawJson(id?.tenant ?? "0"),
       vpc_id: new RawJson(id?.vpc ?? "0"),
       provider: ctx.provider?.name,
-      model: sanitizeModel(tap?.model()) ?? requested,
+      model: sanitizeModel(parsed?.model ?? tap?.model()) ?? requested,
       requested_model: requested,
       // From the response content-type once a head arrived (what the provider actually did), else what was asked.
       stream: sse ?? this.requestStream === true,

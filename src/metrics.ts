@@ -18,15 +18,46 @@ class Series {
   }
 }
 
+/**
+ * Label sets are rendered once per object: the hot path passes label objects built at boot (per provider, per
+ * status class, per token kind), so an increment costs a WeakMap hit and a Map update, no string building.
+ */
+const labelKeys = new WeakMap<Labels, string>();
+
 function labelKey(labels: Labels | undefined): string {
   if (labels === undefined) return "";
-  let s = "";
-  for (const k in labels) s += `${s ? "," : ""}${k}="${escapeLabel(labels[k] ?? "")}"`;
-  return s;
+  let key = labelKeys.get(labels);
+  if (key === undefined) {
+    key = "";
+    for (const k in labels) key += `${key ? "," : ""}${k}="${escapeLabel(labels[k] ?? "")}"`;
+    labelKeys.set(labels, key);
+  }
+  return key;
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabel(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+/** Label objects for one provider, built once so the hot path never renders label strings. */
+export interface ProviderLabels {
+  provider: Labels;
+  /** Indexed by statusIndex(). */
+  status: Labels[];
+}
+
+export function providerLabels(name: string): ProviderLabels {
+  return { provider: { provider: name }, status: CLASSES.map((c) => ({ provider: name, status: c })) };
+}
+
+/** 1xx…5xx as 0…4; anything outside 100–499 counts as 5xx (seed gateway). */
+export function statusIndex(status: number): number {
+  return status >= 100 && status < 500 ? Math.floor(status / 100) - 1 : 4;
 }
 
 /** Fixed-bucket histogram per label set: an observation is a short linear scan over a small Float64Array of bounds. */
@@ -125,9 +156,4 @@ export class Metrics {
     for (const h of this.histograms.values()) out += h.render();
     return out;
   }
-}
-
-/** 1xx…5xx; anything outside 100–499 counts as 5xx (seed gateway). */
-export function statusClass(status: number): string {
-  return status >= 100 && status < 500 ? `${Math.floor(status / 100)}xx` : "5xx";
 }

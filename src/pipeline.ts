@@ -15,7 +15,7 @@ import { log } from "./log.ts";
 import type { DenySet } from "./denyset.ts";
 import type { RateGuard } from "./ratelimit.ts";
 import { injectionEligible, Meter } from "./meter.ts";
-import { type Metrics, statusClass } from "./metrics.ts";
+import { type Labels, type Metrics, type ProviderLabels, providerLabels, statusIndex } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import type { Transport } from "./transport.ts";
@@ -41,12 +41,14 @@ const CLIENT_CLOSED = 499;
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
   const { cfg, router, verifier, transport, metrics, rate, breakers, denySet } = gw;
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
+  const labels = new Map<string, ProviderLabels>();
+  for (const p of router.providers) labels.set(p.name, providerLabels(p.name));
   const maxBody = cfg.max_request_body_bytes;
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
     ctx.error = reason;
-    if (rejection !== undefined) metrics.inc("ai_rejections_total", { reason: rejection });
+    if (rejection !== undefined) metrics.inc("ai_rejections_total", reasonLabels(rejection));
     accessLog(ctx);
     return errorResponse(ctx.dialect, err, ctx.id);
   }
@@ -63,6 +65,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return reject(ctx, ERR.unknownProvider, "unknown_provider");
     }
     const provider = route.provider;
+    const provLabels = labels.get(provider.name) as ProviderLabels;
+    const providerLabel = provLabels.provider;
     ctx.provider = provider;
     ctx.dialect = provider.dialect;
     ctx.forwardPath = route.forwardPath;
@@ -155,7 +159,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       controller,
       headTimeoutMs: readTimeoutMs,
       onRetry: (attempt, e) => {
-        metrics.inc("ai_connect_retries_total", { provider: provider.name });
+        metrics.inc("ai_connect_retries_total", providerLabel);
         log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: errorCode(e) });
       },
     });
@@ -163,7 +167,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (!sent.ok) {
       if (body instanceof StreamedBody) body.discard();
       if (tooLarge) {
-        metrics.inc("ai_rejections_total", { reason: "body_too_large" });
+        metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
         return finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge);
       }
       if (req.signal.aborted) {
@@ -181,15 +185,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // 6. relay (meter hooks in as the observer)
     const up = sent.response;
     ctx.headersNs = Bun.nanoseconds();
-    const providerLabel = { provider: provider.name };
     metrics.observe("ai_ttft_seconds", (ctx.headersNs - ctx.startNs) / 1e9, providerLabel);
     ctx.status = up.status;
-    metrics.inc("ai_upstream_responses_total", { provider: provider.name, status: statusClass(up.status) });
+    metrics.inc("ai_upstream_responses_total", provLabels.status[statusIndex(up.status)]);
     const outHeaders = rewriteResponseHead(up.headers, ctx.id);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) metrics.inc("ai_active_streams");
 
-    const observer = meter?.observe(up.headers, streaming);
     // A received status decides the breaker outcome, whatever happens to the body afterwards: record it now, so a
     // long stream does not hold the half-open probe and the next request already sees the outcome.
     if (isBreakerFailure(up.status, false)) breaker?.onFailure();
@@ -220,10 +222,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
       }
       let out = got.bytes;
-      if (observer !== undefined) {
-        out = observer.push(out);
-        const tail = observer.end();
-        if (tail.byteLength > 0) out = Buffer.concat([out, tail]);
+      if (meter !== undefined && !meter.wholeJson(up.headers, out)) {
+        const observer = meter.observe(up.headers, false);
+        if (observer !== undefined) {
+          out = observer.push(out);
+          const tail = observer.end();
+          if (tail.byteLength > 0) out = Buffer.concat([out, tail]);
+        }
       }
       ctx.bytesOut = out.byteLength;
       done("complete");
@@ -235,7 +240,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       body: up.body,
       controller,
       readTimeoutMs,
-      observer,
+      observer: meter?.observe(up.headers, streaming),
       onBytes: (n) => {
         ctx.bytesOut += n;
       },
@@ -258,6 +263,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return err !== undefined ? errorResponse(c.dialect, err, c.id) : new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
     }
   };
+}
+
+const REASONS = new Map<string, Labels>();
+function reasonLabels(reason: string): Labels {
+  let l = REASONS.get(reason);
+  if (l === undefined) REASONS.set(reason, (l = { reason }));
+  return l;
 }
 
 function errorCode(e: unknown): string {

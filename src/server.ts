@@ -6,7 +6,7 @@ import { type Config, parseListen } from "./config.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { DenySet } from "./denyset.ts";
 import { DenyWatcher } from "./denyset-nats.ts";
-import { KeyVerifier } from "./keys.ts";
+import { KeyVerifier, mint } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -68,13 +68,18 @@ export async function startGateway(cfg: Config): Promise<Running> {
       metrics.setGauge("ai_deny_set_revision", Number(st.revision));
       metrics.setGauge("ai_deny_set_size", st.size);
     },
-    log: (level, msg, fields) => log.gateway(level, `deny-set: ${msg}`, fields),
+    log: (level, msg, fields) => log.gateway(level, msg, fields),
   });
   // The snapshot (if any) is loaded before the first request is served, so a restart with NATS down still
   // enforces the last known denials; the NATS watch itself runs in the background (fail-open).
   await watcher.start();
   metrics.setGauge("ai_deny_set_size", denySet.size);
   metrics.setGauge("ai_deny_set_revision", Number(denySet.revision));
+  const verifier = new KeyVerifier(cfg.signing_keys);
+  // The first Ed25519 operation builds noble's precomputed tables (hundreds of ms): pay that at boot, not on the
+  // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
+  const firstKid = cfg.signing_keys.keys().next();
+  if (!firstKid.done) verifier.verify(mint(firstKid.value, crypto.getRandomValues(new Uint8Array(32)), 0n, 0n));
   const gateway: Gateway = {
     denySet,
     cfg,
@@ -86,7 +91,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
       ]),
     ),
     router: new Router(providers),
-    verifier: new KeyVerifier(cfg.signing_keys),
+    verifier,
     transport:
       cfg.upstream_transport === "pool"
         ? new PoolTransport({
