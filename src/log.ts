@@ -13,6 +13,8 @@ export class RawJson {
 export type Fields = Record<string, unknown>;
 
 const FLUSH_DELAY_MS = 5;
+/** Write out early once this much is pending, so a burst never holds more than this in memory. */
+const FLUSH_BYTES = 64 * 1024;
 /** Placeholder for RawJson values: a control character no real field value carries; JSON.stringify escapes it. */
 const RAW_MARK = "\u0000raw";
 const RAW_MARK_JSON = "\\u0000raw";
@@ -51,8 +53,10 @@ class Logger {
     }
     let line = JSON.stringify(obj);
     if (raw !== undefined) for (let i = 0; i < raw.length; i++) line = line.replace(`"${RAW_MARK_JSON}${i}"`, (raw[i] as RawJson).text);
-    this.sink.write(`${line}\n`);
-    if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
+    // Lines collect in a JS string and reach the sink once per flush: the sink itself issues a write(2) per call.
+    this.pending += `${line}\n`;
+    if (this.pending.length >= FLUSH_BYTES) this.drain();
+    else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
   }
 
   /** RFC 3339 timestamp, formatted at most once per millisecond. */
@@ -68,14 +72,24 @@ class Logger {
   private tsMs = 0;
   private tsText = "";
 
+  private pending = "";
+
+  private drain(): void {
+    if (this.pending.length === 0) return;
+    this.sink.write(this.pending);
+    this.pending = "";
+    void this.sink.flush();
+  }
+
   private flushSoon = (): void => {
     this.flushTimer = undefined;
-    void this.sink.flush();
+    this.drain();
   };
 
   async flush(): Promise<void> {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    this.drain();
     await this.sink.flush();
   }
 
