@@ -71,7 +71,7 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["shutdown_grace_period_secs", "uint", 600],
   ["upstream_tls", "bool", true],
   ["upstream_verify_cert", "bool", true],
-  ["upstream_transport", "transport", "fetch"],
+  ["upstream_transport", "transport", "pool"],
   ["max_request_body_bytes", "posint", 104857600],
   ["require_signing_keys", "bool", false],
   ["rate_limit_rps", "uint", 100],

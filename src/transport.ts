@@ -71,6 +71,9 @@ const CONNECT_CODES = new Set([
   "DNSResolutionFailed",
   // The pool transport's connect timeout: no byte was sent.
   "ETIMEDOUT",
+  // Out of descriptors while opening the upstream socket: nothing was sent either.
+  "EMFILE",
+  "ENFILE",
 ]);
 
 /** Connect failures are safe to retry (nothing was sent); everything else before the head is a reset. */

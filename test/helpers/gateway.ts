@@ -82,7 +82,7 @@ export function baseConfig(opts: { authorities?: Record<string, string>; extra?:
     `byo_rate_limit_rps = 0`,
     `circuit_breaker_threshold = 0`,
     `shutdown_grace_period_secs = 1`,
-    // The whole e2e suite runs once per upstream transport: `BEYOND_AI_TRANSPORT=pool bun test` (see package.json).
+    // The whole e2e suite runs once per upstream transport: `BEYOND_AI_TRANSPORT=fetch bun test` (see package.json).
     `upstream_transport = "${upstreamTransport()}"`,
   ];
   if (opts.extra) lines.push(opts.extra);
@@ -94,9 +94,9 @@ export function baseConfig(opts: { authorities?: Record<string, string>; extra?:
   return lines.join("\n") + "\n";
 }
 
-/** Which upstream transport the e2e gateways use: `fetch` unless BEYOND_AI_TRANSPORT says `pool`. */
+/** Which upstream transport the e2e gateways use: `pool` (the default) unless BEYOND_AI_TRANSPORT says `fetch`. */
 export function upstreamTransport(): "fetch" | "pool" {
-  return process.env["BEYOND_AI_TRANSPORT"] === "pool" ? "pool" : "fetch";
+  return process.env["BEYOND_AI_TRANSPORT"] === "fetch" ? "fetch" : "pool";
 }
 
 function tomlKey(k: string): string {

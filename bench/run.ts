@@ -1,0 +1,102 @@
+// `npm run bench`: every benchmark in turn, then a summary. Run: node_modules/.bin/bun bench/run.ts [filter ...]
+//   1. each bench/*.bench.ts (mitata micro-benchmarks), one bun process per file so none inherits another's JIT state;
+//   2. ../shared/bench/compare.sh . (throughput beside nginx and a thin Bun proxy), when that file exists;
+//      ROUNDS, DURATION and CONNS pass through the environment;
+//   3. bench/streams.ts for N = 1,000, then N = 10,000 (each in a fresh process; env STREAMS_N overrides the list).
+// Filters keep only the named steps: a step name, or its part before a dash (`bun bench/run.ts keys streams` runs
+// keys, streams-1000 and streams-10000; `streams-1000` runs only that one).
+// Exits non-zero only when a step crashed (a non-zero exit); slow or lossy results are reported, not judged.
+import { existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "..");
+const COMPARE = resolve(ROOT, "..", "shared", "bench", "compare.sh");
+
+interface Step {
+  name: string;
+  argv: string[];
+  /** Lines of the step's output worth repeating in the summary. */
+  keep?: (line: string) => boolean;
+}
+
+interface Outcome {
+  step: Step;
+  code: number;
+  seconds: number;
+  kept: string[];
+}
+
+function steps(): Step[] {
+  const bun = process.execPath;
+  const list: Step[] = readdirSync(join(ROOT, "bench"))
+    .filter((f) => f.endsWith(".bench.ts"))
+    .sort()
+    .map((f) => ({ name: f.replace(/\.bench\.ts$/, ""), argv: [bun, join("bench", f)] }));
+  if (existsSync(COMPARE)) {
+    list.push({ name: "compare", argv: ["bash", COMPARE, "."], keep: (l) => /ratio/.test(l) });
+  } else {
+    console.log(`(skipping compare: ${COMPARE} not found)`);
+  }
+  const ns = (process.env["STREAMS_N"] ?? "1000,10000").split(",").map((s) => s.trim()).filter((s) => /^\d+$/.test(s));
+  for (const n of ns) {
+    list.push({
+      name: `streams-${n}`,
+      argv: [bun, join("bench", "streams.ts"), n],
+      keep: (l) => /^(CAPPED|OVER LIMIT|NOT CONCURRENT|path |direct |gateway|memory budget)/.test(l),
+    });
+  }
+  return list;
+}
+
+/** Runs one step with its output passed through live, keeping the lines the summary repeats. */
+async function runStep(step: Step): Promise<Outcome> {
+  const started = performance.now();
+  // STREAMS_N is run.ts's own knob: each streams step gets exactly one N on its command line.
+  const env = { ...process.env };
+  delete env["STREAMS_N"];
+  const proc = Bun.spawn(step.argv, { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "inherit", env });
+  const kept: string[] = [];
+  const dec = new TextDecoder();
+  let partial = "";
+  const consume = (text: string): void => {
+    partial += text;
+    let nl: number;
+    while ((nl = partial.indexOf("\n")) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      // eslint-disable-next-line no-control-regex
+      if (step.keep?.(line.replace(/\x1b\[[0-9;]*m/g, "")) === true) kept.push(line);
+    }
+  };
+  for await (const chunk of proc.stdout) {
+    process.stdout.write(chunk);
+    consume(dec.decode(chunk, { stream: true }));
+  }
+  consume("\n");
+  const code = await proc.exited;
+  return { step, code, seconds: (performance.now() - started) / 1000, kept };
+}
+
+const filters = process.argv.slice(2);
+const selected = steps().filter((s) => filters.length === 0 || filters.some((f) => s.name === f || s.name.startsWith(`${f}-`)));
+if (selected.length === 0) {
+  console.error(`no benchmark step matches ${filters.join(", ")}`);
+  process.exit(2);
+}
+
+const outcomes: Outcome[] = [];
+for (const step of selected) {
+  console.log(`\n######## ${step.name}: ${step.argv.join(" ")}\n`);
+  outcomes.push(await runStep(step));
+}
+
+console.log("\n######## summary (2 shared cores here: compare ratios between rows of one run, not absolute figures across runs)\n");
+for (const o of outcomes) {
+  console.log(`${o.code === 0 ? "ok     " : `CRASHED (exit ${o.code})`} ${o.step.name.padEnd(14)} ${o.seconds.toFixed(1).padStart(6)} s`);
+  for (const line of o.kept) console.log(`         ${line}`);
+}
+const crashed = outcomes.filter((o) => o.code !== 0);
+if (crashed.length > 0) {
+  console.log(`\n${crashed.length} step(s) crashed: ${crashed.map((o) => o.step.name).join(", ")}`);
+  process.exit(1);
+}
