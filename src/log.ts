@@ -59,6 +59,17 @@ class Logger {
     else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
   }
 
+  /**
+   * Hot-path form of write(): `body` is the rest of the JSON object, already serialised by the caller (members
+   * after "target", without braces). Callers build it from values that need no escaping or escape them themselves.
+   */
+  writeRaw(target: string, level: Level, body: string): void {
+    if (LEVELS[level] > this.threshold) return;
+    this.pending += `{"ts":"${this.timestamp()}","level":"${level}","target":"${target}",${body}}\n`;
+    if (this.pending.length >= FLUSH_BYTES) this.drain();
+    else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
+  }
+
   /** RFC 3339 timestamp, formatted at most once per millisecond. */
   private timestamp(): string {
     const now = Date.now();

@@ -5,7 +5,7 @@
 import type { RequestContext } from "./context.ts";
 import type { RelayEnd, ResponseObserver } from "./forward.ts";
 import { injectWhole, UsageInjector } from "./inject-usage.ts";
-import { log, RawJson } from "./log.ts";
+import { log } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { ModelScanner } from "./scan-model.ts";
 import { ResponseTap, tapEncoding } from "./tap-response.ts";
@@ -22,6 +22,11 @@ export function injectionEligible(ctx: RequestContext): boolean {
 }
 
 const MODEL_MAX = 256;
+
+/** A token count as a JSON number: whatever a provider sent, the line stays valid JSON (no NaN, no negatives). */
+function count(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
+}
 
 /** A billed model goes into a log line other systems parse: anything odd becomes "unknown" (SPEC §6). */
 function sanitizeModel(m: string | undefined): string | undefined {
@@ -167,29 +172,20 @@ export class Meter {
       else usage = tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: Math.round(this.wholeBytes / 4.5), cacheRead: 0, cacheWrite: 0 };
       complete = !estimate;
     }
-    this.metrics.inc("ai_tokens_total", KIND.input, usage.input);
-    this.metrics.inc("ai_tokens_total", KIND.output, usage.output);
-    this.metrics.inc("ai_tokens_total", KIND.cacheRead, usage.cacheRead);
-    this.metrics.inc("ai_tokens_total", KIND.cacheWrite, usage.cacheWrite);
-    const requested = this.requestedModel ?? "";
+    this.metrics.inc("ai_tokens_total", KIND.input, count(usage.input));
+    this.metrics.inc("ai_tokens_total", KIND.output, count(usage.output));
+    this.metrics.inc("ai_tokens_total", KIND.cacheRead, count(usage.cacheRead));
+    this.metrics.inc("ai_tokens_total", KIND.cacheWrite, count(usage.cacheWrite));
+    const requested = sanitizeModel(this.requestedModel) ?? "";
     const id = ctx.identity;
-    log.write("ai.usage", "info", "usage", {
-      request_id: ctx.id,
-      tenant_id: new RawJson(id?.tenant ?? "0"),
-      vpc_id: new RawJson(id?.vpc ?? "0"),
-      provider: ctx.provider?.name,
-      model: sanitizeModel(parsed?.model ?? tap?.model()) ?? requested,
-      requested_model: requested,
-      // From the response content-type once a head arrived (what the provider actually did), else what was asked.
-      stream: sse ?? this.requestStream === true,
-      status: ctx.status,
-      input_tokens: usage.input,
-      output_tokens: usage.output,
-      cache_read_tokens: usage.cacheRead,
-      cache_write_tokens: usage.cacheWrite,
-      reasoning_tokens: usage.reasoning,
-      complete,
-      latency_ms: Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6),
-    });
+    // Built by hand (one line per managed request): ids are exact u64 digits, models pass sanitizeModel (no quote,
+    // backslash or control character), provider names are path-segment characters, everything else is a number.
+    const model = sanitizeModel(parsed?.model ?? tap?.model()) ?? requested;
+    // From the response content-type once a head arrived (what the provider actually did), else what was asked.
+    const stream = sse ?? this.requestStream === true;
+    let body = `"msg":"usage","request_id":"${ctx.id}","tenant_id":${id?.tenant ?? "0"},"vpc_id":${id?.vpc ?? "0"},"provider":"${ctx.provider?.name ?? ""}","model":"${model}","requested_model":"${requested}","stream":${stream},"status":${ctx.status},"input_tokens":${count(usage.input)},"output_tokens":${count(usage.output)},"cache_read_tokens":${count(usage.cacheRead)},"cache_write_tokens":${count(usage.cacheWrite)}`;
+    if (usage.reasoning !== undefined) body += `,"reasoning_tokens":${count(usage.reasoning)}`;
+    body += `,"complete":${complete},"latency_ms":${Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6)}`;
+    log.writeRaw("ai.usage", "info", body);
   }
 }
