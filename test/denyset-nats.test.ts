@@ -2,84 +2,18 @@
 // tests on a free loopback port, with its own store directory so data survives a restart).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type KV, type NatsConnection } from "nats";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DenySet, loadSnapshot } from "../src/denyset.ts";
 import { DenyWatcher, type DenyWatcherOptions } from "../src/denyset-nats.ts";
+import { freePort, NatsServer, waitFor } from "./helpers/nats.ts";
 
-const NATS_SERVER = existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : (Bun.which("nats-server") ?? "nats-server");
 const BUCKET = "ai-gateway";
 const FAST_BACKOFF = { initial: 100, max: 400 };
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(10);
-  }
-}
-
-/** A nats-server -js process on a fixed port and store dir, restartable. */
-class NatsServer {
-  proc: ReturnType<typeof Bun.spawn> | undefined;
-  constructor(
-    readonly port: number,
-    readonly storeDir: string,
-  ) {}
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.proc = Bun.spawn([NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", String(this.port), "-sd", this.storeDir], {
-      stdout: "ignore",
-      stderr: "ignore",
-    });
-    await waitFor(
-      "nats-server ready",
-      async () => {
-        try {
-          const nc = await connect({ servers: this.url, reconnect: false, timeout: 500 });
-          try {
-            await (await nc.jetstreamManager()).getAccountInfo();
-            return true;
-          } finally {
-            await nc.close();
-          }
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = undefined;
-    if (p === undefined) return;
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-}
-
 async function startServer(): Promise<NatsServer> {
-  const dir = await mkdtemp(join(tmpdir(), "denyset-nats-"));
-  const s = new NatsServer(await freePort(), dir);
-  await s.start();
-  return s;
+  return await NatsServer.launch({ storeDir: await mkdtemp(join(tmpdir(), "denyset-nats-")) });
 }
 
 async function disposeServer(s: NatsServer): Promise<void> {

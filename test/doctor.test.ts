@@ -1,19 +1,10 @@
 import { afterAll, expect, test } from "bun:test";
-import { createServer } from "node:net";
 import { MAIN_TS, REPO_ROOT, writeTempConfig } from "./helpers/gateway.ts";
+import { freePort, NATS_SERVER } from "./helpers/nats.ts";
 
 const LOOPBACK_AUTHORITIES = ["openai", "anthropic", "openrouter", "fireworks", "groq", "deepseek", "together", "cerebras", "mistral", "xai"]
   .map((n) => `${n} = "127.0.0.1:9"`)
   .join("\n");
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function doctor(configToml: string): Promise<{ code: number; out: string }> {
   const path = writeTempConfig(configToml);
@@ -37,7 +28,7 @@ test("doctor fails with a hint when NATS is unreachable and no signing keys exis
 
 test("doctor passes every check with NATS up, a signing key and a pool key", async () => {
   const port = await freePort();
-  nats = Bun.spawn(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+  nats = Bun.spawn([NATS_SERVER, "-a", "127.0.0.1", "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
   const { keygen } = await import("../src/keys.ts");
   const key = keygen().publicKey;
   const toml = `nats_url = "nats://127.0.0.1:${port}"\nupstream_tls = false\n[provider_authorities]\n${LOOPBACK_AUTHORITIES}\n[pool_keys]\nopenai = "sk-doctor-secret"\n[signing_keys]\n1 = "${Buffer.from(key).toString("base64")}"\n`;

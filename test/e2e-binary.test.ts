@@ -15,8 +15,8 @@ import pkg from "../package.json" with { type: "json" };
 import { keygen, mint } from "../src/keys.ts";
 import { baseConfig, buildBinary, type Gateway, gatewayBinary, runGatewayExpectExit, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
+import { NatsServer, waitFor } from "./helpers/nats.ts";
 
-const NATS_SERVER = existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : (Bun.which("nats-server") ?? "nats-server");
 const BUCKET = "ai-gateway";
 const OPENAI_BYO = "sk-byo-binary-openai";
 const ANTHROPIC_BYO = "sk-ant-byo-binary";
@@ -37,21 +37,6 @@ async function launch(config: string, env?: Record<string, string>): Promise<Gat
   const g = await startGateway({ config, env });
   started.push(g);
   return g;
-}
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 beforeAll(async () => {
@@ -198,49 +183,14 @@ describe("SDK round trips through the binary", () => {
   });
 });
 
-/** nats-server -js on a free loopback port, with its own store dir. */
-class Nats {
-  readonly port = freePort();
-  readonly storeDir = mkdtempSync(join(tmpdir(), "bai-binary-nats-"));
-  readonly proc = Bun.spawn([NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", String(this.port), "-sd", this.storeDir], { stdout: "ignore", stderr: "ignore" });
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-  async ready(): Promise<void> {
-    await waitFor(
-      "nats-server with JetStream",
-      async () => {
-        try {
-          const nc = await connect({ servers: this.url, reconnect: false, timeout: 500 });
-          try {
-            await (await nc.jetstreamManager()).getAccountInfo();
-            return true;
-          } finally {
-            await nc.close();
-          }
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
-  }
-  async stop(): Promise<void> {
-    this.proc.kill("SIGTERM");
-    await this.proc.exited;
-    rmSync(this.storeDir, { recursive: true, force: true });
-  }
-}
-
 describe("deny-set through the binary, against a real nats-server", () => {
-  let nats: Nats;
+  let nats: NatsServer;
   let nc: NatsConnection;
   let kv: KV;
   let gw: Gateway;
 
   beforeAll(async () => {
-    nats = new Nats();
-    await nats.ready();
+    nats = await NatsServer.launch({ storeDir: mkdtempSync(join(tmpdir(), "bai-binary-nats-")), readyPollMs: 20, removeStoreOnStop: true });
     gw = await launch(
       baseConfig({
         authorities: { openai: openaiMock.authority },
@@ -256,6 +206,7 @@ describe("deny-set through the binary, against a real nats-server", () => {
       "/readyz status ok",
       async () => ((await (await fetch(`${gw.metricsUrl}/readyz`)).json()) as Record<string, unknown>)["status"] === "ok",
       10_000,
+      20,
     );
   }, 30_000);
 

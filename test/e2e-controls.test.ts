@@ -6,14 +6,14 @@
 // request-body cap (declared and streamed).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type KV, type NatsConnection } from "nats";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSnapshot } from "../src/denyset.ts";
 import { keygen, mint } from "../src/keys.ts";
 import { baseConfig, type Gateway, makeTempDir, metricValue, rawHttp, startGateway } from "./helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
+import { NatsServer, waitFor } from "./helpers/nats.ts";
 
-const NATS_SERVER = existsSync("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : (Bun.which("nats-server") ?? "nats-server");
 const BUCKET = "ai-gateway";
 const OPENAI_POOL = "sk-controls-openai-pool";
 const ANTHROPIC_POOL = "sk-controls-anthropic-pool";
@@ -27,74 +27,6 @@ const OPENAI_CHAT = JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "u
 const ANTHROPIC_MSG = JSON.stringify({ model: "claude-test", max_tokens: 16, messages: [{ role: "user", content: "hi" }] });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** nats-server -js on a fixed loopback port and store dir, so a restart keeps the bucket. */
-class NatsServer {
-  proc: ReturnType<typeof Bun.spawn> | undefined;
-  constructor(
-    readonly port: number,
-    readonly storeDir: string,
-  ) {}
-
-  static async create(): Promise<NatsServer> {
-    const s = new NatsServer(await freePort(), makeTempDir());
-    await s.start();
-    return s;
-  }
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.proc = Bun.spawn([NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", String(this.port), "-sd", this.storeDir], {
-      stdout: "ignore",
-      stderr: "ignore",
-    });
-    await waitFor(
-      "nats-server ready",
-      async () => {
-        try {
-          const nc = await connect({ servers: this.url, reconnect: false, timeout: 500 });
-          try {
-            await (await nc.jetstreamManager()).getAccountInfo();
-            return true;
-          } finally {
-            await nc.close();
-          }
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-      50,
-    );
-  }
-
-  /** SIGTERM and wait for the exit; the store dir stays. */
-  async stop(): Promise<void> {
-    const p = this.proc;
-    this.proc = undefined;
-    if (p === undefined) return;
-    p.kill("SIGTERM");
-    await p.exited;
-  }
-}
 
 /** A separate connection, the way the control plane writes holds. */
 class Admin {
@@ -239,7 +171,7 @@ function newMock(): MockProvider {
 }
 
 async function newNats(): Promise<NatsServer> {
-  const s = await NatsServer.create();
+  const s = await NatsServer.launch({ storeDir: makeTempDir(), readyPollMs: 50 });
   natsServers.push(s);
   return s;
 }
