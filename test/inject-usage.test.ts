@@ -1,21 +1,11 @@
 import { test, expect, describe } from "bun:test";
 import { UsageInjector, injectWhole, INCLUDE_USAGE_MEMBER, INCLUDE_USAGE_INSERT } from "../src/inject-usage.ts";
+import { concatBytes } from "./helpers/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const OPT = '"stream_options":{"include_usage":true}';
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Runs the streaming injector over `chunks`, returning the forwarded text and whether it injected. */
 function stream(chunks: Uint8Array[]): { text: string; injected: boolean } {
@@ -23,7 +13,7 @@ function stream(chunks: Uint8Array[]): { text: string; injected: boolean } {
   const out: Uint8Array[] = [];
   for (const c of chunks) out.push(...inj.push(c));
   out.push(...inj.end());
-  return { text: dec.decode(concat(out)), injected: inj.injected };
+  return { text: dec.decode(concatBytes(out)), injected: inj.injected };
 }
 
 /**
@@ -118,7 +108,7 @@ describe("streaming behaviour", () => {
     expect(out[0]).toBe(head); // the same chunk, not a copy
     expect(inj.push(new Uint8Array(0))).toEqual([]);
     const rest = inj.push(enc.encode('lo"}]}\n'));
-    expect(dec.decode(concat(rest))).toBe(`lo"}],${OPT}}\n`);
+    expect(dec.decode(concatBytes(rest))).toBe(`lo"}],${OPT}}\n`);
     expect(inj.injected).toBe(true);
     expect(inj.end()).toEqual([]);
     expect(inj.scanner.model()).toBe("gpt-4o");
@@ -129,7 +119,7 @@ describe("streaming behaviour", () => {
     const inj = new UsageInjector();
     const parts = [enc.encode('{"stream":true}'), enc.encode("  \n"), enc.encode("\n")];
     const out = parts.flatMap((p) => inj.push(p));
-    expect(dec.decode(concat(out))).toBe(`{"stream":true,${OPT}}  \n\n`);
+    expect(dec.decode(concatBytes(out))).toBe(`{"stream":true,${OPT}}  \n\n`);
   });
 
   test("the injected bytes are a fresh buffer, never the shared constant", () => {

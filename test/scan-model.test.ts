@@ -2,6 +2,7 @@ import { test, expect, describe } from "bun:test";
 import { ModelScanner, MODEL_MAX_BYTES } from "../src/scan-model.ts";
 import type { ModelScannerOptions } from "../src/scan-model.ts";
 import { UsageInjector } from "../src/inject-usage.ts";
+import { concatBytes } from "./helpers/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -506,17 +507,6 @@ function expectedStream(doc: Json): boolean | undefined {
   return typeof s === "boolean" ? s : undefined;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -549,7 +539,7 @@ test("property: scanner agrees with JSON.parse and injector output is right, ove
       const out: Uint8Array[] = [];
       for (const c of chunks) out.push(...inj.push(c));
       out.push(...inj.end());
-      const outBytes = concat(out);
+      const outBytes = concatBytes(out);
       const got = {
         laxModel: lax.model(),
         laxStream: lax.stream,

@@ -3,6 +3,7 @@ import * as zlib from "node:zlib";
 import { ResponseTap, gzipHeaderLength, tapEncoding } from "../src/tap-response.ts";
 import type { TapEncoding, TapOptions } from "../src/tap-response.ts";
 import type { Dialect, Usage } from "../src/usage.ts";
+import { concatBytes } from "./helpers/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -61,20 +62,9 @@ function feed(opts: TapOptions, parts: Uint8Array[]): Fed {
     outs.push(r);
   }
   outs.push(tap.end());
-  return { tap, out: concat(outs), identical };
+  return { tap, out: concatBytes(outs), identical };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 // --- realistic provider streams ---------------------------------------------------------------
 
@@ -377,7 +367,7 @@ describe("stripUsageChunk (gateway-injected include_usage)", () => {
         maxRetained = Math.max(maxRetained, tap.retainedBytes());
       }
       outs.push(tap.end());
-      expect(dec.decode(concat(outs))).toBe(name === "whole" ? without : kept);
+      expect(dec.decode(concatBytes(outs))).toBe(name === "whole" ? without : kept);
       expect(tap.usage()).toEqual(OPENAI_EXPECTED);
       expect(maxRetained).toBeLessThanOrEqual(128 * 1024);
     }
@@ -539,7 +529,7 @@ describe("compressed responses", () => {
 
   test("gzip members with FEXTRA, FNAME, FCOMMENT and FHCRC headers decode at any chunking", () => {
     const flg = 4 | 8 | 16 | 2;
-    const header = concat([
+    const header = concatBytes([
       new Uint8Array([0x1f, 0x8b, 8, flg, 0, 0, 0, 0, 0, 3]),
       new Uint8Array([3, 0, 0xaa, 0xbb, 0xcc]), // FEXTRA: XLEN 3
       enc.encode("stream.sse\0"),
@@ -549,7 +539,7 @@ describe("compressed responses", () => {
     expect(gzipHeaderLength(header, 0, header.length)).toBe(header.length);
     expect(gzipHeaderLength(header, 0, header.length - 1)).toBe(-1);
     expect(gzipHeaderLength(enc.encode("{\"id\":1}"), 0, 8)).toBe(-2);
-    const member = concat([header, zlib.deflateRawSync(sseBody), new Uint8Array(8)]);
+    const member = concatBytes([header, zlib.deflateRawSync(sseBody), new Uint8Array(8)]);
     for (const { parts } of chunkings(member, 31, 4)) {
       const { tap } = feed(sseOpts("openai", { encoding: "gzip" }), parts);
       expect(tap.usage()).toEqual(OPENAI_EXPECTED);
@@ -559,7 +549,7 @@ describe("compressed responses", () => {
 
   test("a multi-member gzip body is decoded across members", () => {
     const cut = Math.floor(jsonBody.length / 3);
-    const z = concat([zlib.gzipSync(jsonBody.subarray(0, cut)), zlib.gzipSync(jsonBody.subarray(cut))]);
+    const z = concatBytes([zlib.gzipSync(jsonBody.subarray(0, cut)), zlib.gzipSync(jsonBody.subarray(cut))]);
     for (const { parts } of chunkings(z, 41, 4)) {
       const { tap } = feed(jsonOpts("openai", { encoding: "gzip" }), parts);
       expect(tap.usage()).toEqual({ input: 8, output: 34, cacheRead: 4, cacheWrite: 0 });
@@ -568,7 +558,7 @@ describe("compressed responses", () => {
   });
 
   test("a gzip body with trailing junk keeps the usage metered before the junk", () => {
-    const z = concat([zlib.gzipSync(jsonBody), enc.encode("trailing junk")]);
+    const z = concatBytes([zlib.gzipSync(jsonBody), enc.encode("trailing junk")]);
     const { tap } = feed(jsonOpts("openai", { encoding: "gzip" }), split(z, () => 333));
     expect(tap.usage()).toEqual({ input: 8, output: 34, cacheRead: 4, cacheWrite: 0 });
   });

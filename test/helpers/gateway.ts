@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { concatBytes } from "./bytes.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 export const MAIN_TS = join(REPO_ROOT, "src", "main.ts");
@@ -359,12 +360,12 @@ function tryParseResponse(buf: Uint8Array, eof: boolean, headRequest: boolean): 
           break;
         }
       }
-      if (lineEnd < 0) return eof ? mk(join_(parts)) : undefined;
+      if (lineEnd < 0) return eof ? mk(concatBytes(parts)) : undefined;
       const size = parseInt(new TextDecoder().decode(rest.subarray(off, lineEnd)).split(";")[0] ?? "", 16);
-      if (!Number.isFinite(size)) return mk(join_(parts));
-      if (size === 0) return mk(join_(parts));
+      if (!Number.isFinite(size)) return mk(concatBytes(parts));
+      if (size === 0) return mk(concatBytes(parts));
       const start = lineEnd + 2;
-      if (start + size + 2 > rest.length) return eof ? mk(join_([...parts, rest.subarray(start)])) : undefined;
+      if (start + size + 2 > rest.length) return eof ? mk(concatBytes([...parts, rest.subarray(start)])) : undefined;
       parts.push(rest.subarray(start, start + size));
       off = start + size + 2;
     }
@@ -378,17 +379,6 @@ function tryParseResponse(buf: Uint8Array, eof: boolean, headRequest: boolean): 
   return eof ? mk(rest) : undefined;
 }
 
-function join_(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Sends `request` (a full HTTP/1.1 message; use CRLF) to host:port and resolves with the first response.
  * Rejects if the connection closes before a status line arrives or after timeoutMs. */
