@@ -29,15 +29,18 @@ function count(n: number): number {
   return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
 }
 
+const UNSAFE_MODEL = /[\u0000-\u001f\u007f"\\]/;
+/** Recently seen model strings: the same few ids repeat on every request, so the check runs once per id. */
+const safeModels = new Set<string>();
+
 /** A billed model goes into a log line other systems parse: anything odd becomes "unknown" (SPEC §6). */
 function sanitizeModel(m: string | undefined): string | undefined {
-  if (m === undefined) return undefined;
-  if (m.length > MODEL_MAX || /[\u0000-\u001f\u007f"\\]/.test(m)) return "unknown";
+  if (m === undefined || safeModels.has(m)) return m;
+  if (m.length > MODEL_MAX || UNSAFE_MODEL.test(m)) return "unknown";
+  if (safeModels.size >= 1024) safeModels.clear();
+  safeModels.add(m);
   return m;
 }
-
-/** Label objects built once: the metrics layer caches their rendered form by identity. */
-const KIND = { input: { kind: "input" }, output: { kind: "output" }, cacheRead: { kind: "cache_read" }, cacheWrite: { kind: "cache_write" } };
 
 const ZERO: Usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
@@ -182,10 +185,16 @@ export class Meter {
       else usage = tap?.estimate(ctx.bytesIn) ?? { input: Math.round(ctx.bytesIn / 5), output: Math.round(this.wholeBytes / 4.5), cacheRead: 0, cacheWrite: 0 };
       complete = !estimate;
     }
-    this.metrics.inc("ai_tokens_total", KIND.input, count(usage.input));
-    this.metrics.inc("ai_tokens_total", KIND.output, count(usage.output));
-    this.metrics.inc("ai_tokens_total", KIND.cacheRead, count(usage.cacheRead));
-    this.metrics.inc("ai_tokens_total", KIND.cacheWrite, count(usage.cacheWrite));
+    const input = count(usage.input);
+    const output = count(usage.output);
+    const cacheRead = count(usage.cacheRead);
+    const cacheWrite = count(usage.cacheWrite);
+    const tokens = this.metrics.tokens;
+    tokens.input += input;
+    tokens.output += output;
+    tokens.cacheRead += cacheRead;
+    tokens.cacheWrite += cacheWrite;
+    tokens.metered = true;
     const requested = sanitizeModel(this.requestedModel) ?? "";
     const id = ctx.identity;
     // Built by hand (one line per managed request): ids are exact u64 digits, models pass sanitizeModel (no quote,
@@ -193,7 +202,7 @@ export class Meter {
     const model = sanitizeModel(parsed?.model ?? tap?.model()) ?? requested;
     // From the response content-type once a head arrived (what the provider actually did), else what was asked.
     const stream = sse ?? this.requestStream === true;
-    let body = `"msg":"usage","request_id":"${ctx.id}","tenant_id":${id?.tenant ?? "0"},"vpc_id":${id?.vpc ?? "0"},"provider":"${ctx.provider?.name ?? ""}","model":"${model}","requested_model":"${requested}","stream":${stream},"status":${ctx.status},"input_tokens":${count(usage.input)},"output_tokens":${count(usage.output)},"cache_read_tokens":${count(usage.cacheRead)},"cache_write_tokens":${count(usage.cacheWrite)}`;
+    let body = `"msg":"usage","request_id":"${ctx.id}","tenant_id":${id?.tenant ?? "0"},"vpc_id":${id?.vpc ?? "0"},"provider":"${ctx.provider?.name ?? ""}","model":"${model}","requested_model":"${requested}","stream":${stream},"status":${ctx.status},"input_tokens":${input},"output_tokens":${output},"cache_read_tokens":${cacheRead},"cache_write_tokens":${cacheWrite}`;
     if (usage.reasoning !== undefined) body += `,"reasoning_tokens":${count(usage.reasoning)}`;
     body += `,"complete":${complete},"latency_ms":${Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6)}`;
     log.writeRaw("ai.usage", "info", body);

@@ -87,10 +87,17 @@ class Histogram {
   }
 }
 
+const TOKEN_KIND = { input: { kind: "input" }, output: { kind: "output" }, cacheRead: { kind: "cache_read" }, cacheWrite: { kind: "cache_write" } };
+
 const LABELLED = new Set(["ai_rejections_total", "ai_upstream_responses_total", "ai_connect_retries_total", "ai_tokens_total"]);
 
 export class Metrics {
   private readonly series = new Map<string, Series>();
+  /**
+   * ai_tokens_total, kept as plain fields: a managed request adds four numbers here, and the labelled series are
+   * filled in at scrape time (they appear with the first metered request).
+   */
+  readonly tokens = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0, metered: false };
   private readonly histograms = new Map<string, Histogram>();
 
   constructor() {
@@ -145,6 +152,13 @@ export class Metrics {
   }
 
   render(): string {
+    if (this.tokens.metered) {
+      const t = this.tokens;
+      this.setGauge("ai_tokens_total", t.input, TOKEN_KIND.input);
+      this.setGauge("ai_tokens_total", t.output, TOKEN_KIND.output);
+      this.setGauge("ai_tokens_total", t.cacheRead, TOKEN_KIND.cacheRead);
+      this.setGauge("ai_tokens_total", t.cacheWrite, TOKEN_KIND.cacheWrite);
+    }
     let out = "";
     for (const s of this.series.values()) {
       out += `# HELP ${s.name} ${s.help}\n# TYPE ${s.name} ${s.type}\n`;
