@@ -8,7 +8,7 @@ import type { Provider } from "./providers.ts";
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);
 
 /** Client credentials the gateway replaces on managed requests. */
-const CLIENT_AUTH = ["authorization", "x-api-key", "api-key"] as const;
+const CLIENT_AUTH = new Set(["authorization", "x-api-key", "api-key"]);
 
 export interface RewriteOptions {
   managed: boolean;
@@ -22,13 +22,13 @@ export interface RewriteOptions {
  * Names to drop from a request head: hop-by-hop headers, any header the `connection` header lists, `proxy-*` and
  * `x-beyond-*`. Collected first, deleted after: deleting while iterating Headers skips entries.
  */
-function stripRequest(headers: Headers): void {
+function stripRequest(headers: Headers, managed: boolean): void {
   let drop: string[] | undefined;
   for (const name of headers.keys()) {
     const c = name.charCodeAt(0);
-    // Fast reject: every name dropped here starts with c, k, t, u, p or x.
-    if (c !== 99 && c !== 107 && c !== 116 && c !== 117 && c !== 112 && c !== 120) continue;
-    if (HOP_BY_HOP.has(name) || name.startsWith("proxy-") || name.startsWith("x-beyond-")) {
+    // Fast reject: every name dropped here starts with a (api-key, authorization), c, k, t, u, p or x.
+    if (c !== 99 && c !== 107 && c !== 116 && c !== 117 && c !== 112 && c !== 120 && c !== 97) continue;
+    if (HOP_BY_HOP.has(name) || name.startsWith("proxy-") || name.startsWith("x-beyond-") || (managed && CLIENT_AUTH.has(name))) {
       (drop ??= []).push(name);
     }
   }
@@ -39,14 +39,14 @@ function stripRequest(headers: Headers): void {
 
 /** Rewrites the client's request head into the upstream head: everything passes except hop-by-hop, `host`, `x-beyond-*` and (managed) client auth. */
 export function rewriteRequestHead(headers: Headers, provider: Provider, opts: RewriteOptions): Headers {
-  stripRequest(headers);
+  // Managed: the client's credentials go in the same pass (only the ones present are deleted).
+  stripRequest(headers, opts.managed && provider.poolAuth !== undefined);
   headers.set("host", provider.hostHeader);
   if (opts.bodyChanged) headers.delete("content-length");
   // Without this, the HTTP client would advertise its own encodings and a client that never asked for
   // compression would receive compressed bytes (the gateway relays bodies undecoded).
   if (opts.forceIdentity || !headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
   if (opts.managed && provider.poolAuth !== undefined) {
-    for (const name of CLIENT_AUTH) headers.delete(name);
     headers.set(provider.authHeader, provider.poolAuth.expose());
     if (provider.dialect === "anthropic" && !headers.has("anthropic-version")) headers.set("anthropic-version", "2023-06-01");
   }
