@@ -12,7 +12,6 @@ import { ResponseTap, tapEncoding } from "./tap-response.ts";
 import { parseJsonBody, type Usage } from "./usage.ts";
 
 const CHAT_COMPLETIONS = "/chat/completions";
-const STREAM_KEY = '"stream"';
 
 /** SPEC §6: OpenAI-dialect POSTs to a path ending /chat/completions (query ignored) may get include_usage. */
 export function injectionEligible(ctx: RequestContext): boolean {
@@ -62,15 +61,6 @@ export class Meter {
 
   /** Small body already in memory: one pass scans it and, when eligible, rewrites it. */
   wholeBody(body: Uint8Array): Uint8Array {
-    // Without the bytes `"stream"` anywhere there is nothing to inject and no stream flag to learn, so only the
-    // model is needed, and a model-only scan stops at it (usually the first key) instead of walking the whole body.
-    const mayStream = Buffer.from(body.buffer, body.byteOffset, body.byteLength).indexOf(STREAM_KEY) >= 0;
-    if (!mayStream) {
-      const s = new ModelScanner({ modelOnly: true });
-      s.feed(body);
-      this.requestedModel = s.model();
-      return body;
-    }
     if (this.eligible) {
       const r = injectWhole(body);
       this.requestedModel = r.model;
