@@ -91,18 +91,9 @@ export class Meter {
   }
 
   onRequestEnd(): Uint8Array[] | undefined {
-    if (this.injector !== undefined) {
-      const tail = this.injector.end();
-      this.injected = this.injector.injected;
-      this.requestedModel = this.injector.scanner.model();
-      this.requestStream = this.injector.scanner.stream;
-      return tail;
-    }
-    if (this.scanner !== undefined) {
-      this.requestedModel = this.scanner.model();
-      this.requestStream = this.scanner.stream;
-    }
-    return undefined;
+    const tail = this.injector?.end();
+    this.syncRequestSide();
+    return tail;
   }
 
   /**
@@ -129,16 +120,16 @@ export class Meter {
     return this.tap;
   }
 
-  /** A streamed body may still be mid-flight when the head arrives; take what the scanner knows so far. */
+  /**
+   * Copy what the streamed body's scanner knows (the body may still be mid-flight when the head arrives). Scanner
+   * state only grows, so the latest reading always wins. A whole body set these fields directly and has no scanner.
+   */
   private syncRequestSide(): void {
-    if (this.injector !== undefined) {
-      this.injected = this.injector.injected;
-      this.requestedModel ??= this.injector.scanner.model();
-      this.requestStream ??= this.injector.scanner.stream;
-    } else if (this.scanner !== undefined) {
-      this.requestedModel ??= this.scanner.model();
-      this.requestStream ??= this.scanner.stream;
-    }
+    const scanner = this.injector?.scanner ?? this.scanner;
+    if (scanner === undefined) return;
+    if (this.injector !== undefined) this.injected = this.injector.injected;
+    this.requestedModel = scanner.model();
+    this.requestStream = scanner.stream;
   }
 
   /**
