@@ -191,7 +191,8 @@ function collectLines(stream: ReadableStream<Uint8Array>, onLine: (line: string)
   return { text: () => all, done };
 }
 
-export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+/** Writes the config (if any) and starts the gateway (source or BEYOND_AI_BIN) with piped output. */
+function spawnGateway(opts: GatewayOptions) {
   const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
   const args = buildArgs(opts, configPath);
   const cmd = gatewayCommand(args);
@@ -202,6 +203,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     stdout: "pipe",
     stderr: "pipe",
   });
+  return { proc, args, configPath };
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const { proc, args, configPath } = spawnGateway(opts);
 
   const lines: LogLine[] = [];
   const out = collectLines(proc.stdout, (line) => {
@@ -283,16 +289,7 @@ export interface ExitResult {
 
 /** Runs the gateway expecting it to exit on its own (bad config, CLI commands). Kills it after timeoutMs. */
 export async function runGatewayExpectExit(opts: GatewayOptions & { timeoutMs?: number } = {}): Promise<ExitResult> {
-  const configPath = opts.config !== undefined ? writeTempConfig(opts.config) : undefined;
-  const args = buildArgs(opts, configPath);
-  const cmd = gatewayCommand(args);
-  const proc = Bun.spawn(cmd.argv, {
-    cwd: opts.cwd ?? cmd.cwd,
-    env: childEnv(opts.env),
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const { proc } = spawnGateway(opts);
   const stdoutP = new Response(proc.stdout).text();
   const stderrP = new Response(proc.stderr).text();
   const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(opts.timeoutMs ?? 10_000).then(() => false)]);
