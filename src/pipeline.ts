@@ -208,7 +208,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     };
     if (up.body === null) {
       done("complete");
-      metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+      observeOverhead(metrics, ctx, sendNs);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
     const declaredOut = up.headers.get("content-length");
@@ -233,7 +233,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.bytesOut = out.byteLength;
       done("complete");
       const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
-      metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+      observeOverhead(metrics, ctx, sendNs);
       return response;
     }
     const relayed = relayBody({
@@ -247,8 +247,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       onEnd: done,
     });
     const response = new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
-    // Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head.
-    metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+    observeOverhead(metrics, ctx, sendNs);
     return response;
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
@@ -263,6 +262,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return err !== undefined ? errorResponse(c.dialect, err, c.id) : new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
     }
   };
+}
+
+/** Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head. */
+function observeOverhead(metrics: Metrics, ctx: RequestContext, sendNs: number): void {
+  metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
 }
 
 const REASONS = new Map<string, Labels>();
