@@ -36,6 +36,8 @@ export interface Config {
   upstream_tls: boolean;
   upstream_verify_cert: boolean;
   upstream_transport: UpstreamTransport;
+  /** false: managed traffic is still verified, denied, swapped and rate-limited, but not metered (no ai.usage line). */
+  usage_metering: boolean;
   max_request_body_bytes: number;
   require_signing_keys: boolean;
   rate_limit_rps: number;
@@ -72,6 +74,7 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["upstream_tls", "bool", true],
   ["upstream_verify_cert", "bool", true],
   ["upstream_transport", "transport", "pool"],
+  ["usage_metering", "bool", true],
   ["max_request_body_bytes", "posint", 104857600],
   ["require_signing_keys", "bool", false],
   ["rate_limit_rps", "uint", 100],

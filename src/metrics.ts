@@ -3,18 +3,22 @@
 
 export type Labels = Record<string, string>;
 
+/** One label set's value. The hot path holds cells bound at boot and bumps `v` directly: no lookup per request. */
+export interface Cell {
+  v: number;
+}
+
 class Series {
-  readonly values = new Map<string, number>();
+  readonly values = new Map<string, Cell>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: "counter" | "gauge",
   ) {}
-  add(labelKey: string, n: number): void {
-    this.values.set(labelKey, (this.values.get(labelKey) ?? 0) + n);
-  }
-  set(labelKey: string, n: number): void {
-    this.values.set(labelKey, n);
+  cell(labelKey: string): Cell {
+    let c = this.values.get(labelKey);
+    if (c === undefined) this.values.set(labelKey, (c = { v: 0 }));
+    return c;
   }
 }
 
@@ -44,15 +48,39 @@ function escapeLabel(v: string): string {
 
 const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
 
-/** Label objects for one provider, built once so the hot path never renders label strings. */
-export interface ProviderLabels {
-  provider: Labels;
-  /** Indexed by statusIndex(). */
-  status: Labels[];
-}
+/**
+ * The per-provider cells the request path bumps, bound on first use: a labelled series still appears with its
+ * first sample (as before), and after that a request pays a field read, not a Map lookup per metric.
+ */
+export class ProviderMetrics {
+  readonly labels: Labels;
+  private readonly statusLabels: Labels[];
+  private readonly statusCells: (Cell | undefined)[] = [undefined, undefined, undefined, undefined, undefined];
+  private ttftCell: HistogramCell | undefined;
+  private latencyCell: HistogramCell | undefined;
+  private retriesCell: Cell | undefined;
 
-export function providerLabels(name: string): ProviderLabels {
-  return { provider: { provider: name }, status: CLASSES.map((c) => ({ provider: name, status: c })) };
+  constructor(
+    private readonly metrics: Metrics,
+    name: string,
+  ) {
+    this.labels = { provider: name };
+    this.statusLabels = CLASSES.map((c) => ({ provider: name, status: c }));
+  }
+
+  status(code: number): Cell {
+    const i = statusIndex(code);
+    return (this.statusCells[i] ??= this.metrics.cell("ai_upstream_responses_total", this.statusLabels[i]));
+  }
+  get ttft(): HistogramCell {
+    return (this.ttftCell ??= this.metrics.histogramCell("ai_ttft_seconds", this.labels));
+  }
+  get latency(): HistogramCell {
+    return (this.latencyCell ??= this.metrics.histogramCell("ai_upstream_latency_seconds", this.labels));
+  }
+  get retries(): Cell {
+    return (this.retriesCell ??= this.metrics.cell("ai_connect_retries_total", this.labels));
+  }
 }
 
 /** 1xx…5xx as 0…4; anything outside 100–499 counts as 5xx (seed gateway). */
@@ -60,26 +88,52 @@ export function statusIndex(status: number): number {
   return status >= 100 && status < 500 ? Math.floor(status / 100) - 1 : 4;
 }
 
-/** Fixed-bucket histogram per label set: an observation is a short linear scan over a small Float64Array of bounds. */
+/**
+ * One label set of a fixed-bucket histogram. An observation bumps one bucket (the first bound ≥ v, found by a
+ * short scan); the cumulative counts Prometheus wants are summed at scrape time, not on every request.
+ */
+export class HistogramCell {
+  /** Per-bucket (not cumulative) counts; the last slot is +Inf. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(private readonly bounds: Float64Array) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > (b[i] as number)) i++;
+    this.counts[i] = (this.counts[i] as number) + 1;
+    this.sum += v;
+    this.count++;
+  }
+}
+
 class Histogram {
-  readonly byLabels = new Map<string, { counts: Float64Array; sum: number; count: number }>();
+  readonly byLabels = new Map<string, HistogramCell>();
+  private readonly boundsArray: Float64Array;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly bounds: readonly number[],
-  ) {}
-  observe(labelKey: string, v: number): void {
+  ) {
+    this.boundsArray = Float64Array.from(bounds);
+  }
+  cell(labelKey: string): HistogramCell {
     let h = this.byLabels.get(labelKey);
-    if (h === undefined) this.byLabels.set(labelKey, (h = { counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }));
-    for (let i = 0; i < this.bounds.length; i++) if (v <= (this.bounds[i] as number)) h.counts[i] = (h.counts[i] as number) + 1;
-    h.sum += v;
-    h.count++;
+    if (h === undefined) this.byLabels.set(labelKey, (h = new HistogramCell(this.boundsArray)));
+    return h;
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
     for (const [k, h] of this.byLabels) {
       const pre = k ? `${k},` : "";
-      for (let i = 0; i < this.bounds.length; i++) out += `${this.name}_bucket{${pre}le="${this.bounds[i]}"} ${h.counts[i]}\n`;
+      let cumulative = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += h.counts[i] as number;
+        out += `${this.name}_bucket{${pre}le="${this.bounds[i]}"} ${cumulative}\n`;
+      }
       out += `${this.name}_bucket{${pre}le="+Inf"} ${h.count}\n`;
       out += k ? `${this.name}_sum{${k}} ${h.sum}\n${this.name}_count{${k}} ${h.count}\n` : `${this.name}_sum ${h.sum}\n${this.name}_count ${h.count}\n`;
     }
@@ -124,7 +178,21 @@ export class Metrics {
   }
 
   observe(name: string, value: number, labels?: Labels): void {
-    this.histograms.get(name)?.observe(labelKey(labels), value);
+    this.histograms.get(name)?.cell(labelKey(labels)).observe(value);
+  }
+
+  /** A counter or gauge cell bound once (at boot) for the hot path. */
+  cell(name: string, labels?: Labels): Cell {
+    const s = this.series.get(name);
+    if (s === undefined) throw new Error(`unknown series ${name}`);
+    return s.cell(labelKey(labels));
+  }
+
+  /** A histogram cell bound once (at boot) for the hot path. */
+  histogramCell(name: string, labels?: Labels): HistogramCell {
+    const h = this.histograms.get(name);
+    if (h === undefined) throw new Error(`unknown histogram ${name}`);
+    return h.cell(labelKey(labels));
   }
 
   counter(name: string, help: string): Series {
@@ -140,15 +208,17 @@ export class Metrics {
   }
 
   inc(name: string, labels?: Labels, n = 1): void {
-    this.series.get(name)?.add(labelKey(labels), n);
+    const s = this.series.get(name);
+    if (s !== undefined) s.cell(labelKey(labels)).v += n;
   }
 
   setGauge(name: string, value: number, labels?: Labels): void {
-    this.series.get(name)?.set(labelKey(labels), value);
+    const s = this.series.get(name);
+    if (s !== undefined) s.cell(labelKey(labels)).v = value;
   }
 
   value(name: string, labels?: Labels): number {
-    return this.series.get(name)?.values.get(labelKey(labels)) ?? 0;
+    return this.series.get(name)?.values.get(labelKey(labels))?.v ?? 0;
   }
 
   render(): string {
@@ -165,7 +235,7 @@ export class Metrics {
       // An unlabelled series is exported at 0 from boot (as Prometheus clients do), so rate() and "== 0" alerts have data
       // after a restart; labelled series appear with their first label set.
       if (s.values.size === 0 && !LABELLED.has(s.name)) out += `${s.name} 0\n`;
-      for (const [k, v] of s.values) out += k ? `${s.name}{${k}} ${v}\n` : `${s.name} ${v}\n`;
+      for (const [k, c] of s.values) out += k ? `${s.name}{${k}} ${c.v}\n` : `${s.name} ${c.v}\n`;
     }
     for (const h of this.histograms.values()) out += h.render();
     return out;

@@ -15,7 +15,7 @@ import { log } from "./log.ts";
 import type { DenySet } from "./denyset.ts";
 import type { RateGuard } from "./ratelimit.ts";
 import { injectionEligible, Meter } from "./meter.ts";
-import { type Labels, type Metrics, type ProviderLabels, providerLabels, statusIndex } from "./metrics.ts";
+import { type HistogramCell, type Labels, type Metrics, ProviderMetrics } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import type { Transport } from "./transport.ts";
@@ -41,9 +41,15 @@ const CLIENT_CLOSED = 499;
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
   const { cfg, router, verifier, transport, metrics, rate, breakers, denySet } = gw;
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
-  const labels = new Map<string, ProviderLabels>();
-  for (const p of router.providers) labels.set(p.name, providerLabels(p.name));
+  const perProvider = new Map<string, ProviderMetrics>();
+  for (const p of router.providers) perProvider.set(p.name, new ProviderMetrics(metrics, p.name));
+  // Unlabelled series exist from boot anyway, so their cells are bound here once.
+  const requestsTotal = metrics.cell("ai_requests_total");
+  const inFlight = metrics.cell("ai_requests_in_flight");
+  const activeStreams = metrics.cell("ai_active_streams");
+  const overhead = metrics.histogramCell("ai_gateway_overhead_seconds");
   const maxBody = cfg.max_request_body_bytes;
+  const metering = cfg.usage_metering;
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
@@ -54,7 +60,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   }
 
   return async function handle(req: Request, server: Server<undefined>): Promise<Response> {
-    metrics.inc("ai_requests_total");
+    requestsTotal.v++;
     const target = requestTarget(req.url);
     const ctx = newContext(req.method, target, "openai");
 
@@ -65,8 +71,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return reject(ctx, ERR.unknownProvider, "unknown_provider");
     }
     const provider = route.provider;
-    const provLabels = labels.get(provider.name) as ProviderLabels;
-    const providerLabel = provLabels.provider;
+    const pm = perProvider.get(provider.name) as ProviderMetrics;
     ctx.provider = provider;
     ctx.dialect = provider.dialect;
     ctx.forwardPath = route.forwardPath;
@@ -104,9 +109,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
     // cut it; the gateway's own read timeout (read_timeout_secs) watches the provider instead.
     server.timeout(req, 0);
-    metrics.inc("ai_requests_in_flight");
+    inFlight.v++;
 
-    const meter = cred.managed ? new Meter(ctx, metrics, injectionEligible(ctx)) : undefined;
+    const meter = cred.managed && metering ? new Meter(ctx, metrics, injectionEligible(ctx)) : undefined;
     const controller = new AbortController();
     const onClientGone = () => controller.abort("client closed");
     req.signal.addEventListener("abort", onClientGone, { once: true });
@@ -159,7 +164,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       controller,
       headTimeoutMs: readTimeoutMs,
       onRetry: (attempt, e) => {
-        metrics.inc("ai_connect_retries_total", providerLabel);
+        pm.retries.v++;
         log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: errorCode(e) });
       },
     });
@@ -185,12 +190,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // 6. relay (meter hooks in as the observer)
     const up = sent.response;
     ctx.headersNs = Bun.nanoseconds();
-    metrics.observe("ai_ttft_seconds", (ctx.headersNs - ctx.startNs) / 1e9, providerLabel);
+    pm.ttft.observe((ctx.headersNs - ctx.startNs) / 1e9);
     ctx.status = up.status;
-    metrics.inc("ai_upstream_responses_total", provLabels.status[statusIndex(up.status)]);
+    pm.status(up.status).v++;
     const outHeaders = rewriteResponseHead(up.headers, ctx.id);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
-    if (streaming) metrics.inc("ai_active_streams");
+    if (streaming) activeStreams.v++;
 
     // A received status decides the breaker outcome, whatever happens to the body afterwards: record it now, so a
     // long stream does not hold the half-open probe and the next request already sees the outcome.
@@ -200,15 +205,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       req.signal.removeEventListener("abort", onClientGone);
       meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
-      if (streaming) metrics.inc("ai_active_streams", undefined, -1);
-      metrics.inc("ai_requests_in_flight", undefined, -1);
-      metrics.observe("ai_upstream_latency_seconds", (Bun.nanoseconds() - ctx.startNs) / 1e9, providerLabel);
+      if (streaming) activeStreams.v--;
+      inFlight.v--;
+      pm.latency.observe((Bun.nanoseconds() - ctx.startNs) / 1e9);
       // 7. log
       accessLog(ctx);
     };
     if (up.body === null) {
       done("complete");
-      observeOverhead(metrics, ctx, sendNs);
+      observeOverhead(overhead, ctx, sendNs);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
     const declaredOut = up.headers.get("content-length");
@@ -233,7 +238,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.bytesOut = out.byteLength;
       done("complete");
       const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
-      observeOverhead(metrics, ctx, sendNs);
+      observeOverhead(overhead, ctx, sendNs);
       return response;
     }
     const relayed = relayBody({
@@ -247,7 +252,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       onEnd: done,
     });
     const response = new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
-    observeOverhead(metrics, ctx, sendNs);
+    observeOverhead(overhead, ctx, sendNs);
     return response;
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
@@ -255,7 +260,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       // No upstream status: a gateway-side 502/504 is the provider's failure; a client that left or sent too much is not.
       if (err !== undefined && err.status >= 500) breaker?.onFailure();
       else breaker?.onSuccess();
-      metrics.inc("ai_requests_in_flight", undefined, -1);
+      inFlight.v--;
       c.status = err?.status ?? status;
       c.error = reason;
       accessLog(c);
@@ -265,8 +270,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 }
 
 /** Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head. */
-function observeOverhead(metrics: Metrics, ctx: RequestContext, sendNs: number): void {
-  metrics.observe("ai_gateway_overhead_seconds", (sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
+function observeOverhead(overhead: HistogramCell, ctx: RequestContext, sendNs: number): void {
+  overhead.observe((sendNs - ctx.startNs + Bun.nanoseconds() - ctx.headersNs) / 1e9);
 }
 
 const REASONS = new Map<string, Labels>();

@@ -779,3 +779,44 @@ describe("attribution and scope", () => {
     expect(after.input).toBeGreaterThan(0);
   });
 });
+
+describe("usage_metering = false", () => {
+  let off: Gateway;
+  beforeAll(async () => {
+    off = await startGateway({
+      config: baseConfig({
+        authorities: { openai: openaiMock.authority },
+        extra: "usage_metering = false",
+        tables: ["[pool_keys]", `openai = "${OPENAI_POOL}"`, "", "[signing_keys]", `1 = "${Buffer.from(signing.publicKey).toString("base64")}"`].join("\n"),
+      }),
+    });
+  });
+  afterAll(async () => {
+    await off?.stop();
+  });
+
+  test("boot warns that managed traffic will not be metered", async () => {
+    const warn = await off.waitForLog((l) => l["target"] === "ai.gateway" && String(l["msg"]).includes("usage_metering = false"));
+    expect(warn["level"]).toBe("warn");
+  });
+
+  test("a managed request is still verified and swapped to the pool key, but leaves no usage line and an untouched body", async () => {
+    const res = await fetch(`${off.url}/v1/chat/completions`, { method: "POST", headers: managedHeaders("openai"), body: CHAT_STREAM_BODY });
+    expect(res.status).toBe(200);
+    const id = res.headers.get("x-beyond-request-id") as string;
+    expect(await res.text()).toContain("data: [DONE]");
+    const seen = openaiMock.last();
+    expect(seen.headers["authorization"]).toBe(`Bearer ${OPENAI_POOL}`);
+    expect(bodyText(seen)).toBe(CHAT_STREAM_BODY);
+    const access = await off.accessLog(id);
+    expect(access["managed"]).toBe(true);
+    expect(off.logs().filter((l) => l["target"] === "ai.usage")).toEqual([]);
+  });
+
+  test("a bad managed key is still refused with 401 and never reaches the provider", async () => {
+    const res = await fetch(`${off.url}/v1/chat/completions`, { method: "POST", headers: managedHeaders("openai", `${MANAGED.slice(0, -4)}AAAA`), body: CHAT_BODY });
+    expect(res.status).toBe(401);
+    await res.text();
+    expect(openaiMock.requests.length).toBe(0);
+  });
+});
