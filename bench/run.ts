@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in turn, then a summary. Run: node_modules/.bin/bun bench/run.ts [filter ...]
 //   1. each bench/*.bench.ts (mitata micro-benchmarks), one bun process per file so none inherits another's JIT state;
 //   2. ../shared/bench/compare.sh . (throughput beside nginx and a thin Bun proxy), when that file exists;
-//      ROUNDS, DURATION and CONNS pass through the environment;
+//      ROUNDS, DURATION and CONNS pass through the environment; then bench/metering-ab.sh (metering on vs off;
+//      PIN=1 in the environment pins it);
 //   3. bench/streams.ts for N = 1,000, then N = 10,000 (each in a fresh process; env STREAMS_N overrides the list).
 // Filters keep only the named steps: a step name, or its part before a dash (`bun bench/run.ts keys streams` runs
 // keys, streams-1000 and streams-10000; `streams-1000` runs only that one).
@@ -34,6 +35,8 @@ function steps(): Step[] {
     .map((f) => ({ name: f.replace(/\.bench\.ts$/, ""), argv: [bun, join("bench", f)] }));
   if (existsSync(COMPARE)) {
     list.push({ name: "compare", argv: ["bash", COMPARE, "."], keep: (l) => /ratio/.test(l) });
+    // Issue 4's target: the same managed request with metering on and off, pinned so the gateway's own cost shows.
+    list.push({ name: "metering", argv: ["bash", join("bench", "metering-ab.sh")], keep: (l) => /^metering on\/off|^ai\.usage lines/.test(l) });
   } else {
     console.log(`(skipping compare: ${COMPARE} not found)`);
   }
