@@ -112,17 +112,17 @@ export class HistogramCell {
 
 class Histogram {
   readonly byLabels = new Map<string, HistogramCell>();
-  private readonly boundsArray: Float64Array;
+  private readonly bounds: Float64Array;
   constructor(
     readonly name: string,
     readonly help: string,
-    readonly bounds: readonly number[],
+    bounds: readonly number[],
   ) {
-    this.boundsArray = Float64Array.from(bounds);
+    this.bounds = Float64Array.from(bounds);
   }
   cell(labelKey: string): HistogramCell {
     let h = this.byLabels.get(labelKey);
-    if (h === undefined) this.byLabels.set(labelKey, (h = new HistogramCell(this.boundsArray)));
+    if (h === undefined) this.byLabels.set(labelKey, (h = new HistogramCell(this.bounds)));
     return h;
   }
   render(): string {
@@ -175,10 +175,6 @@ export class Metrics {
 
   histogram(name: string, help: string, bounds: readonly number[]): void {
     if (!this.histograms.has(name)) this.histograms.set(name, new Histogram(name, help, bounds));
-  }
-
-  observe(name: string, value: number, labels?: Labels): void {
-    this.histograms.get(name)?.cell(labelKey(labels)).observe(value);
   }
 
   /** A counter or gauge cell bound once (at boot) for the hot path. */
