@@ -3,29 +3,11 @@
 # proxy's own cost is what differs between the two. Paired short rounds (BYO then managed) average out machine drift.
 # Prints each round's req/s and gateway CPU µs per request, then the managed/BYO throughput ratio (mean and median).
 # Usage: bash bench/ab-pinned.sh   env: ROUNDS=20 SECS=1 CONNS=32 TRANSPORT=pool
-set -euo pipefail
-here=$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd) || { echo "needs ../shared/bench (the mock and mint.mjs)" >&2; exit 1; }
-proj=$(cd "$(dirname "$0")/.." && pwd); bun="$proj/node_modules/.bin/bun"
-for t in nginx wrk taskset; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 1; }; done
-work=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-taskset -c 1 nginx -c "$here/upstream.nginx.conf" -p "$work" -g "pid $work/up.pid; error_log $work/up.err;" & pids+=($!)
-read -r pub token < <(node "$here/mint.mjs")
-cat > "$work/gw.toml" <<TOML
-listen = "127.0.0.1:18086"
-metrics_listen = "127.0.0.1:0"
-upstream_tls = false
-nats_url = "nats://127.0.0.1:1"
-rate_limit_rps = 0
-byo_rate_limit_rps = 0
-upstream_transport = "${TRANSPORT:-pool}"
-[provider_authorities]
-openai = "127.0.0.1:18080"
-[signing_keys]
-1 = "$pub"
-TOML
-(cd "$proj" && AI_POOL_KEY_OPENAI=sk-pool exec taskset -c 0 "$bun" src/main.ts --config "$work/gw.toml" >"$work/gw.log" 2>&1) & gw=$!; pids+=($gw)
+source "$(dirname "$0")/lib.sh"
+start_mock taskset -c 1
+start_gateway gw 18086 "byo_rate_limit_rps = 0
+upstream_transport = \"${TRANSPORT:-pool}\"" taskset -c 0
+gw=$gateway_pid
 sleep 1.5
 cpu() { awk '{print $14+$15}' /proc/$gw/stat; }
 AUTH="Bearer $token" taskset -c 1 wrk -t1 -c"${CONNS:-32}" -d2s -s "$here/post.lua" "http://127.0.0.1:18086/v1/chat/completions" >/dev/null 2>&1

@@ -5,35 +5,13 @@
 # gateways on CPU 0 and wrk plus the mock on CPU 1, which steadies the figures on a shared 2-core box.
 # Prints each round, then metering-on/off throughput as the ratio of sums and the median of paired rounds.
 # Usage: bash bench/metering-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0
-set -euo pipefail
-here=$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd) || { echo "needs ../shared/bench (the mock and mint.mjs)" >&2; exit 1; }
-proj=$(cd "$(dirname "$0")/.." && pwd); bun="$proj/node_modules/.bin/bun"
-for t in nginx wrk taskset; do command -v $t >/dev/null || { echo "needs $t" >&2; exit 1; }; done
+source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-10}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
 pin_gw=(); pin_load=()
 if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
-work=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-"${pin_load[@]}" nginx -c "$here/upstream.nginx.conf" -p "$work" -g "pid $work/up.pid; error_log $work/up.err;" & pids+=($!)
-read -r pub token < <(node "$here/mint.mjs")
-start() { # name port metering
-  cat > "$work/$1.toml" <<TOML
-listen = "127.0.0.1:$2"
-metrics_listen = "127.0.0.1:0"
-upstream_tls = false
-nats_url = "nats://127.0.0.1:1"
-rate_limit_rps = 0
-usage_metering = $3
-[provider_authorities]
-openai = "127.0.0.1:18080"
-[signing_keys]
-1 = "$pub"
-TOML
-  (cd "$proj" && AI_POOL_KEY_OPENAI=sk-pool exec "${pin_gw[@]}" "$bun" src/main.ts --config "$work/$1.toml" >"$work/$1.log" 2>&1) & pids+=($!)
-}
-start on 18087 true
-start off 18088 false
+start_mock "${pin_load[@]}"
+start_gateway on 18087 "usage_metering = true" "${pin_gw[@]}"
+start_gateway off 18088 "usage_metering = false" "${pin_gw[@]}"
 sleep 2
 load() { AUTH="Bearer $token" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$2" -s "$here/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1; }
 load 18087 2s >/dev/null; load 18088 2s >/dev/null # warm both (JIT, pooled sockets)
