@@ -154,6 +154,7 @@ describe("bad config fails boot with exit 2 and one line naming the key", () => 
     ["a signing key that is not 32 bytes", withSecret("", `[signing_keys]\n1 = "${Buffer.from(new Uint8Array(16).fill(1)).toString("base64url")}"`), ["signing_keys"]],
     ["a bad [provider_dialects] value", withSecret("", `[provider_dialects]\nmyprov = "gemini"`), ["provider_dialects"]],
     ["a bad [provider_auth_schemes] value", withSecret("", `[provider_auth_schemes]\nmyprov = "basic"`), ["provider_auth_schemes"]],
+    ["usage_metering that is not a boolean", withSecret('usage_metering = "sometimes"'), ["usage_metering"]],
   ];
 
   function expectBootFailure(r: ExitResult, mustName: string[]): void {
@@ -192,5 +193,10 @@ describe("bad config fails boot with exit 2 and one line naming the key", () => 
   test("a bad env value (AI_RATE_LIMIT_RPS=abc) names the key", async () => {
     const r = await runGatewayExpectExit({ config: withSecret(""), env: { AI_RATE_LIMIT_RPS: "abc" } });
     expectBootFailure(r, ["rate_limit_rps"]);
+  });
+
+  test("a bad env boolean (AI_USAGE_METERING=maybe) names the key", async () => {
+    const r = await runGatewayExpectExit({ config: withSecret(""), env: { AI_USAGE_METERING: "maybe" } });
+    expectBootFailure(r, ["usage_metering"]);
   });
 });
