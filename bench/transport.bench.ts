@@ -3,7 +3,7 @@
 // Run: node_modules/.bin/bun bench/transport.bench.ts [N sequential] [M concurrency] [K concurrent total]
 // The mock upstream runs in a child process so that the transport under test has its own event loop, as in the gateway.
 // Each response body is read to the end, as the gateway's relay would. Figures are req/s of the client side.
-import { FetchTransport, type Transport, type UpstreamRequest } from "../src/transport.ts";
+import { Cancel, FetchTransport, type Transport, type UpstreamRequest } from "../src/transport.ts";
 import { PoolTransport } from "../src/transport-pool.ts";
 
 const REQUEST_BODY = new TextEncoder().encode(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hi in one word." }] }));
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       "accept-encoding": "identity",
       "user-agent": "OpenAI/JS 7.0.0",
     });
-    const req: UpstreamRequest = { url, method: "POST", headers, body: REQUEST_BODY, signal: new AbortController().signal };
+    const req: UpstreamRequest = { url, method: "POST", headers, body: REQUEST_BODY, cancel: new Cancel() };
     const res = await t.send(req);
     const body = await res.bytes();
     if (res.status !== 200 || body.byteLength !== RESPONSE_BODY.length) throw new Error(`bad response ${res.status} ${body.byteLength}`);

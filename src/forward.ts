@@ -2,7 +2,7 @@
 // response body chunk by chunk with backpressure, an idle read timeout, and prompt abort on client disconnect.
 
 import { ERR, type GatewayError } from "./errors.ts";
-import { classifyFailure, type Transport, type UpstreamRequest } from "./transport.ts";
+import { type Cancel, classifyFailure, type Transport, type UpstreamRequest } from "./transport.ts";
 
 /** The slice of a default reader the relay uses (bun-types and @types/node disagree on the full type). */
 interface Reader {
@@ -70,8 +70,8 @@ export interface SendOptions {
   method: string;
   headers: Headers;
   body: Uint8Array | StreamedBody | null;
-  /** Aborted by the gateway (timeouts) or because the client went away. */
-  controller: AbortController;
+  /** Fired by the gateway (timeouts) or because the client went away. */
+  cancel: Cancel;
   headTimeoutMs: number;
   /** Called once per connect retry (metrics, logs). */
   onRetry?: (attempt: number, err: unknown) => void;
@@ -81,19 +81,19 @@ const TIMEOUT = Symbol("upstream timeout");
 
 /** Send with up to CONNECT_RETRIES retries on connect failures; map failures to 502/504 in the caller's terms. */
 export async function sendUpstream(o: SendOptions): Promise<SendResult & { attempts: number }> {
-  const timer = setTimeout(() => o.controller.abort(TIMEOUT), o.headTimeoutMs);
+  const timer = setTimeout(() => o.cancel.abort(TIMEOUT), o.headTimeoutMs);
   let attempts = 0;
   try {
     for (;;) {
       attempts++;
       const body = o.body instanceof StreamedBody ? o.body.attempt() : o.body;
-      const req: UpstreamRequest = { url: o.url, method: o.method, headers: o.headers, body, signal: o.controller.signal };
+      const req: UpstreamRequest = { url: o.url, method: o.method, headers: o.headers, body, cancel: o.cancel };
       try {
         const response = await o.transport.send(req);
         return { ok: true, response, attempts };
       } catch (e) {
-        if (o.controller.signal.aborted) {
-          return o.controller.signal.reason === TIMEOUT
+        if (o.cancel.aborted) {
+          return o.cancel.reason === TIMEOUT
             ? { ok: false, error: ERR.upstreamTimeout, reason: "upstream_timeout", attempts }
             : { ok: false, error: ERR.upstreamReset, reason: "client_closed", attempts };
         }
@@ -120,16 +120,16 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
  */
 export async function readWhole(
   response: Response,
-  controller: AbortController,
+  cancel: Cancel,
   readTimeoutMs: number,
   whole: Uint8Array | undefined,
 ): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" }> {
   if (whole !== undefined) return { ok: true, bytes: whole };
-  const timer = setTimeout(() => controller.abort(TIMEOUT), readTimeoutMs);
+  const timer = setTimeout(() => cancel.abort(TIMEOUT), readTimeoutMs);
   try {
     return { ok: true, bytes: await response.bytes() };
   } catch {
-    if (controller.signal.aborted) return { ok: false, how: controller.signal.reason === TIMEOUT ? "upstream_timeout" : "client_closed" };
+    if (cancel.aborted) return { ok: false, how: cancel.reason === TIMEOUT ? "upstream_timeout" : "client_closed" };
     return { ok: false, how: "upstream_reset" };
   } finally {
     clearTimeout(timer);
@@ -147,7 +147,7 @@ export interface ResponseObserver {
 
 export interface RelayOptions {
   body: ReadableStream<Uint8Array>;
-  controller: AbortController;
+  cancel: Cancel;
   readTimeoutMs: number;
   observer?: ResponseObserver | undefined;
   onBytes?: (n: number) => void;
@@ -173,7 +173,7 @@ export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
   // while a live stream (any byte within the window) is never cut.
   const idle = setTimeout(() => {
     timedOut = true;
-    o.controller.abort(TIMEOUT);
+    o.cancel.abort(TIMEOUT);
   }, o.readTimeoutMs);
   return new ReadableStream<Uint8Array>(
     {
@@ -205,7 +205,7 @@ export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
       },
       cancel(reason) {
         finish("client_closed");
-        o.controller.abort(reason);
+        o.cancel.abort(reason);
         return reader.cancel(reason).catch(() => {});
       },
     },

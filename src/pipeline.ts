@@ -18,7 +18,7 @@ import { injectionEligible, Meter } from "./meter.ts";
 import { type HistogramCell, type Labels, type Metrics, ProviderMetrics } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
-import type { Transport } from "./transport.ts";
+import { Cancel, type Transport } from "./transport.ts";
 
 export interface Gateway {
   cfg: Config;
@@ -112,9 +112,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     inFlight.v++;
 
     const meter = cred.managed && metering ? new Meter(ctx, metrics, injectionEligible(ctx)) : undefined;
-    const controller = new AbortController();
-    const onClientGone = () => controller.abort("client closed");
-    req.signal.addEventListener("abort", onClientGone, { once: true });
+    // The exchange's cancellation doubles as the listener on the client's signal: no closure, no listener options.
+    const cancel = new Cancel();
+    req.signal.addEventListener("abort", cancel);
 
     let body: Uint8Array | StreamedBody | null = null;
     let bodyChanged = false;
@@ -161,7 +161,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       method: req.method,
       headers: upHeaders,
       body,
-      controller,
+      cancel,
       headTimeoutMs: readTimeoutMs,
       onRetry: (attempt, e) => {
         pm.retries.v++;
@@ -202,7 +202,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (isBreakerFailure(up.status, false)) breaker?.onFailure();
     else breaker?.onSuccess();
     const done = (how: RelayEnd) => {
-      req.signal.removeEventListener("abort", onClientGone);
+      req.signal.removeEventListener("abort", cancel);
       meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
       if (streaming) activeStreams.v--;
@@ -218,7 +218,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     }
     const declaredOut = up.headers.get("content-length");
     if (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES) {
-      const got = await readWhole(up, controller, readTimeoutMs, transport.wholeBody?.(up));
+      const got = await readWhole(up, cancel, readTimeoutMs, transport.wholeBody?.(up));
       if (!got.ok) {
         // The head was not sent to the client yet, so a broken body can still become a clean 502/504.
         ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
@@ -243,7 +243,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     }
     const relayed = relayBody({
       body: up.body,
-      controller,
+      cancel,
       readTimeoutMs,
       observer: meter?.observe(up.headers, streaming),
       onBytes: (n) => {
@@ -256,7 +256,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     return response;
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
-      req.signal.removeEventListener("abort", onClientGone);
+      req.signal.removeEventListener("abort", cancel);
       // No upstream status: a gateway-side 502/504 is the provider's failure; a client that left or sent too much is not.
       if (err !== undefined && err.status >= 500) breaker?.onFailure();
       else breaker?.onSuccess();

@@ -3,7 +3,7 @@
 // a proxy needs none of it, so this speaks HTTP/1.1 itself: one write per request head (plus small body), an
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
-import type { Transport, UpstreamRequest } from "./transport.ts";
+import type { Cancel, CancelListener, Transport, UpstreamRequest } from "./transport.ts";
 
 export interface PoolTransportOptions {
   /** Speak TLS to every origin (real providers); false for plain-HTTP mocks. The URL scheme only picks the default port. */
@@ -55,8 +55,8 @@ function codedError(code: string, message: string): CodedError {
   return e;
 }
 
-function abortError(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
+function abortError(cancel: Cancel): Error {
+  const r: unknown = cancel.reason;
   if (r instanceof Error && r.name === "AbortError") return r;
   return new DOMException("The operation was aborted.", "AbortError");
 }
@@ -196,7 +196,7 @@ type ConnSocket = Bun.Socket<Conn>;
  * One upstream socket and the exchange on it (HTTP/1.1 has at most one at a time, so the exchange's state lives here
  * and is reset per request instead of allocated).
  */
-class Conn {
+class Conn implements CancelListener {
   socket: ConnSocket | null = null;
   state = C_CONNECTING;
   /** Taken from the idle pool for the current exchange (the keep-alive race can only hit such a socket). */
@@ -213,7 +213,7 @@ class Conn {
   // Exchange.
   private resolve: ((r: Response) => void) | null = null;
   private reject: ((e: Error) => void) | null = null;
-  private signal: AbortSignal | null = null;
+  private cancel: Cancel | null = null;
   private isHead = false;
   private keepAlive = true;
   private headDone = false;
@@ -245,11 +245,11 @@ class Conn {
 
   // ---- connect ----
 
-  waitConnected(resolve: (c: Conn) => void, reject: (e: Error) => void, signal: AbortSignal, timeoutMs: number): void {
+  waitConnected(resolve: (c: Conn) => void, reject: (e: Error) => void, cancel: Cancel, timeoutMs: number): void {
     this.connResolve = resolve;
     this.connReject = reject;
-    this.signal = signal;
-    signal.addEventListener("abort", this);
+    this.cancel = cancel;
+    cancel.listen(this);
     this.connTimer = setTimeout(connectTimedOut, timeoutMs, this);
   }
 
@@ -282,8 +282,8 @@ class Conn {
     clearTimeout(this.connTimer);
     this.connResolve = null;
     this.connReject = null;
-    this.signal?.removeEventListener("abort", this);
-    this.signal = null;
+    this.cancel?.unlisten(this);
+    this.cancel = null;
   }
 
   // ---- exchange ----
@@ -294,9 +294,9 @@ class Conn {
       this.stale = this.reused;
       return Promise.reject(codedError("ECONNRESET", "upstream connection closed before the request"));
     }
-    if (req.signal.aborted) {
+    if (req.cancel.aborted) {
       this.transport.release(this);
-      return Promise.reject(abortError(req.signal));
+      return Promise.reject(abortError(req.cancel));
     }
     this.stale = false;
     this.isHead = req.method === "HEAD";
@@ -313,17 +313,17 @@ class Conn {
       this.resolve = res;
       this.reject = rej;
     });
-    this.signal = req.signal;
-    req.signal.addEventListener("abort", this);
+    this.cancel = req.cancel;
+    req.cancel.listen(this);
     this.writeRequest(s, path, req);
     return promise;
   }
 
-  /** EventListener for the caller's abort signal (an object, so no closure per request). */
-  handleEvent(): void {
-    const signal = this.signal;
-    if (signal === null) return;
-    const err = abortError(signal);
+  /** The caller cancelled (client gone, timeout). */
+  onCancel(): void {
+    const cancel = this.cancel;
+    if (cancel === null) return;
+    const err = abortError(cancel);
     if (this.state === C_CONNECTING) this.connectFailed(err);
     else if (this.state === C_ACTIVE) this.fail(err, true);
   }
@@ -840,8 +840,8 @@ class Conn {
   }
 
   private exchangeDone(): void {
-    this.signal?.removeEventListener("abort", this);
-    this.signal = null;
+    this.cancel?.unlisten(this);
+    this.cancel = null;
     if (this.keepAlive && this.state === C_ACTIVE) this.transport.release(this);
     else this.destroy(false);
   }
@@ -873,8 +873,8 @@ class Conn {
     this.state = C_CLOSED;
     if (wasIdle) this.transport.unpool(this);
     this.transport.forget(this);
-    this.signal?.removeEventListener("abort", this);
-    this.signal = null;
+    this.cancel?.unlisten(this);
+    this.cancel = null;
     clearTimeout(this.writeTimer);
     this.pend = null;
     const dr = this.drainReject;
@@ -1173,7 +1173,7 @@ export class PoolTransport implements Transport {
   }
 
   send(req: UpstreamRequest): Promise<Response> {
-    if (req.signal.aborted) return Promise.reject(abortError(req.signal));
+    if (req.cancel.aborted) return Promise.reject(abortError(req.cancel));
     if (this.closed) return Promise.reject(codedError("ERR_TRANSPORT_CLOSED", "transport is closed"));
     const url = req.url;
     let origin = this.last;
@@ -1206,7 +1206,7 @@ export class PoolTransport implements Transport {
   }
 
   private async sendFresh(origin: Origin, path: string, req: UpstreamRequest): Promise<Response> {
-    const conn = await this.connect(origin, req.signal);
+    const conn = await this.connect(origin, req.cancel);
     return conn.exchange(path, req);
   }
 
@@ -1215,16 +1215,16 @@ export class PoolTransport implements Transport {
     try {
       return await conn.exchange(path, req);
     } catch (e) {
-      if (!conn.stale || req.signal.aborted || this.closed) throw e;
+      if (!conn.stale || req.cancel.aborted || this.closed) throw e;
       return this.sendFresh(origin, path, req);
     }
   }
 
-  private connect(origin: Origin, signal: AbortSignal): Promise<Conn> {
+  private connect(origin: Origin, cancel: Cancel): Promise<Conn> {
     const conn = new Conn(this, origin);
     this.live.add(conn);
     return new Promise<Conn>((resolve, reject) => {
-      conn.waitConnected(resolve, reject, signal, this.connectTimeoutMs);
+      conn.waitConnected(resolve, reject, cancel, this.connectTimeoutMs);
       Bun.connect<Conn>({
         hostname: origin.hostname,
         port: origin.port,

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import { PoolTransport, type PoolTransportOptions, wholeBody } from "../src/transport-pool.ts";
-import { classifyFailure, type UpstreamRequest } from "../src/transport.ts";
+import { Cancel, classifyFailure, type UpstreamRequest } from "../src/transport.ts";
 
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();
@@ -40,10 +40,10 @@ function pool(opts: Partial<PoolTransportOptions> = {}): PoolTransport {
   return t;
 }
 
-function req(url: string, init: { method?: string; headers?: Record<string, string>; body?: UpstreamRequest["body"]; signal?: AbortSignal } = {}): UpstreamRequest {
+function req(url: string, init: { method?: string; headers?: Record<string, string>; body?: UpstreamRequest["body"]; cancel?: Cancel } = {}): UpstreamRequest {
   const headers = new Headers(init.headers);
   if (!headers.has("host")) headers.set("host", new URL(url).host);
-  return { url, method: init.method ?? "GET", headers, body: init.body ?? null, signal: init.signal ?? new AbortController().signal };
+  return { url, method: init.method ?? "GET", headers, body: init.body ?? null, cancel: init.cancel ?? new Cancel() };
 }
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
@@ -685,8 +685,8 @@ describe("failures", () => {
   test("abort before the head rejects with AbortError and releases the socket", async () => {
     const srv = rawServer(() => {});
     const t = pool();
-    const ac = new AbortController();
-    const p = t.send(req(srv.url + "/", { signal: ac.signal }));
+    const ac = new Cancel();
+    const p = t.send(req(srv.url + "/", { cancel: ac }));
     await waitFor("request arrived", () => srv.requests.length === 1);
     ac.abort();
     const err = await rejection(p);
@@ -701,8 +701,8 @@ describe("failures", () => {
     const silent = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } });
     cleanups.push(() => silent.stop(true));
     const t = pool({ tls: true, verifyCert: false, connectTimeoutMs: 5000 });
-    const ac = new AbortController();
-    const p = t.send(req(`https://${HOST}:${silent.port}/`, { signal: ac.signal }));
+    const ac = new Cancel();
+    const p = t.send(req(`https://${HOST}:${silent.port}/`, { cancel: ac }));
     setTimeout(() => ac.abort(), 20);
     expect((await rejection(p)).name).toBe("AbortError");
     expect(t.openCount).toBe(0);
@@ -711,8 +711,8 @@ describe("failures", () => {
   test("abort mid-body errors the body stream and releases the socket", async () => {
     const srv = rawServer((s) => void s.write("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nfirst"));
     const t = pool();
-    const ac = new AbortController();
-    const res = await t.send(req(srv.url + "/", { signal: ac.signal }));
+    const ac = new Cancel();
+    const res = await t.send(req(srv.url + "/", { cancel: ac }));
     const reader = res.body!.getReader();
     expect(dec.decode((await reader.read()).value)).toBe("first");
     ac.abort();
@@ -733,12 +733,12 @@ describe("failures", () => {
     expect(t.idleCount).toBe(0);
   });
 
-  test("an already aborted signal rejects without connecting", async () => {
+  test("an already cancelled exchange rejects without connecting", async () => {
     const srv = rawServer(() => {});
     const t = pool();
-    const ac = new AbortController();
+    const ac = new Cancel();
     ac.abort();
-    expect((await rejection(t.send(req(srv.url + "/", { signal: ac.signal })))).name).toBe("AbortError");
+    expect((await rejection(t.send(req(srv.url + "/", { cancel: ac })))).name).toBe("AbortError");
     expect(srv.accepted).toBe(0);
   });
 
@@ -827,5 +827,44 @@ describe("TLS", () => {
     const err = await rejection(t.send(req(url + "/")));
     expect(err.code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
     expect(t.openCount).toBe(0);
+  });
+});
+
+describe("Cancel (the exchange's cancellation)", () => {
+  test("abort tells every listener once with the reason; an unlistened one hears nothing; a second abort is ignored", () => {
+    const c = new Cancel();
+    const heard: unknown[] = [];
+    const a = { onCancel: (r: unknown) => heard.push(["a", r]) };
+    const b = { onCancel: (r: unknown) => heard.push(["b", r]) };
+    c.listen(a);
+    c.listen(b);
+    c.unlisten(a);
+    c.abort("why");
+    c.abort("again");
+    expect(heard).toEqual([["b", "why"]]);
+    expect(c.aborted).toBe(true);
+    expect(c.reason).toBe("why");
+  });
+
+  test("signal() mirrors the cancellation, whether it is asked for before or after the abort", () => {
+    const before = new Cancel();
+    const s1 = before.signal();
+    expect(s1.aborted).toBe(false);
+    before.abort("timeout");
+    expect(s1.aborted).toBe(true);
+    expect(s1.reason).toBe("timeout");
+    const after = new Cancel();
+    after.abort("gone");
+    expect(after.signal().aborted).toBe(true);
+    expect(after.signal().reason).toBe("gone");
+  });
+
+  test("as a listener on a client's AbortSignal it cancels with reason \"client closed\"", () => {
+    const client = new AbortController();
+    const c = new Cancel();
+    client.signal.addEventListener("abort", c);
+    client.abort();
+    expect(c.aborted).toBe(true);
+    expect(c.reason).toBe("client closed");
   });
 });
