@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     });
     const req: UpstreamRequest = { url, method: "POST", headers, body: REQUEST_BODY, cancel: new Cancel() };
     const res = await t.send(req);
-    const body = await res.bytes();
+    const body = res.whole ?? (res.body === null ? new Uint8Array(0) : await Bun.readableStreamToBytes(res.body));
     if (res.status !== 200 || body.byteLength !== RESPONSE_BODY.length) throw new Error(`bad response ${res.status} ${body.byteLength}`);
   };
 

@@ -2,7 +2,7 @@
 // response body chunk by chunk with backpressure, an idle read timeout, and prompt abort on client disconnect.
 
 import { ERR, type GatewayError } from "./errors.ts";
-import { type Cancel, classifyFailure, type Transport, type UpstreamRequest } from "./transport.ts";
+import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
 
 /** The slice of a default reader the relay uses (bun-types and @types/node disagree on the full type). */
 interface Reader {
@@ -62,7 +62,7 @@ export class StreamedBody {
   }
 }
 
-export type SendResult = { ok: true; response: Response } | { ok: false; error: GatewayError; reason: string };
+export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string };
 
 export interface SendOptions {
   transport: Transport;
@@ -116,18 +116,18 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
 /**
  * A small response with a declared length (≤ 64 KiB, not SSE) is read in one piece and answered with plain bytes:
  * the same bounded memory as one relayed chunk, and it skips the JS stream between provider and client, which
- * was the largest per-request cost measured on the hot path. `whole` is what a transport may already hold.
+ * was the largest per-request cost measured on the hot path. A body the transport already holds is used as it is.
  */
 export async function readWhole(
-  response: Response,
+  response: UpstreamResponse,
   cancel: Cancel,
   readTimeoutMs: number,
-  whole: Uint8Array | undefined,
 ): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" }> {
-  if (whole !== undefined) return { ok: true, bytes: whole };
+  if (response.whole !== undefined) return { ok: true, bytes: response.whole };
+  if (response.body === null) return { ok: true, bytes: new Uint8Array(0) };
   const timer = setTimeout(() => cancel.abort(TIMEOUT), readTimeoutMs);
   try {
-    return { ok: true, bytes: await response.bytes() };
+    return { ok: true, bytes: await Bun.readableStreamToBytes(response.body) };
   } catch {
     if (cancel.aborted) return { ok: false, how: cancel.reason === TIMEOUT ? "upstream_timeout" : "client_closed" };
     return { ok: false, how: "upstream_reset" };

@@ -211,14 +211,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       // 7. log
       accessLog(ctx);
     };
-    if (up.body === null) {
+    if (up.body === null && up.whole === undefined) {
       done("complete");
       observeOverhead(overhead, ctx, sendNs);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
+    // Read whole: a body the transport already holds (no stream left: any framing, SSE too), or a small declared
+    // non-SSE body read now.
     const declaredOut = up.headers.get("content-length");
-    if (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES) {
-      const got = await readWhole(up, cancel, readTimeoutMs, transport.wholeBody?.(up));
+    if (up.body === null || (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES)) {
+      const got = await readWhole(up, cancel, readTimeoutMs);
       if (!got.ok) {
         // The head was not sent to the client yet, so a broken body can still become a clean 502/504.
         ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
@@ -227,8 +229,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
       }
       let out = got.bytes;
-      if (meter !== undefined && !meter.wholeJson(up.headers, out)) {
-        const observer = meter.observe(up.headers, false);
+      if (meter !== undefined && (streaming || !meter.wholeJson(up.headers, out))) {
+        const observer = meter.observe(up.headers, streaming);
         if (observer !== undefined) {
           out = observer.push(out);
           const tail = observer.end();

@@ -3,7 +3,7 @@
 // a proxy needs none of it, so this speaks HTTP/1.1 itself: one write per request head (plus small body), an
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
-import type { Cancel, CancelListener, Transport, UpstreamRequest } from "./transport.ts";
+import type { Cancel, CancelListener, Transport, UpstreamRequest, UpstreamResponse } from "./transport.ts";
 
 export interface PoolTransportOptions {
   /** Speak TLS to every origin (real providers); false for plain-HTTP mocks. The URL scheme only picks the default port. */
@@ -211,7 +211,7 @@ class Conn implements CancelListener {
   private connTimer: ReturnType<typeof setTimeout> | undefined;
 
   // Exchange.
-  private resolve: ((r: Response) => void) | null = null;
+  private resolve: ((r: UpstreamResponse) => void) | null = null;
   private reject: ((e: Error) => void) | null = null;
   private cancel: Cancel | null = null;
   private isHead = false;
@@ -288,7 +288,7 @@ class Conn implements CancelListener {
 
   // ---- exchange ----
 
-  exchange(path: string, req: UpstreamRequest): Promise<Response> {
+  exchange(path: string, req: UpstreamRequest): Promise<UpstreamResponse> {
     const s = this.socket;
     if (this.state !== C_ACTIVE || s === null) {
       this.stale = this.reused;
@@ -309,7 +309,7 @@ class Conn implements CancelListener {
     this.p = P_HEAD;
     this.headBuf = null;
     this.finishOnFlush = false;
-    const promise = new Promise<Response>((res, rej) => {
+    const promise = new Promise<UpstreamResponse>((res, rej) => {
       this.resolve = res;
       this.reject = rej;
     });
@@ -762,43 +762,42 @@ class Conn implements CancelListener {
 
     const statusText = statusLine.length > 13 ? statusLine.slice(13) : "";
     const noBody = this.isHead || status === 204 || status === 304;
-    const init: ResponseInit = { status, statusText, headers };
-    let response: Response;
+    let response: UpstreamResponse;
     try {
       if (noBody) {
         this.p = P_DONE;
-        response = new Response(null, init);
+        response = { status, statusText, headers, body: null };
       } else if (chunked) {
         const whole = status === 205 ? null : wholeChunked(buf, end);
         if (whole !== null) {
           // The whole chunked body (small JSON, usually) came with the head: decode it in one go, no stream.
           this.p = P_DONE;
-          response = wholeResponse(whole.body, init);
+          response = { status, statusText, headers, body: null, whole: whole.body };
           this.afterWholeBody = whole.next;
         } else {
           this.p = P_CHUNK_SIZE;
           this.remaining = 0;
           this.sizeDigits = 0;
-          response = this.streamed(status, init);
+          response = this.streamed(status, statusText, headers);
         }
       } else if (contentLength === 0) {
         this.p = P_DONE;
-        response = new Response(null, init);
+        response = { status, statusText, headers, body: null };
       } else if (contentLength > 0) {
         this.remaining = contentLength;
         if (buf.byteLength - end >= contentLength && status !== 205) {
-          // The whole body came with the head: a byte-backed Response, no stream machinery at all.
+          // The whole body came with the head: plain bytes, no stream machinery at all.
           this.p = P_DONE;
-          response = wholeResponse(buf.subarray(end, end + contentLength), init);
+          response = { status, statusText, headers, body: null, whole: buf.subarray(end, end + contentLength) };
           this.afterWholeBody = end + contentLength;
         } else {
           this.p = P_LENGTH;
-          response = this.streamed(status, init);
+          response = this.streamed(status, statusText, headers);
         }
       } else {
         this.p = P_UNTIL_CLOSE;
         this.keepAlive = false;
-        response = this.streamed(status, init);
+        response = this.streamed(status, statusText, headers);
       }
     } catch {
       this.protocolError("invalid response head");
@@ -815,14 +814,14 @@ class Conn implements CancelListener {
   /** Offset in the head buffer just past a body delivered whole with its head; -1 otherwise. */
   private afterWholeBody = -1;
 
-  private streamed(status: number, init: ResponseInit): Response {
+  private streamed(status: number, statusText: string, headers: Headers): UpstreamResponse {
     if (status === 205) {
-      // A Response cannot carry a body for 205; the framed bytes are still read (and dropped) to keep the socket in sync.
-      return new Response(null, init);
+      // A client Response cannot carry a body for 205; the framed bytes are still read (and dropped) to keep the socket in sync.
+      return { status, statusText, headers, body: null };
     }
     const body = new ResponseBody(this, this.transport);
     this.body = body;
-    return new Response(new ReadableStream<Uint8Array>(body, { highWaterMark: 0 }), init);
+    return { status, statusText, headers, body: new ReadableStream<Uint8Array>(body, { highWaterMark: 0 }) };
   }
 
   /** The last response byte is in. `extra`: bytes followed it in the same read. */
@@ -954,24 +953,6 @@ class Conn implements CancelListener {
 }
 
 function ignore(): void {}
-
-const WHOLE = Symbol("whole body");
-type Tagged = Response & { [WHOLE]?: Uint8Array };
-
-function wholeResponse(body: Uint8Array, init: ResponseInit): Response {
-  const r: Tagged = new Response(body, init);
-  r[WHOLE] = body;
-  return r;
-}
-
-/**
- * The complete body of a response PoolTransport received whole together with its head (most non-streaming JSON
- * answers), or undefined. Lets a relay skip the per-chunk stream machinery: the bytes are already in memory, so there
- * is nothing to stream or time out. The Response's own body must then be left unread.
- */
-export function wholeBody(res: Response): Uint8Array | undefined {
-  return (res as Tagged)[WHOLE];
-}
 
 /**
  * Decodes a chunked body that is entirely inside b[from..] (ending "0\r\n\r\n", no trailers), or null when it is
@@ -1172,7 +1153,7 @@ export class PoolTransport implements Transport {
     return this.buffered;
   }
 
-  send(req: UpstreamRequest): Promise<Response> {
+  send(req: UpstreamRequest): Promise<UpstreamResponse> {
     if (req.cancel.aborted) return Promise.reject(abortError(req.cancel));
     if (this.closed) return Promise.reject(codedError("ERR_TRANSPORT_CLOSED", "transport is closed"));
     const url = req.url;
@@ -1205,13 +1186,13 @@ export class PoolTransport implements Transport {
     return this.sendReused(conn, origin, path, req);
   }
 
-  private async sendFresh(origin: Origin, path: string, req: UpstreamRequest): Promise<Response> {
+  private async sendFresh(origin: Origin, path: string, req: UpstreamRequest): Promise<UpstreamResponse> {
     const conn = await this.connect(origin, req.cancel);
     return conn.exchange(path, req);
   }
 
   /** The keep-alive race: a pooled socket the server closed as we wrote fails with nothing read; a replayable request goes again, once. */
-  private async sendReused(conn: Conn, origin: Origin, path: string, req: UpstreamRequest): Promise<Response> {
+  private async sendReused(conn: Conn, origin: Origin, path: string, req: UpstreamRequest): Promise<UpstreamResponse> {
     try {
       return await conn.exchange(path, req);
     } catch (e) {
@@ -1306,10 +1287,6 @@ export class PoolTransport implements Transport {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
-  }
-
-  wholeBody(res: Response): Uint8Array | undefined {
-    return wholeBody(res);
   }
 
   close(): void {

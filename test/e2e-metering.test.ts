@@ -373,6 +373,29 @@ describe("OpenAI chat completions", () => {
     });
   });
 
+  test("a short stream that arrives whole with its head (content-length, one write) is still tapped as SSE: usage metered, usage chunk removed", async () => {
+    const { withUsage, without } = openaiStreamPair();
+    openaiMock.queue({ kind: "status", status: 200, body: withUsage.join(""), headers: { "content-type": "text/event-stream" } });
+    const { res, id } = await post("/v1/chat/completions", CHAT_STREAM_BODY, managedHeaders("openai"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    expect(await res.text()).toBe(without.join(""));
+    const u = MOCK_USAGE.openaiSse;
+    await expectUsage(id, {
+      provider: "openai",
+      model: MOCK_OPENAI_MODEL,
+      requested_model: "gpt-4o",
+      stream: true,
+      input_tokens: u.prompt_tokens,
+      output_tokens: u.completion_tokens,
+      cache_read_tokens: 0,
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+    });
+    const access = await gw.accessLog(id);
+    expect(access["bytes_out"]).toBe(enc.encode(without.join("")).byteLength);
+  });
+
   test("a client that set include_usage itself keeps its usage chunk and its body reaches the provider unchanged", async () => {
     const stream = await openaiClient().chat.completions.create({
       model: "gpt-4o",

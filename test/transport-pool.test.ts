@@ -2,8 +2,8 @@
 // over real loopback sockets. Odd framings come from raw Bun.listen servers that write exactly the bytes a test names.
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { PoolTransport, type PoolTransportOptions, wholeBody } from "../src/transport-pool.ts";
-import { Cancel, classifyFailure, type UpstreamRequest } from "../src/transport.ts";
+import { PoolTransport, type PoolTransportOptions } from "../src/transport-pool.ts";
+import { Cancel, classifyFailure, type UpstreamRequest, type UpstreamResponse } from "../src/transport.ts";
 
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();
@@ -34,8 +34,26 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function pool(opts: Partial<PoolTransportOptions> = {}): PoolTransport {
-  const t = new PoolTransport({ tls: false, verifyCert: true, connectTimeoutMs: 2000, idleTimeoutMs: 30_000, ...opts });
+/**
+ * The pool as these tests read it: send() answers a standard Response built from the plain UpstreamResponse (the same
+ * wrapping the gateway's client answer does), so a test reads bodies with text()/json(); sendRaw() shows the object
+ * the transport returned.
+ */
+class TestPool extends PoolTransport {
+  override send(r: UpstreamRequest): Promise<Response> {
+    return super.send(r).then(toResponse);
+  }
+  sendRaw(r: UpstreamRequest): Promise<UpstreamResponse> {
+    return super.send(r);
+  }
+}
+
+function toResponse(up: UpstreamResponse): Response {
+  return new Response(up.whole ?? up.body, { status: up.status, statusText: up.statusText, headers: up.headers });
+}
+
+function pool(opts: Partial<PoolTransportOptions> = {}): TestPool {
+  const t = new TestPool({ tls: false, verifyCert: true, connectTimeoutMs: 2000, idleTimeoutMs: 30_000, ...opts });
   cleanups.push(() => t.close());
   return t;
 }
@@ -259,12 +277,14 @@ describe("request framing", () => {
 // ---- response framing ----
 
 describe("response framing", () => {
-  test("a content-length body that arrives with its head is exposed by wholeBody", async () => {
+  test("a content-length body that arrives with its head is handed over whole, with no stream", async () => {
     const srv = rawServer((s) => void s.write(ok('{"a":1}', "content-type: application/json\r\n")));
     const t = pool();
-    const res = await t.send(req(srv.url + "/"));
-    expect(dec.decode(wholeBody(res))).toBe('{"a":1}');
-    expect(await res.json()).toEqual({ a: 1 });
+    const res = await t.sendRaw(req(srv.url + "/"));
+    expect(res.body).toBeNull();
+    expect(dec.decode(res.whole)).toBe('{"a":1}');
+    expect(JSON.parse(dec.decode(res.whole))).toEqual({ a: 1 });
+    expect(t.idleCount).toBe(1);
   });
 
   test("a content-length body streamed in pieces is delivered whole and the socket is pooled", async () => {
@@ -317,28 +337,29 @@ describe("response framing", () => {
     expect(srv.accepted).toBe(1);
   });
 
-  test("a chunked body that arrives whole with its head is decoded in one piece and exposed by wholeBody", async () => {
+  test("a chunked body that arrives whole with its head is decoded in one piece and handed over whole", async () => {
     const srv = rawServer((s) => void s.write(CHUNKED_PLAIN));
     const t = pool();
-    const res = await t.send(req(srv.url + "/"));
-    expect(dec.decode(wholeBody(res))).toBe("hello, world!!!!");
-    expect(await res.text()).toBe("hello, world!!!!");
+    const res = await t.sendRaw(req(srv.url + "/"));
+    expect(res.body).toBeNull();
+    expect(dec.decode(res.whole)).toBe("hello, world!!!!");
     // The decoder stopped exactly at the end: the socket is pooled and the next response parses.
     expect(t.idleCount).toBe(1);
     expect(await (await t.send(req(srv.url + "/"))).text()).toBe("hello, world!!!!");
     expect(srv.accepted).toBe(1);
   });
 
-  test("wholeBody is undefined for a response that is still streaming", async () => {
+  test("a response that is still streaming has no whole body, only its stream", async () => {
     const srv = rawServer(async (s) => {
       s.write("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc");
       await Bun.sleep(5);
       s.write("def");
     });
     const t = pool();
-    const res = await t.send(req(srv.url + "/"));
-    expect(wholeBody(res)).toBeUndefined();
-    expect(await res.text()).toBe("abcdef");
+    const raw = await t.sendRaw(req(srv.url + "/"));
+    expect(raw.whole).toBeUndefined();
+    expect(raw.body).not.toBeNull();
+    expect(await toResponse(raw).text()).toBe("abcdef");
   });
 
   test("a chunked response written one byte per write decodes correctly", async () => {
