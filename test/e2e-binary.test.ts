@@ -16,6 +16,7 @@ import { keygen, mint } from "../src/keys.ts";
 import { baseConfig, buildBinary, type Gateway, gatewayBinary, runGatewayExpectExit, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { NatsServer, waitFor } from "./helpers/nats.ts";
+import { collectChatStream } from "./helpers/sdk.ts";
 
 const BUCKET = "ai-gateway";
 const OPENAI_BYO = "sk-byo-binary-openai";
@@ -135,13 +136,8 @@ describe("SDK round trips through the binary", () => {
   test("OpenAI SDK, BYO, streaming: every delta arrives in order", async () => {
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: OPENAI_BYO, maxRetries: 0 });
     const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true });
-    let text = "";
-    let chunks = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      text += chunk.choices[0]?.delta.content ?? "";
-    }
-    expect(chunks).toBeGreaterThan(1);
+    const { chunks, text } = await collectChatStream(stream);
+    expect(chunks.length).toBeGreaterThan(1);
     expect(text).toBe(MOCK_TEXT);
     // BYO: the body is forwarded as sent (no stream_options injection).
     expect((openaiMock.last().json as Record<string, unknown>)["stream_options"]).toBeUndefined();

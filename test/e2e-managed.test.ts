@@ -9,6 +9,7 @@ import OpenAI from "openai";
 import { b64urlEncode, keygen, mint } from "../src/keys.ts";
 import { baseConfig, type Gateway, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, type RecordedRequest, startMockProvider } from "./helpers/mock-provider.ts";
+import { collectChatStream } from "./helpers/sdk.ts";
 
 const OPENAI_POOL = "sk-pool-secret";
 const ANTHROPIC_POOL = "sk-anthropic-pool";
@@ -180,13 +181,8 @@ describe("official SDKs with a managed key", () => {
     const client = new OpenAI({ apiKey: MANAGED, baseURL: `${gw.url}/v1`, organization: null, project: null, maxRetries: 0 });
     const before = openaiMock.requests.length;
     const stream = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true });
-    let text = "";
-    let chunks = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      text += chunk.choices[0]?.delta.content ?? "";
-    }
-    expect(chunks).toBeGreaterThan(1);
+    const { chunks, text } = await collectChatStream(stream);
+    expect(chunks.length).toBeGreaterThan(1);
     expect(text).toBe(MOCK_TEXT);
     expect(openaiMock.requests.length).toBe(before + 1);
     const r = openaiMock.last();

@@ -22,6 +22,7 @@ import {
   type MockProvider,
   type RecordedRequest,
 } from "./helpers/mock-provider.ts";
+import { collectChatStream } from "./helpers/sdk.ts";
 
 const OPENAI_POOL = "sk-metering-openai-pool";
 const ANTHROPIC_POOL = "sk-metering-anthropic-pool";
@@ -312,13 +313,9 @@ describe("OpenAI chat completions", () => {
 
   test("SDK stream without stream_options: include_usage reaches the provider, the SDK sees no usage chunk, and the usage is metered", async () => {
     const stream = await openaiClient().chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true });
-    const chunks: Array<Record<string, unknown>> = [];
-    let text = "";
-    for await (const chunk of stream) {
-      chunks.push(chunk as unknown as Record<string, unknown>);
-      text += chunk.choices[0]?.delta.content ?? "";
-    }
-    expect(text).toBe(MOCK_TEXT);
+    const collected = await collectChatStream(stream);
+    const chunks = collected.chunks as unknown as Array<Record<string, unknown>>;
+    expect(collected.text).toBe(MOCK_TEXT);
     // role chunk + deltas + finish chunk, exactly what the provider sends without include_usage.
     expect(chunks.length).toBe(MOCK_DELTAS.length + 2);
     expect(chunks.filter((c) => Object.hasOwn(c, "usage"))).toEqual([]);
@@ -403,16 +400,10 @@ describe("OpenAI chat completions", () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    let usageChunkChoices: number | undefined;
-    let text = "";
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      if (chunk.usage) {
-        usage = chunk.usage;
-        usageChunkChoices = chunk.choices.length;
-      }
-    }
+    const { chunks, text } = await collectChatStream(stream);
+    const usageChunk = chunks.findLast((c) => c.usage);
+    const usage = usageChunk?.usage;
+    const usageChunkChoices = usageChunk?.choices.length;
     expect(text).toBe(MOCK_TEXT);
     const u = MOCK_USAGE.openaiSse;
     expect(usage?.prompt_tokens).toBe(u.prompt_tokens);

@@ -16,6 +16,7 @@ import {
   type MockProvider,
   type RecordedRequest,
 } from "./helpers/mock-provider.ts";
+import { collectChatStream } from "./helpers/sdk.ts";
 
 const OPENAI_KEY = "sk-proj-byo-openai-sdk-0123456789";
 const ANTHROPIC_KEY = "sk-ant-api03-byo-anthropic-sdk-0123456789";
@@ -96,20 +97,12 @@ describe("openai SDK (baseURL = gateway/v1, BYO key)", () => {
       messages: [{ role: "user", content: "hi" }],
       stream: true,
     });
-    let text = "";
-    let finish: string | null = null;
-    let chunks = 0;
-    let sawUsage = false;
-    for await (const chunk of stream) {
-      chunks++;
-      if (chunk.usage) sawUsage = true;
-      const c = chunk.choices[0];
-      text += c?.delta.content ?? "";
-      if (c?.finish_reason) finish = c.finish_reason;
-    }
+    const { chunks, text } = await collectChatStream(stream);
+    const sawUsage = chunks.some((c) => c.usage);
+    const finish = chunks.findLast((c) => c.choices[0]?.finish_reason)?.choices[0]?.finish_reason ?? null;
     expect(text).toBe(MOCK_TEXT);
     expect(finish).toBe("stop");
-    expect(chunks).toBe(MOCK_DELTAS.length + 2);
+    expect(chunks.length).toBe(MOCK_DELTAS.length + 2);
     expect(sawUsage).toBe(false);
     const seen = mock.last();
     expect(seen.path).toBe("/v1/chat/completions");
@@ -125,12 +118,8 @@ describe("openai SDK (baseURL = gateway/v1, BYO key)", () => {
       stream: true,
       stream_options: { include_usage: true },
     });
-    let text = "";
-    let usage: OpenAI.CompletionUsage | null | undefined;
-    for await (const chunk of stream) {
-      text += chunk.choices[0]?.delta.content ?? "";
-      if (chunk.usage) usage = chunk.usage;
-    }
+    const { chunks, text } = await collectChatStream(stream);
+    const usage = chunks.findLast((c) => c.usage)?.usage;
     expect(text).toBe(MOCK_TEXT);
     expect(usage?.prompt_tokens).toBe(MOCK_USAGE.openaiSse.prompt_tokens);
     expect(usage?.completion_tokens).toBe(MOCK_USAGE.openaiSse.completion_tokens);
