@@ -13,6 +13,7 @@ import { keygen, mint } from "../src/keys.ts";
 import { baseConfig, type Gateway, makeTempDir, metricValue, rawHttp, startGateway } from "./helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { NatsServer, waitFor } from "./helpers/nats.ts";
+import { type Dialect, expectGatewayError, type Reply, toReply } from "./helpers/replies.ts";
 
 const BUCKET = "ai-gateway";
 const OPENAI_POOL = "sk-controls-openai-pool";
@@ -58,26 +59,6 @@ class Admin {
   }
 }
 
-type Dialect = "openai" | "anthropic";
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: unknown;
-}
-
-async function toReply(res: Response): Promise<Reply> {
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
-}
-
 /** One chat request with `token`: OpenAI dialect (Bearer on /v1/chat/completions) or Anthropic (x-api-key on /v1/messages). */
 async function call(g: Gateway, token: string, dialect: Dialect = "openai", extra: Record<string, string> = {}): Promise<Reply> {
   const res =
@@ -97,18 +78,6 @@ async function call(g: Gateway, token: string, dialect: Dialect = "openai", extr
 
 async function post(g: Gateway, path: string, headers: Record<string, string>, body: string = OPENAI_CHAT): Promise<Reply> {
   return toReply(await fetch(g.url + path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
-}
-
-function expectGatewayError(reply: Reply, dialect: Dialect, status: number, type: string, message: string): void {
-  expect(reply.status).toBe(status);
-  expect(reply.headers.get("x-beyond-request-id")).toBeTruthy();
-  expect(reply.headers.get("content-type") ?? "").toContain("application/json");
-  if (dialect === "openai") {
-    expect(reply.json).toMatchObject({ error: { message, type } });
-    expect(typeof (reply.json as { error: { code?: unknown } }).error.code).toBe("string");
-  } else {
-    expect(reply.json).toMatchObject({ type: "error", error: { type, message } });
-  }
 }
 
 /** Repeats `attempt` until it answers `want` or `timeoutMs` passes; returns the last reply. */

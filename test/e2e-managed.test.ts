@@ -9,6 +9,7 @@ import OpenAI from "openai";
 import { b64urlEncode, keygen, mint } from "../src/keys.ts";
 import { baseConfig, type Gateway, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, type RecordedRequest, startMockProvider } from "./helpers/mock-provider.ts";
+import { expectGatewayError, type Reply, toReply } from "./helpers/replies.ts";
 import { collectChatStream } from "./helpers/sdk.ts";
 
 const OPENAI_POOL = "sk-pool-secret";
@@ -96,35 +97,8 @@ function expectNoManagedTrace(r: RecordedRequest): void {
   }
 }
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: unknown;
-}
-
 async function post(base: string, path: string, headers: Record<string, string>, body: string): Promise<Reply> {
-  const res = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
-}
-
-type Dialect = "openai" | "anthropic";
-
-function expectGatewayError(reply: Reply, dialect: Dialect, status: number, type: string, message: string): void {
-  expect(reply.status).toBe(status);
-  expect(reply.headers.get("x-beyond-request-id")).toBeTruthy();
-  if (dialect === "openai") {
-    expect(reply.json).toMatchObject({ error: { message, type } });
-  } else {
-    expect(reply.json).toMatchObject({ type: "error", error: { type, message } });
-  }
+  return toReply(await fetch(base + path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
 }
 
 /** The token sent on an OpenAI route (Bearer) and an Anthropic route (x-api-key): both 401, neither forwarded. */

@@ -3,6 +3,7 @@ import { ModelScanner, MODEL_MAX_BYTES } from "../src/scan-model.ts";
 import type { ModelScannerOptions } from "../src/scan-model.ts";
 import { UsageInjector } from "../src/inject-usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
+import { mulberry32 } from "./helpers/random.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -294,17 +295,6 @@ describe("memory", () => {
 // Property test: random JSON documents, random serialisation, random chunkings.
 // Reproduce a failure with PROPERTY_SEED=<seed printed in the failure message>.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 class Gen {
@@ -506,7 +496,6 @@ function expectedStream(doc: Json): boolean | undefined {
   const s = doc.stream;
   return typeof s === "boolean" ? s : undefined;
 }
-
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;

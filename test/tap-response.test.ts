@@ -4,23 +4,12 @@ import { ResponseTap, gzipHeaderLength, tapEncoding } from "../src/tap-response.
 import type { TapEncoding, TapOptions } from "../src/tap-response.ts";
 import type { Dialect, Usage } from "../src/usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
+import { mulberry32 } from "./helpers/random.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 // --- deterministic chunking ------------------------------------------------------------------
-
-function rng(seed: number): () => number {
-  // mulberry32: reproducible random chunk boundaries, so a failure can be replayed.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function split(b: Uint8Array, sizes: () => number): Uint8Array[] {
   const parts: Uint8Array[] = [];
@@ -38,7 +27,7 @@ function chunkings(b: Uint8Array, seed = 1, random = 12): { name: string; parts:
     { name: "whole", parts: [b.slice()] },
     { name: "1 byte", parts: split(b, () => 1) },
   ];
-  const r = rng(seed);
+  const r = mulberry32(seed);
   for (let k = 0; k < random; k++) {
     const max = k % 2 === 0 ? 1 + Math.floor(r() * 40) : 1 + Math.floor(r() * 4096);
     out.push({ name: `random#${k} (max ${max})`, parts: split(b, () => 1 + Math.floor(r() * max)) });
@@ -64,7 +53,6 @@ function feed(opts: TapOptions, parts: Uint8Array[]): Fed {
   outs.push(tap.end());
   return { tap, out: concatBytes(outs), identical };
 }
-
 
 // --- realistic provider streams ---------------------------------------------------------------
 
@@ -612,7 +600,7 @@ describe("bounded memory", () => {
     for (let i = 0; i < 256; i++) events.push(`event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"chunk ${i} ${"w".repeat(200)}"}}\n\n`);
     const block = enc.encode(events.join(""));
     // Shift boundaries so lines are held across pushes too.
-    const parts = split(block, (() => { const r = rng(99); return () => 1 + Math.floor(r() * 9000); })());
+    const parts = split(block, (() => { const r = mulberry32(99); return () => 1 + Math.floor(r() * 9000); })());
     let max = 0;
     for (let sent = 0; sent < 50 * MiB; ) {
       for (const p of parts) {
