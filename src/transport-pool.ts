@@ -333,7 +333,15 @@ class Conn implements CancelListener {
     let head = method + " " + path + " HTTP/1.1\r\n";
     let callerLength: string | null = null;
     let sawHost = false;
-    for (const [name, value] of req.headers) {
+    // toJSON() hands over every header in one native call (half the cost of iterating the Headers); values are the
+    // same combined values iteration yields, except set-cookie, which comes as an array of its lines.
+    const fields = req.headers.toJSON() as Record<string, string | string[]>;
+    for (const name in fields) {
+      const value = fields[name] as string | string[];
+      if (typeof value !== "string") {
+        for (const v of value) head += name + ": " + v + "\r\n";
+        continue;
+      }
       if (name === "content-length") {
         callerLength = value;
         continue;

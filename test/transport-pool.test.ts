@@ -189,6 +189,20 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }
 // ---- request framing ----
 
 describe("request framing", () => {
+  test("a repeated request header goes out once with its values combined; set-cookie lines stay separate", async () => {
+    const srv = rawServer((s) => void s.write(ok("done")));
+    const t = pool();
+    const r0 = req(srv.url + "/");
+    r0.headers.append("x-dup", "1");
+    r0.headers.append("x-dup", "2");
+    r0.headers.append("set-cookie", "a=1");
+    r0.headers.append("set-cookie", "b=2");
+    expect(await (await t.send(r0)).text()).toBe("done");
+    const head = srv.requests[0]!.head;
+    expect(head.match(/^x-dup:.*$/gim)).toEqual(["x-dup: 1, 2"]);
+    expect(head.match(/^set-cookie:.*$/gim)).toEqual(["set-cookie: a=1", "set-cookie: b=2"]);
+  });
+
   test("a Uint8Array body goes out with its content-length, replacing the caller's, and host is sent once", async () => {
     const srv = rawServer((s) => void s.write(ok("done")));
     const t = pool();
