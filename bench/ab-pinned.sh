@@ -9,7 +9,7 @@ start_gateway gw 18086 "byo_rate_limit_rps = 0
 upstream_transport = \"${TRANSPORT:-pool}\"" taskset -c 0
 gw=$gateway_pid
 sleep 1.5
-cpu() { awk '{print $14+$15}' /proc/$gw/stat; }
+cpu() { cpu_ticks "$gw"; }
 AUTH="Bearer $token" taskset -c 1 wrk -t1 -c"${CONNS:-32}" -d2s -s "$here/post.lua" "http://127.0.0.1:18086/v1/chat/completions" >/dev/null 2>&1
 out="$work/rounds.txt"
 for i in $(seq "${ROUNDS:-20}"); do for a in "byo Bearer sk-byo" "managed Bearer $token"; do set -- $a

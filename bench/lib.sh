@@ -17,7 +17,8 @@ start_mock() {
 }
 
 # start_gateway NAME PORT EXTRA_TOML [pin command...]: a gateway from this tree with compare.sh's config plus
-# EXTRA_TOML; its output goes to $work/NAME.log and its pid to $gateway_pid.
+# EXTRA_TOML (bun's own flags, such as the profiler's, from $GATEWAY_BUN_FLAGS); its output goes to $work/NAME.log
+# and its pid to $gateway_pid.
 start_gateway() {
   local name=$1 port=$2 extra=$3; shift 3
   cat > "$work/$name.toml" <<TOML
@@ -32,6 +33,9 @@ openai = "127.0.0.1:18080"
 [signing_keys]
 1 = "$pub"
 TOML
-  (cd "$proj" && AI_POOL_KEY_OPENAI=sk-pool exec "$@" "$bun" src/main.ts --config "$work/$name.toml" >"$work/$name.log" 2>&1) & gateway_pid=$!
+  (cd "$proj" && AI_POOL_KEY_OPENAI=sk-pool exec "$@" "$bun" ${GATEWAY_BUN_FLAGS:-} src/main.ts --config "$work/$name.toml" >"$work/$name.log" 2>&1) & gateway_pid=$!
   pids+=($gateway_pid)
 }
+
+# cpu_ticks PID: user+system CPU of the process, all threads, in clock ticks (1/100 s).
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
