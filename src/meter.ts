@@ -32,12 +32,18 @@ const UNSAFE_MODEL = /[\u0000-\u001f\u007f"\\]/;
 /** Recently seen model strings: the same few ids repeat on every request, so the check runs once per id. */
 const safeModels = new Set<string>();
 
+/** The last model found safe: most requests compare equal to it, which is cheaper than hashing a fresh string. */
+let lastSafeModel = "";
+
 /** A billed model goes into a log line other systems parse: anything odd becomes "unknown" (SPEC §6). */
 function sanitizeModel(m: string | undefined): string | undefined {
-  if (m === undefined || safeModels.has(m)) return m;
-  if (m.length > MODEL_MAX || UNSAFE_MODEL.test(m)) return "unknown";
-  if (safeModels.size >= 1024) safeModels.clear();
-  safeModels.add(m);
+  if (m === undefined || m === lastSafeModel) return m;
+  if (!safeModels.has(m)) {
+    if (m.length > MODEL_MAX || UNSAFE_MODEL.test(m)) return "unknown";
+    if (safeModels.size >= 1024) safeModels.clear();
+    safeModels.add(m);
+  }
+  lastSafeModel = m;
   return m;
 }
 

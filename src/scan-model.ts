@@ -89,6 +89,11 @@ const FALSE_BYTES = bytesOf("false");
 // fatal: invalid UTF-8 in a model value must become "unknown", not U+FFFD.
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** The last model value decoded (any scanner): its bytes and string, for endModelValue's reuse. */
+const lastModelBytes = new Uint8Array(MODEL_MAX_BYTES);
+let lastModelLen = -1;
+let lastModel = "";
+
 function bytesOf(s: string): Uint8Array {
   return new TextEncoder().encode(s);
 }
@@ -573,6 +578,21 @@ export class ModelScanner {
     }
     const buf = this.modelBuf!;
     const n = this.modelLen;
+    // The same few model ids arrive on every request: when these bytes are the last model's, reuse its string
+    // (no decode, and later Set lookups find its hash already computed).
+    if (n === lastModelLen) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (buf[i] !== lastModelBytes[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.finishModel(lastModel);
+        return;
+      }
+    }
     let ascii = true;
     for (let i = 0; i < n; i++) if (buf[i]! >= 0x80) ascii = false;
     let s = "";
@@ -587,6 +607,9 @@ export class ModelScanner {
         s = UNKNOWN_MODEL;
       }
     }
+    lastModelBytes.set(buf.subarray(0, n));
+    lastModelLen = n;
+    lastModel = s;
     this.finishModel(s);
   }
 

@@ -589,6 +589,26 @@ describe("OpenAI chat completions", () => {
   });
 });
 
+describe("model names in the line", () => {
+  test("a billed model no log parser could trust is logged as unknown, and the next request's clean model is logged as itself", async () => {
+    // Requests in a row through one gateway: clean, odd (quote, control character), over 256 bytes (not a model name:
+    // the requested model stands in), clean again, so a remembered earlier answer can neither let an odd name through
+    // nor turn a clean one into "unknown".
+    const models = ["gpt-4o-2024-08-06", 'gpt-4o"x', "gpt-4o\u0001", "m".repeat(257), "gpt-4o-2024-08-06", "gpt-4o-mini"];
+    const logged: unknown[] = [];
+    for (const model of models) {
+      const body = JSON.stringify({ id: "c", object: "chat.completion", created: 1, model, choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
+      openaiMock.queue({ kind: "status", status: 200, body });
+      const { res, id } = await post("/v1/chat/completions", CHAT_BODY, managedHeaders("openai"));
+      expect(await res.text()).toBe(body);
+      const line = await usageLine(id);
+      expect(line["requested_model"]).toBe("gpt-4o");
+      logged.push(line["model"]);
+    }
+    expect(logged).toEqual(["gpt-4o-2024-08-06", "unknown", "unknown", "gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini"]);
+  });
+});
+
 describe("OpenAI Responses API", () => {
   test("JSON response is metered and the body reaches the provider byte-identical", async () => {
     const sentBody = JSON.stringify({ model: "gpt-4o", input: "hi" });

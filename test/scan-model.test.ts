@@ -191,6 +191,21 @@ describe("model decoding", () => {
     expect(modelOf('{"model":null,"model":"second"}')).toBe("unknown");
   });
 
+  test("scans in a row each report their own model: the last model's string is reused only for identical bytes", () => {
+    // Same length, differing in the first, middle or last byte; then back to an earlier one; then escapes that
+    // decode to the same bytes; then the same invalid bytes twice.
+    const seq = ["gpt-4o-mini", "gpt-4o-mini", "xpt-4o-mini", "gpt-4x-mini", "gpt-4o-minx", "gpt-4o-mini", "gpt-4o", "gpt-4o-mini"];
+    for (const m of seq) expect(modelOf(`{"model":"${m}"}`)).toBe(m);
+    expect(modelOf('{"model":"gpt\\u002d4o"}')).toBe("gpt-4o");
+    expect(modelOf('{"model":"gpt-4o"}')).toBe("gpt-4o");
+    const bad = concatBytes([enc.encode('{"model":"g'), new Uint8Array([0xff, 0xfe]), enc.encode('"}')]);
+    expect(scanChunks([bad]).model()).toBe("unknown");
+    expect(scanChunks([bad]).model()).toBe("unknown");
+    expect(modelOf('{"model":"g\u00ff\u00fe"}')).toBe("g\u00ff\u00fe");
+    // A model split across feeds is captured the same way.
+    expect(scanChunks(chunked(enc.encode('{"model":"gpt-4o-minz"}'), 1)).model()).toBe("gpt-4o-minz");
+  });
+
   test("a body that ends inside the model value reports unknown", () => {
     expect(modelOf('{"model":"gpt-4')).toBe("unknown");
   });
