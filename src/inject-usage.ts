@@ -66,13 +66,17 @@ export class UsageInjector {
 }
 
 /** One pass over a body already in memory: the possibly rewritten body, and what the scan learned. */
+/** One scanner for every whole-body scan: the scan ends within the call, so none is allocated per request. */
+const WHOLE_SCANNER = new ModelScanner({ untilRootEnd: true });
+
 export function injectWhole(body: Uint8Array): {
   body: Uint8Array;
   injected: boolean;
   model: string | undefined;
   stream: boolean | undefined;
 } {
-  const s = new ModelScanner({ untilRootEnd: true });
+  const s = WHOLE_SCANNER;
+  s.reset();
   const at = s.feedFindRootEnd(body);
   if (at < 0 || !shouldInject(s)) return { body, injected: false, model: s.model(), stream: s.stream };
   const out = new Uint8Array(body.length + INCLUDE_USAGE_INSERT.length);

@@ -49,6 +49,9 @@ function sanitizeModel(m: string | undefined): string | undefined {
 
 const ZERO: Usage = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
+/** One scanner for every whole request body: the scan ends within the call, so none is allocated per request. */
+const WHOLE_SCANNER = new ModelScanner();
+
 export class Meter {
   private scanner: ModelScanner | undefined;
   private injector: UsageInjector | undefined;
@@ -74,7 +77,8 @@ export class Meter {
       this.injected = r.injected;
       return r.body;
     }
-    const s = new ModelScanner();
+    const s = WHOLE_SCANNER;
+    s.reset();
     s.feed(body);
     this.requestedModel = s.model();
     this.requestStream = s.stream;

@@ -144,40 +144,73 @@ export class ModelScanner {
   private readonly untilRootEnd: boolean;
   private readonly modelOnly: boolean;
 
-  private depth = 0;
-  private rootState = ROOT_NONE;
-  private started = false;
-  private finished = false;
-  private rootObject = false;
-  private rootEnded = false;
+  private depth!: number;
+  private rootState!: number;
+  private started!: boolean;
+  private finished!: boolean;
+  private rootObject!: boolean;
+  private rootEnded!: boolean;
 
-  private inString = false;
-  private strKind = STR_SKIP;
-  private escNext = false; // skip mode: the next byte is escaped (a `\` ended the last chunk)
-  private esc = 0; // capture mode: 0 none, 1 after `\`, 2..5 = `\u` with (esc-2) hex digits read
-  private hex = 0;
+  private inString!: boolean;
+  private strKind!: number;
+  private escNext!: boolean; // skip mode: the next byte is escaped (a `\` ended the last chunk)
+  private esc!: number; // capture mode: 0 none, 1 after `\`, 2..5 = `\u` with (esc-2) hex digits read
+  private hex!: number;
 
-  private keyMask = 0;
-  private keyLen = 0;
-  private lastKey = K_OTHER;
+  private keyMask!: number;
+  private keyLen!: number;
+  private lastKey!: number;
 
-  private modelState = MODEL_UNSEEN;
+  private modelState!: number;
   private modelBuf: Uint8Array | null = null;
-  private modelLen = 0;
-  private highSurrogate = 0;
-  private modelValue: string | undefined = undefined;
+  private modelLen!: number;
+  private highSurrogate!: number;
+  private modelValue!: string | undefined;
 
-  private streamValue: boolean | undefined = undefined;
-  private streamDecided = false;
-  private streamKeySeen = false;
-  private dupStream = false;
-  private lit = LIT_NONE;
-  private litIdx = 0;
-  private streamOptions = false;
+  private streamValue!: boolean | undefined;
+  private streamDecided!: boolean;
+  private streamKeySeen!: boolean;
+  private dupStream!: boolean;
+  private lit!: number;
+  private litIdx!: number;
+  private streamOptions!: boolean;
 
   constructor(opts?: ModelScannerOptions) {
     this.untilRootEnd = opts?.untilRootEnd === true;
     this.modelOnly = opts?.modelOnly === true;
+    this.reset();
+  }
+
+  /**
+   * Back to the state of a new scanner with the same options, keeping the model capture buffer: a body scanned whole
+   * in one call can use one shared scanner (see scanWhole) instead of allocating a scanner and its buffer per request.
+   */
+  reset(): void {
+    this.depth = 0;
+    this.rootState = ROOT_NONE;
+    this.started = false;
+    this.finished = false;
+    this.rootObject = false;
+    this.rootEnded = false;
+    this.inString = false;
+    this.strKind = STR_SKIP;
+    this.escNext = false;
+    this.esc = 0;
+    this.hex = 0;
+    this.keyMask = 0;
+    this.keyLen = 0;
+    this.lastKey = K_OTHER;
+    this.modelState = MODEL_UNSEEN;
+    this.modelLen = 0;
+    this.highSurrogate = 0;
+    this.modelValue = undefined;
+    this.streamValue = undefined;
+    this.streamDecided = false;
+    this.streamKeySeen = false;
+    this.dupStream = false;
+    this.lit = LIT_NONE;
+    this.litIdx = 0;
+    this.streamOptions = false;
   }
 
   /** Nothing more to learn; further chunks are ignored at no cost. */

@@ -1,7 +1,7 @@
 import { test, expect, describe } from "bun:test";
 import { ModelScanner, MODEL_MAX_BYTES } from "../src/scan-model.ts";
 import type { ModelScannerOptions } from "../src/scan-model.ts";
-import { UsageInjector } from "../src/inject-usage.ts";
+import { injectWhole, UsageInjector } from "../src/inject-usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
 import { mulberry32 } from "./helpers/random.ts";
 
@@ -518,8 +518,10 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-test("property: scanner agrees with JSON.parse and injector output is right, over 2500 random documents and chunkings", () => {
+test("property: scanner agrees with JSON.parse and injector output is right, over 2500 random documents and chunkings; a reset scanner and injectWhole (shared scanner) agree too", () => {
   const base = Number(process.env.PROPERTY_SEED ?? 0x5eed) >>> 0;
+  // One scanner reset before every document: whatever the previous document left in it must not leak into the next.
+  const reused = new ModelScanner();
   const DOCS = process.env.PROPERTY_SEED ? 1 : 2500;
   let checked = 0;
   let injectedCount = 0;
@@ -539,6 +541,9 @@ test("property: scanner agrees with JSON.parse and injector output is right, ove
     for (const [ci, chunks] of g.chunkings(bytes).entries()) {
       const where = `seed=${seed} (PROPERTY_SEED=${seed}) chunking=${ci} body=${JSON.stringify(text.slice(0, 400))}`;
       const lax = scanChunks(chunks);
+      reused.reset();
+      for (const c of chunks) reused.feed(c);
+      const whole = injectWhole(bytes);
       const inj = new UsageInjector();
       const out: Uint8Array[] = [];
       for (const c of chunks) out.push(...inj.push(c));
@@ -550,9 +555,26 @@ test("property: scanner agrees with JSON.parse and injector output is right, ove
         strictModel: inj.scanner.model(),
         strictStream: inj.scanner.stream,
         injected: inj.injected,
+        reusedModel: reused.model(),
+        reusedStream: reused.stream,
+        wholeModel: whole.model,
+        wholeStream: whole.stream,
+        wholeInjected: whole.injected,
       };
-      const want = { laxModel: wantModel, laxStream: wantStream, strictModel: wantModel, strictStream: wantStream, injected: wantInject };
+      const want = {
+        laxModel: wantModel,
+        laxStream: wantStream,
+        strictModel: wantModel,
+        strictStream: wantStream,
+        injected: wantInject,
+        reusedModel: wantModel,
+        reusedStream: wantStream,
+        wholeModel: wantModel,
+        wholeStream: wantStream,
+        wholeInjected: wantInject,
+      };
       if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`mismatch ${where}\n got ${JSON.stringify(got)}\nwant ${JSON.stringify(want)}`);
+      if (!bytesEqual(whole.body, outBytes)) throw new Error(`injectWhole and the streaming injector wrote different bodies ${where}`);
       if (wantInject) {
         const parsed: unknown = JSON.parse(dec.decode(outBytes));
         const expected = { ...(doc as { [k: string]: Json }), stream_options: { include_usage: true } };
