@@ -646,6 +646,70 @@ describe("connection reuse", () => {
 
 // ---- failures ----
 
+describe("write batching (small requests after the first in an event-loop turn go out together at the turn's end)", () => {
+  /** n pooled connections to srv, so the next n sends in one turn take idle sockets synchronously. */
+  async function warm(t: TestPool, url: string, n: number): Promise<void> {
+    await Promise.all(Array.from({ length: n }, () => t.send(req(url + "/warm")).then((r) => r.text())));
+    expect(t.idleCount).toBe(n);
+  }
+
+  test("40 requests sent in one turn each reach the server once, on its own connection, and get their own answer", async () => {
+    const srv = rawServer((s, r) => void s.write(ok(`${r.head.split(" ")[1]}:${dec.decode(r.body)}`)));
+    const t = pool();
+    await warm(t, srv.url, 40);
+    const sent = Array.from({ length: 40 }, (_, i) => t.send(req(`${srv.url}/r${i}`, { method: "POST", body: enc.encode(`body ${i}`) })).then((r) => r.text()));
+    expect(await Promise.all(sent)).toEqual(Array.from({ length: 40 }, (_, i) => `/r${i}:body ${i}`));
+    expect(srv.accepted).toBe(40);
+    const posts = srv.requests.filter((r) => r.head.startsWith("POST"));
+    expect(posts).toHaveLength(40);
+    expect(new Set(posts.map((r) => r.conn)).size).toBe(40);
+    expect(t.idleCount).toBe(40);
+  });
+
+  test("more than the batch buffer holds in one turn: 8 requests with 60 KiB bodies each arrive intact", async () => {
+    const srv = rawServer((s, r) => void s.write(ok(sha(r.body))));
+    const t = pool();
+    await warm(t, srv.url, 8);
+    const bodies = Array.from({ length: 8 }, (_, i) => pattern(60 * 1024, i + 1));
+    const sent = bodies.map((b) => t.send(req(srv.url + "/big", { method: "POST", body: b })).then((r) => r.text()));
+    expect(await Promise.all(sent)).toEqual(bodies.map(sha));
+  });
+
+  test("a request cancelled while it waits in the turn's batch is never written, and its socket is not pooled again", async () => {
+    const srv = rawServer((s, r) => void s.write(ok(r.head.split(" ")[1] ?? "")));
+    const t = pool();
+    await warm(t, srv.url, 2);
+    const first = t.send(req(srv.url + "/first"));
+    const cancel = new Cancel();
+    const second = t.send(req(srv.url + "/second", { cancel }));
+    cancel.abort("client closed");
+    const err = await rejection(second);
+    expect(err.name).toBe("AbortError");
+    expect(await (await first).text()).toBe("/first");
+    await Bun.sleep(50);
+    expect(srv.requests.map((r) => r.head.split(" ")[1])).not.toContain("/second");
+    expect(t.idleCount).toBe(1);
+  });
+
+  test("keep-alive race on a batched request: the server closes that socket, and the request is replayed once on a fresh one", async () => {
+    // "b" is the turn's second request, so it waits in the batch; the server has decided to close whichever warm
+    // connection it arrives on.
+    const srv = rawServer((s, r) => {
+      if (dec.decode(r.body) === "b" && r.conn < 2) s.end();
+      else s.write(ok(`conn${r.conn}:${dec.decode(r.body)}`));
+    });
+    const t = pool();
+    await warm(t, srv.url, 2);
+    const a = t.send(req(srv.url + "/", { method: "POST", body: enc.encode("a") })).then((r) => r.text());
+    const b = t.send(req(srv.url + "/", { method: "POST", body: enc.encode("b") })).then((r) => r.text());
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra).toMatch(/^conn[01]:a$/);
+    expect(rb).toBe("conn2:b");
+    expect(srv.requests.filter((r) => dec.decode(r.body) === "b")).toHaveLength(2);
+    expect(srv.accepted).toBe(3);
+  });
+});
+
 describe("failures", () => {
   test("a refused connect rejects with ECONNREFUSED, which classifyFailure calls a connect failure", async () => {
     const probe = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } });
