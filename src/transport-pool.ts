@@ -4,6 +4,7 @@
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
 import type { Cancel, CancelListener, Transport, UpstreamRequest, UpstreamResponse } from "./transport.ts";
+import { TurnGate } from "./turn.ts";
 
 export interface PoolTransportOptions {
   /** Speak TLS to every origin (real providers); false for plain-HTTP mocks. The URL scheme only picks the default port. */
@@ -31,27 +32,24 @@ const MAX_TRAILER_BYTES = 64 * 1024;
 const SCRATCH = Buffer.allocUnsafe(160 * 1024);
 
 /**
- * Small requests (head and body in one piece): the first one of an event-loop turn is written at once; any more in
- * the same turn collect in BATCH and go out together at the turn's end (setImmediate), one write per socket as
- * before. Why: every write to a peer that is asleep pays for waking it (on the shared VMs measured here a loopback
- * send costs ~20 µs when it wakes the receiver), and back-to-back writes let one wake-up serve the batch. A lone
- * request (one connection, light load) is never held back. Measured in alternating rounds under compare.sh's load
- * (64 connections, about 25 requests per turn): 19% more throughput and 18% less request-thread CPU per request.
+ * Small requests (head and body in one piece): the turn's first is written at once; any more in the same turn collect
+ * in BATCH and go out together at the turn's end, one write per socket as before (see turn.ts for why). Measured in
+ * alternating rounds under compare.sh's load (64 connections, about 25 requests a turn): +10% and +19% throughput,
+ * 10-18% less request-thread CPU per request; at one connection unchanged.
  */
 const BATCH = Buffer.allocUnsafe(256 * 1024);
 let batchEnd = 0;
 const batched: Conn[] = [];
-/** A turn-end flush is scheduled: a small request written now is not the turn's first. */
-let turnOpen = false;
+const turn = new TurnGate(flushBatch);
 
 function flushBatch(): void {
-  turnOpen = false;
   // A write may fail and fail its exchange, which never adds to this batch (only writeRequest does), so a plain
   // index loop over the list as it stands is safe.
   for (let i = 0; i < batched.length; i++) batched[i]!.writeBatched();
   batched.length = 0;
   batchEnd = 0;
 }
+
 const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new Uint8Array([48, 13, 10, 13, 10]); // "0\r\n\r\n"
 
@@ -385,19 +383,15 @@ class Conn implements CancelListener {
       if (head.length + n <= SCRATCH.length) {
         // Head and body in one write: one syscall, one packet for the common small request. The turn's first goes
         // now; later ones join the batch written at the turn's end.
-        if (!turnOpen) {
-          turnOpen = true;
-          setImmediate(flushBatch);
+        if (turn.first()) {
           const h = SCRATCH.write(head, 0, "latin1");
           if (body !== null) SCRATCH.set(body, h);
           if (this.put(s, SCRATCH, 0, h + n)) this.requestWritten();
           else this.finishOnFlush = true;
           return;
         }
-        if (batchEnd + head.length + n > BATCH.length) {
-          flushBatch();
-          turnOpen = true;
-        }
+        // Full: what is queued goes now (the turn's end still flushes whatever follows).
+        if (batchEnd + head.length + n > BATCH.length) flushBatch();
         const h = BATCH.write(head, batchEnd, "latin1");
         if (body !== null) BATCH.set(body, batchEnd + h);
         this.batchOff = batchEnd;

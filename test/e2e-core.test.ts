@@ -473,6 +473,23 @@ describe("relaying upstream answers", () => {
     },
   );
 
+  test("300 requests at once, each with its own body: every client gets the answer to its own request, and its own request id", async () => {
+    // Many answers arrive in one event-loop turn here, so the gateway batches both its upstream writes and its client
+    // answers; neither may swap, drop or repeat one.
+    const N = 300;
+    const bodies = Array.from({ length: N }, (_, i) => patternBytes(100 + i * 7, i + 1));
+    const replies = await Promise.all(
+      bodies.map(async (b) => {
+        const res = await chat("/v1/chat/completions", { "x-mock-mode": "echo-size" }, b);
+        return { status: res.status, id: res.headers.get("x-beyond-request-id"), json: (await res.json()) as { size: number; sha256: string } };
+      }),
+    );
+    expect(replies.map((r) => r.status)).toEqual(bodies.map(() => 200));
+    expect(replies.map((r) => r.json)).toEqual(bodies.map((b) => ({ size: b.byteLength, sha256: sha256Hex(b) })));
+    expect(new Set(replies.map((r) => r.id)).size).toBe(N);
+    expect(mockA.requests.length).toBe(N);
+  });
+
   test("an upstream redirect is relayed to the client, not followed by the gateway", async () => {
     mockA.queue({ kind: "status", status: 307, body: "", headers: { location: "http://127.0.0.1:1/elsewhere" } });
     const res = await fetch(`${gw.url}/v1/chat/completions`, {
