@@ -4,6 +4,10 @@
 import type { RequestContext } from "./context.ts";
 import { log } from "./log.ts";
 
+/** The last path and its JSON form: the same few paths repeat on nearly every request. */
+let lastPath = "";
+let lastPathJson = '""';
+
 export function accessLog(ctx: RequestContext): void {
   const q = ctx.target.indexOf("?");
   // The query is left out: some clients put keys there (`?key=`), and logs must never carry a secret.
@@ -12,7 +16,11 @@ export function accessLog(ctx: RequestContext): void {
   // to path-segment characters at boot, and `error` is one of the gateway's own reason codes; only the path needs
   // JSON escaping.
   const durationMs = Math.round((Bun.nanoseconds() - ctx.startNs) / 1e4) / 100;
-  let body = `"request_id":"${ctx.id}","method":"${ctx.method}","path":${JSON.stringify(path)},"provider":${ctx.provider === undefined ? "null" : `"${ctx.provider.name}"`},"status":${ctx.status},"duration_ms":${durationMs},"managed":${ctx.managed},"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut}`;
+  if (path !== lastPath) {
+    lastPath = path;
+    lastPathJson = JSON.stringify(path);
+  }
+  let body = `"request_id":"${ctx.id}","method":"${ctx.method}","path":${lastPathJson},"provider":${ctx.provider === undefined ? "null" : `"${ctx.provider.name}"`},"status":${ctx.status},"duration_ms":${durationMs},"managed":${ctx.managed},"bytes_in":${ctx.bytesIn},"bytes_out":${ctx.bytesOut}`;
   if (ctx.attempts > 1) body += `,"attempts":${ctx.attempts}`;
   if (ctx.error !== undefined) body += `,"error":"${ctx.error}"`;
   log.writeRaw("ai.access", "info", body);

@@ -408,6 +408,8 @@ describe("request ids and access log", () => {
     const cases: Array<{ path: string; init: RequestInit; status: number; provider: string | null | undefined }> = [
       { path: "/v1/chat/completions", init: { method: "POST", headers: { authorization: `Bearer ${BYO}` }, body: CHAT_BODY }, status: 200, provider: "openai" },
       { path: "/v1/messages", init: { method: "POST", headers: { "x-api-key": BYO }, body: MSG_BODY }, status: 200, provider: "anthropic" },
+      // The same path twice in a row, then back to an earlier one: each line still names its own request's path.
+      { path: "/v1/messages", init: { method: "POST", headers: { "x-api-key": BYO }, body: MSG_BODY }, status: 200, provider: "anthropic" },
       { path: "/v1/chat/completions", init: { method: "POST", headers: { authorization: `Bearer ${BYO}`, "x-mock-mode": "status:500" }, body: CHAT_BODY }, status: 500, provider: "openai" },
       { path: "/bogus/v1/models", init: { method: "GET", headers: { authorization: `Bearer ${BYO}` } }, status: 404, provider: null },
       { path: "/v1/models", init: { method: "GET" }, status: 401, provider: undefined },
