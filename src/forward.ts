@@ -137,7 +137,6 @@ export async function readWhole(
   }
 }
 
-/** How a relayed body ended, for the log phase. */
 /**
  * Whole answers (the body already in hand) go to Bun to write: the turn's first at once, later ones in the same turn
  * together at its end, so their writes to the clients go out back to back (turn.ts). Measured in alternating rounds
@@ -163,6 +162,7 @@ export class HeldResponses {
   }
 }
 
+/** How a relayed body ended, for the log phase. */
 export type RelayEnd = "complete" | "client_closed" | "upstream_reset" | "upstream_timeout";
 
 /** Sees response chunks on their way to the client (metering); returns the bytes to send. */

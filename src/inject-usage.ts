@@ -65,10 +65,10 @@ export class UsageInjector {
   }
 }
 
-/** One pass over a body already in memory: the possibly rewritten body, and what the scan learned. */
 /** One scanner for every whole-body scan: the scan ends within the call, so none is allocated per request. */
 const WHOLE_SCANNER = new ModelScanner({ untilRootEnd: true });
 
+/** One pass over a body already in memory: the possibly rewritten body, and what the scan learned. */
 export function injectWhole(body: Uint8Array): {
   body: Uint8Array;
   injected: boolean;

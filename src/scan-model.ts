@@ -183,7 +183,7 @@ export class ModelScanner {
 
   /**
    * Back to the state of a new scanner with the same options, keeping the model capture buffer: a body scanned whole
-   * in one call can use one shared scanner (see scanWhole) instead of allocating a scanner and its buffer per request.
+   * in one call can use one shared scanner (injectWhole, Meter.wholeBody) instead of allocating a scanner and its buffer per request.
    */
   reset(): void {
     this.depth = 0;
