@@ -114,21 +114,24 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
   }
 }
 
+export type WholeRead = { ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" };
+
 /**
  * A small response with a declared length (≤ 64 KiB, not SSE) is read in one piece and answered with plain bytes:
  * the same bounded memory as one relayed chunk, and it skips the JS stream between provider and client, which
- * was the largest per-request cost measured on the hot path. A body the transport already holds is used as it is.
+ * was the largest per-request cost measured on the hot path. A body the transport already holds (the usual small
+ * answer) is returned as it is, synchronously: no promise and no microtask for it.
  */
-export async function readWhole(
-  response: UpstreamResponse,
-  cancel: Cancel,
-  readTimeoutMs: number,
-): Promise<{ ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" }> {
+export function readWhole(response: UpstreamResponse, cancel: Cancel, readTimeoutMs: number): WholeRead | Promise<WholeRead> {
   if (response.whole !== undefined) return { ok: true, bytes: response.whole };
   if (response.body === null) return { ok: true, bytes: new Uint8Array(0) };
+  return readStream(response.body, cancel, readTimeoutMs);
+}
+
+async function readStream(body: ReadableStream<Uint8Array>, cancel: Cancel, readTimeoutMs: number): Promise<WholeRead> {
   const timer = setTimeout(() => cancel.abort(TIMEOUT), readTimeoutMs);
   try {
-    return { ok: true, bytes: await Bun.readableStreamToBytes(response.body) };
+    return { ok: true, bytes: await Bun.readableStreamToBytes(body) };
   } catch {
     if (cancel.aborted) return { ok: false, how: cancel.reason === TIMEOUT ? "upstream_timeout" : "client_closed" };
     return { ok: false, how: "upstream_reset" };

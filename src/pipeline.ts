@@ -221,8 +221,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // non-SSE body read now.
     const declaredOut = up.headers.get("content-length");
     if (up.body === null || (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES)) {
-      // A body the transport already holds needs no async step (the usual small answer).
-      const got = up.whole !== undefined ? ({ ok: true, bytes: up.whole } as const) : await readWhole(up, cancel, readTimeoutMs);
+      const read = readWhole(up, cancel, readTimeoutMs);
+      const got = read instanceof Promise ? await read : read;
       if (!got.ok) {
         // The head was not sent to the client yet, so a broken body can still become a clean 502/504.
         ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
