@@ -386,8 +386,7 @@ class Conn implements CancelListener {
         if (turn.first()) {
           const h = SCRATCH.write(head, 0, "latin1");
           if (body !== null) SCRATCH.set(body, h);
-          if (this.put(s, SCRATCH, 0, h + n)) this.requestWritten();
-          else this.finishOnFlush = true;
+          this.putLast(s, SCRATCH, 0, h + n);
           return;
         }
         // Full: what is queued goes now (the turn's end still flushes whatever follows).
@@ -404,8 +403,7 @@ class Conn implements CancelListener {
       const hb = head.length <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(head.length);
       const h = hb.write(head, 0, "latin1");
       if (this.put(s, hb, 0, h)) {
-        if (this.put(s, body as Uint8Array, 0, n)) this.requestWritten();
-        else this.finishOnFlush = true;
+        this.putLast(s, body as Uint8Array, 0, n);
         return;
       }
       const rest = this.pend;
@@ -496,7 +494,12 @@ class Conn implements CancelListener {
     // The exchange may have ended while the request waited (cancelled, or the socket closed: the keep-alive race is
     // then reported by onClose, with nothing written, so the request is replayed as before).
     if (len === 0 || s === null || this.state !== C_ACTIVE) return;
-    if (this.put(s, BATCH, this.batchOff, this.batchOff + len)) this.requestWritten();
+    this.putLast(s, BATCH, this.batchOff, this.batchOff + len);
+  }
+
+  /** The request's last bytes: it is written once they are out, now or when the socket drains. */
+  private putLast(s: ConnSocket, buf: Uint8Array, off: number, end: number): void {
+    if (this.put(s, buf, off, end)) this.requestWritten();
     else this.finishOnFlush = true;
   }
 
