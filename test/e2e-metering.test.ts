@@ -273,6 +273,18 @@ function openaiStreamPair(): { withUsage: string[]; without: string[] } {
 const CHAT_BODY = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] });
 const CHAT_STREAM_BODY = JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }], stream: true });
 const INCLUDE_USAGE = `"stream_options":{"include_usage":true}`;
+/** The line for the mock's OpenAI stream asked for as "gpt-4o": its usage chunk's counts, no cached tokens. */
+const OPENAI_STREAM_USAGE: ExpectedUsage = {
+  provider: "openai",
+  model: MOCK_OPENAI_MODEL,
+  requested_model: "gpt-4o",
+  stream: true,
+  input_tokens: MOCK_USAGE.openaiSse.prompt_tokens,
+  output_tokens: MOCK_USAGE.openaiSse.completion_tokens,
+  cache_read_tokens: 0,
+  cache_write_tokens: 0,
+  reasoning_tokens: 0,
+};
 
 // ---------------------------------------------------------------------------------------------
 
@@ -330,18 +342,7 @@ describe("OpenAI chat completions", () => {
     const sdkBody = JSON.parse(lastSent().body ?? "null") as Record<string, unknown>;
     expect(seen.json).toEqual({ ...sdkBody, stream_options: { include_usage: true } });
 
-    const u = MOCK_USAGE.openaiSse;
-    await expectUsage(lastRequestId(), {
-      provider: "openai",
-      model: MOCK_OPENAI_MODEL,
-      requested_model: "gpt-4o",
-      stream: true,
-      input_tokens: u.prompt_tokens,
-      output_tokens: u.completion_tokens,
-      cache_read_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    });
+    await expectUsage(lastRequestId(), OPENAI_STREAM_USAGE);
   });
 
   test("stream without stream_options: the client receives byte for byte what the provider sends without include_usage", async () => {
@@ -356,18 +357,7 @@ describe("OpenAI chat completions", () => {
     const got = await res.text();
     expect(got).toBe(without.join(""));
     expect(bodyText(openaiMock.last())).toContain(INCLUDE_USAGE);
-    const u = MOCK_USAGE.openaiSse;
-    await expectUsage(id, {
-      provider: "openai",
-      model: MOCK_OPENAI_MODEL,
-      requested_model: "gpt-4o",
-      stream: true,
-      input_tokens: u.prompt_tokens,
-      output_tokens: u.completion_tokens,
-      cache_read_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    });
+    await expectUsage(id, OPENAI_STREAM_USAGE);
   });
 
   test("a short stream that arrives whole with its head (content-length, one write) is still tapped as SSE: usage metered, usage chunk removed", async () => {
@@ -377,18 +367,7 @@ describe("OpenAI chat completions", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     expect(await res.text()).toBe(without.join(""));
-    const u = MOCK_USAGE.openaiSse;
-    await expectUsage(id, {
-      provider: "openai",
-      model: MOCK_OPENAI_MODEL,
-      requested_model: "gpt-4o",
-      stream: true,
-      input_tokens: u.prompt_tokens,
-      output_tokens: u.completion_tokens,
-      cache_read_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    });
+    await expectUsage(id, OPENAI_STREAM_USAGE);
     const access = await gw.accessLog(id);
     expect(access["bytes_out"]).toBe(enc.encode(without.join("")).byteLength);
   });
@@ -415,17 +394,7 @@ describe("OpenAI chat completions", () => {
     const seen = openaiMock.last();
     expect(bodyText(seen)).toBe(sdkBody!);
     expect(seen.bodySha256).toBe(sha256Hex(enc.encode(sdkBody!)));
-    await expectUsage(lastRequestId(), {
-      provider: "openai",
-      model: MOCK_OPENAI_MODEL,
-      requested_model: "gpt-4o",
-      stream: true,
-      input_tokens: u.prompt_tokens,
-      output_tokens: u.completion_tokens,
-      cache_read_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    });
+    await expectUsage(lastRequestId(), OPENAI_STREAM_USAGE);
   });
 
   test("a 1 MiB JSON response with usage at the end is still metered", async () => {
@@ -574,18 +543,7 @@ describe("OpenAI chat completions", () => {
     expect((j["messages"] as Array<{ content: string }>)[0]?.content).toBe(filler);
     expect(Object.keys(j).sort()).toEqual(["messages", "model", "stream", "stream_options"]);
 
-    const u = MOCK_USAGE.openaiSse;
-    await expectUsage(id, {
-      provider: "openai",
-      model: MOCK_OPENAI_MODEL,
-      requested_model: "gpt-4o",
-      stream: true,
-      input_tokens: u.prompt_tokens,
-      output_tokens: u.completion_tokens,
-      cache_read_tokens: 0,
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-    });
+    await expectUsage(id, OPENAI_STREAM_USAGE);
   });
 });
 
