@@ -1,17 +1,22 @@
 // `npm run bench`: every benchmark in turn, then a summary. Run: node_modules/.bin/bun bench/run.ts [filter ...]
 //   1. each bench/*.bench.ts (mitata micro-benchmarks), one bun process per file so none inherits another's JIT state;
-//   2. ../shared/bench/compare.sh . (throughput beside nginx and a thin Bun proxy), when that file exists;
-//      ROUNDS, DURATION and CONNS pass through the environment; then bench/metering-ab.sh (metering on vs off;
-//      PIN=1 in the environment pins it);
+//   2. bench/compare.sh (throughput beside nginx and a thin Bun proxy; ROUNDS, DURATION and CONNS pass through the
+//      environment), then bench/metering-ab.sh (metering on vs off; PIN=1 in the environment pins it);
 //   3. bench/streams.ts for N = 1,000, then N = 10,000 (each in a fresh process; env STREAMS_N overrides the list).
 // Filters keep only the named steps: a step name, or its part before a dash (`bun bench/run.ts keys streams` runs
 // keys, streams-1000 and streams-10000; `streams-1000` runs only that one).
-// Exits non-zero only when a step crashed (a non-zero exit); slow or lossy results are reported, not judged.
-import { existsSync, readdirSync } from "node:fs";
+// Every step ends in one of four words in the summary, and the run exits 1 unless all are "ok":
+//   ok        ran and met its own criteria;
+//   FAILED    ran, and printed a line starting "FAILED:" saying what went wrong (a capped, stalled or lossy streams
+//             run; a proxy answering errors);
+//   NOT RUN   a tool it needs is missing (it printed "NOT RUN: …" naming it and exited 3): nothing was measured;
+//   CRASHED   exited non-zero without saying why.
+import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
-const COMPARE = resolve(ROOT, "..", "shared", "bench", "compare.sh");
+/** The exit code lib.sh's `require` (and any step) uses for "a tool I need is missing". */
+const NOT_RUN_EXIT = 3;
 
 interface Step {
   name: string;
@@ -25,6 +30,16 @@ interface Outcome {
   code: number;
   seconds: number;
   kept: string[];
+  /** Lines starting "FAILED:" or "NOT RUN:": the step's own verdict, always repeated in the summary. */
+  verdicts: string[];
+}
+
+type Verdict = "ok" | "FAILED" | "NOT RUN" | "CRASHED";
+
+function verdict(o: Outcome): Verdict {
+  if (o.code === NOT_RUN_EXIT || o.verdicts.some((l) => l.startsWith("NOT RUN:"))) return "NOT RUN";
+  if (o.verdicts.some((l) => l.startsWith("FAILED:"))) return "FAILED";
+  return o.code === 0 ? "ok" : "CRASHED";
 }
 
 function steps(): Step[] {
@@ -33,19 +48,15 @@ function steps(): Step[] {
     .filter((f) => f.endsWith(".bench.ts"))
     .sort()
     .map((f) => ({ name: f.replace(/\.bench\.ts$/, ""), argv: [bun, join("bench", f)] }));
-  if (existsSync(COMPARE)) {
-    list.push({ name: "compare", argv: ["bash", COMPARE, "."], keep: (l) => /ratio/.test(l) });
-    // Issue 4's target: the same managed request with metering on and off, pinned so the gateway's own cost shows.
-    list.push({ name: "metering", argv: ["bash", join("bench", "metering-ab.sh")], keep: (l) => /^metering on\/off|^ai\.usage lines/.test(l) });
-  } else {
-    console.log(`(skipping compare: ${COMPARE} not found)`);
-  }
+  list.push({ name: "compare", argv: ["bash", join("bench", "compare.sh")], keep: (l) => /ratio/.test(l) });
+  // The same managed request with metering on and off: what metering costs.
+  list.push({ name: "metering", argv: ["bash", join("bench", "metering-ab.sh")], keep: (l) => /^metering on\/off|^ai\.usage lines/.test(l) });
   const ns = (process.env["STREAMS_N"] ?? "1000,10000").split(",").map((s) => s.trim()).filter((s) => /^\d+$/.test(s));
   for (const n of ns) {
     list.push({
       name: `streams-${n}`,
       argv: [bun, join("bench", "streams.ts"), n],
-      keep: (l) => /^(CAPPED|OVER LIMIT|NOT CONCURRENT|path |direct |gateway|memory budget)/.test(l),
+      keep: (l) => /^(PASSED|CAPPED|OVER LIMIT|NOT CONCURRENT|path |direct |gateway|memory budget)/.test(l),
     });
   }
   return list;
@@ -59,6 +70,7 @@ async function runStep(step: Step): Promise<Outcome> {
   delete env["STREAMS_N"];
   const proc = Bun.spawn(step.argv, { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "inherit", env });
   const kept: string[] = [];
+  const verdicts: string[] = [];
   const dec = new TextDecoder();
   let partial = "";
   const consume = (text: string): void => {
@@ -68,7 +80,9 @@ async function runStep(step: Step): Promise<Outcome> {
       const line = partial.slice(0, nl);
       partial = partial.slice(nl + 1);
       // eslint-disable-next-line no-control-regex
-      if (step.keep?.(line.replace(/\x1b\[[0-9;]*m/g, "")) === true) kept.push(line);
+      const plain = line.replace(/\x1b\[[0-9;]*m/g, "");
+      if (/^(FAILED|NOT RUN):/.test(plain)) verdicts.push(plain);
+      else if (step.keep?.(plain) === true) kept.push(line);
     }
   };
   for await (const chunk of proc.stdout) {
@@ -77,7 +91,7 @@ async function runStep(step: Step): Promise<Outcome> {
   }
   consume("\n");
   const code = await proc.exited;
-  return { step, code, seconds: (performance.now() - started) / 1000, kept };
+  return { step, code, seconds: (performance.now() - started) / 1000, kept, verdicts };
 }
 
 const filters = process.argv.slice(2);
@@ -95,11 +109,15 @@ for (const step of selected) {
 
 console.log("\n######## summary (2 shared cores here: compare ratios between rows of one run, not absolute figures across runs)\n");
 for (const o of outcomes) {
-  console.log(`${o.code === 0 ? "ok     " : `CRASHED (exit ${o.code})`} ${o.step.name.padEnd(14)} ${o.seconds.toFixed(1).padStart(6)} s`);
+  const v = verdict(o);
+  const word = v === "CRASHED" ? `CRASHED (exit ${o.code})` : v;
+  console.log(`${word.padEnd(17)} ${o.step.name.padEnd(14)} ${o.seconds.toFixed(1).padStart(6)} s`);
+  for (const line of o.verdicts) console.log(`         ${line}`);
   for (const line of o.kept) console.log(`         ${line}`);
 }
-const crashed = outcomes.filter((o) => o.code !== 0);
-if (crashed.length > 0) {
-  console.log(`\n${crashed.length} step(s) crashed: ${crashed.map((o) => o.step.name).join(", ")}`);
+const bad = outcomes.filter((o) => verdict(o) !== "ok");
+if (bad.length > 0) {
+  console.log(`\n${bad.length} of ${outcomes.length} step(s) not ok: ${bad.map((o) => `${o.step.name} (${verdict(o)})`).join(", ")}`);
   process.exit(1);
 }
+console.log(`\nall ${outcomes.length} step(s) ok`);

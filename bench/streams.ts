@@ -6,6 +6,9 @@
 // usage chunk shows here); stalled = streams with two events further apart than STALL_MS; late1st = streams whose first
 // event came later than the slowest direct one + STALL_MS. The peak descriptor count tells how many upstream streams
 // the gateway really held at once; well below N, the run is flagged NOT CONCURRENT (its RSS figures understate N).
+// Each N ends with one verdict line: "PASSED: …", or "FAILED: …" listing every problem in words (capped below the N
+// asked for, failed, timed-out, lost, wrong, stalled or late streams, not concurrent, over the memory budget); the
+// script exits 1 when any N failed.
 //
 // Run: node_modules/.bin/bun bench/streams.ts [N ...]      (default: 1000 then 10000; env STREAMS_N="1000,10000")
 // Env: BEYOND_AI_TRANSPORT=fetch|pool (the gateway's upstream_transport, default pool), STALL_MS (default 1000: a
@@ -397,6 +400,10 @@ export interface StreamsSummary {
   concurrent: boolean;
   /** Upstream sockets the gateway held at the sampled peak (descriptors beyond the resting set and the N client sockets). */
   upstreamAtPeak: number;
+  /** "passed" only when every requested stream ran and came through whole, on time and within the memory budget. */
+  verdict: "passed" | "failed";
+  /** What made the run fail, in words (empty when it passed). */
+  problems: string[];
 }
 
 function parseNs(): number[] {
@@ -431,6 +438,8 @@ async function orchestrate(): Promise<void> {
   const summaries: StreamsSummary[] = [];
   for (const requested of ns) summaries.push(await scenario(requested, limits, policy, transport));
   for (const s of summaries) console.log(`STREAMS-SUMMARY ${JSON.stringify(s)}`);
+  // A capped, stalled or lossy run is a failed run, whatever its figures: the exit status says so too.
+  if (summaries.some((s) => s.verdict === "failed")) process.exit(1);
 }
 
 async function scenario(requested: number, limits: FdLimits, policy: "cap" | "run", transport: string): Promise<StreamsSummary> {
@@ -448,6 +457,9 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
     env,
   });
   try {
+    // Descriptors before the warm-up: the upstream sockets the warm-up leaves idle in the pool are reused by the run,
+    // so the upstream count at the peak is measured from here, not from the (warmer) resting count.
+    const fdCold = fdCount(gw.proc.pid);
     // Warm-up on both paths: JIT, the gateway's upstream connections, the mock's first timers.
     await runClient(`${mock.url}/v1/chat/completions`, 50, "Bearer sk-byo");
     const warm = await runClient(`${gw.url}/v1/chat/completions`, 50, `Bearer ${token}`);
@@ -513,9 +525,12 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
         `(${((g.cpuSeconds / (c.ms / 1000)) * 100).toFixed(0)}% of one core; ${events > 0 ? ((g.cpuSeconds * 1e6) / events).toFixed(1) : "n/a"} µs per relayed event, ` +
         `${((g.cpuSeconds * 1e3) / n).toFixed(2)} ms per stream)`,
     );
-    const upstreamAtPeak = Math.max(0, g.fdPeak - g.fdBase - n);
+    const upstreamAtPeak = Math.max(0, g.fdPeak - fdCold - n);
     const concurrent = upstreamAtPeak >= 0.9 * n;
-    console.log(`gateway descriptors: ${g.fdBase} at rest, peak seen ${g.fdPeak} (limit ${limits.soft}): about ${upstreamAtPeak} upstream sockets beside ${n} client ones`);
+    console.log(
+      `gateway descriptors: ${fdCold} before the warm-up, ${g.fdBase} at rest after it, peak seen ${g.fdPeak} (limit ${limits.soft}): ` +
+        `about ${upstreamAtPeak} upstream sockets beside ${n} client ones`,
+    );
     if (!concurrent) {
       console.log(
         `NOT CONCURRENT: the gateway held only about ${upstreamAtPeak} upstream streams at once (${c.lateFirst} of ${n} got their first event ` +
@@ -533,6 +548,22 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
       `memory budget (10,000 streams < 1 GiB): ${n >= 10_000 ? `peak ${(g.rssPeak / MiB).toFixed(0)} MiB` : `projected ${projected.toFixed(0)} MiB from ${n} streams`} -> ${projected < 1024 ? "within" : "OVER"} budget` +
         (concurrent ? "" : " (NOT MEASURED: the streams were not concurrent, see above)"),
     );
+    // The verdict, in words a reader cannot misread: any of these makes the run FAILED, not ok.
+    const problems: string[] = [];
+    if (n < requested) problems.push(`ran only ${n} of the ${requested} streams asked for (the gateway's descriptor limit holds ${cap})`);
+    if (c.failed > 0) problems.push(`${c.failed} of ${n} streams failed (${JSON.stringify(c.errors)}, statuses ${JSON.stringify(c.statuses)})`);
+    if (c.timedOut > 0) problems.push(`${c.timedOut} of ${n} streams were still open after the client's timeout`);
+    if (c.expected - c.events !== 0) problems.push(`${c.expected - c.events} events lost`);
+    if (c.wrongCount > 0) problems.push(`${c.wrongCount} completed streams had a wrong event count`);
+    if (c.stalled > 0) problems.push(`${c.stalled} of ${n} streams stalled (two events more than ${stallMs} ms apart)`);
+    if (c.lateFirst > 0) problems.push(`${c.lateFirst} of ${n} streams got their first event late (over ${Math.round(direct.firstEventMs.max + stallMs)} ms: the slowest direct one + ${stallMs} ms)`);
+    if (!concurrent) problems.push(`not concurrent: the gateway held only about ${upstreamAtPeak} upstream streams at once`);
+    if (projected >= 1024) problems.push(`memory over budget: ${projected.toFixed(0)} MiB for 10,000 streams (budget 1024 MiB)`);
+    if (problems.length === 0) {
+      console.log(`PASSED: N = ${n}: every stream complete, no event lost, none stalled or late, within the memory budget (${c.ms} ms vs ${direct.ms} ms direct)`);
+    } else {
+      console.log(`FAILED: N = ${requested}: ${problems.join("; ")}`);
+    }
     return {
       requested,
       ran: n,
@@ -553,6 +584,8 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
       projected10kMiB: Math.round(projected),
       concurrent,
       upstreamAtPeak,
+      verdict: problems.length === 0 ? "passed" : "failed",
+      problems,
     };
   } finally {
     await gw.stop();
