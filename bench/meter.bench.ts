@@ -1,6 +1,6 @@
 /**
  * Issue 4's budget, piece by piece: everything metering adds to one managed request in compare.sh's exchange (the
- * small chat completion wrk POSTs, and the canned OpenAI JSON answer of ../shared/bench/upstream.nginx.conf), from
+ * small chat completion wrk POSTs, and the canned OpenAI JSON answer of bench/load/upstream.nginx.conf), from
  * `new Meter` to the `ai.usage` line, next to each piece alone.
  * The `ai.usage` lines really are written, so the figures include the logger's work; the file re-runs itself with
  * stdout sent to /dev/null (the kernel's cost of a write depends on where stdout goes) and prints results on stderr.
