@@ -4,7 +4,7 @@
 #   managed key (verify, swap, meter).
 # Rounds alternate so machine drift hits all three alike. Prints req/s, p50, p99 and non-2xx per round, then the
 # gateway/nginx and gateway/thin-Bun throughput ratios (ratio of sums). Quote ratios, not absolute figures: on a
-# shared machine the absolute numbers move with everything else it runs.
+# busy machine the absolute numbers move with everything else it runs.
 # Needs nginx, wrk and node (NOT RUN, exit 3, naming what is missing). Everything runs on 127.0.0.1:18080-18092.
 # Usage: bash bench/compare.sh   env: ROUNDS=3 DURATION=6s CONNS=64
 source "$(dirname "$0")/lib.sh"

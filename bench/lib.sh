@@ -1,4 +1,4 @@
-# Shared setup of the load scripts (compare.sh, streams.sh, ab-pinned.sh, metering-ab.sh, profile.sh), sourced, not
+# Common setup of the load scripts (compare.sh, streams.sh, ab-pinned.sh, metering-ab.sh, profile.sh), sourced, not
 # run. Everything they start listens on 127.0.0.1 (fixed ports 18080-18099: run one load script at a time) and is
 # killed on exit.
 # Provides: $load (bench/load: the nginx mock provider and proxy configs, post.lua, mint.mjs, the thin Bun proxy, the
@@ -44,7 +44,7 @@ wait_port() {
     sleep 0.1
   done
   echo "FAILED: ${2:-a process} did not listen on 127.0.0.1:$1 within 10 s (port taken by another run?); logs in $work:" >&2
-  tail -n 5 "$work"/*.log "$work"/*.err 2>/dev/null >&2 || true
+  tail -n 5 "$work"/*.log "$work"/*.err >&2 2>/dev/null || true
   exit 1
 }
 

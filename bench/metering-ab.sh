@@ -2,7 +2,7 @@
 # What metering costs, measured directly: the same managed request through two gateways from this tree, one metering
 # (the default) and one with usage_metering = false, in alternating rounds of compare.sh's load (wrk -t1, POST of a
 # small chat completion to the same canned nginx mock). Alternation spreads machine drift over both. PIN=1 puts the
-# gateways on CPU 0 and wrk plus the mock on CPU 1, which steadies the figures on a shared 2-core box.
+# gateways on CPU 0 and wrk plus the mock on CPU 1, which steadies the figures on a busy 2-core box.
 # Prints each round (req/s and the gateway's CPU µs per request, all threads, from /proc), then metering-on/off
 # throughput as the ratio of sums and the median of paired rounds, and the CPU per request the same two ways. When the
 # gateway is CPU-bound, CPU per request is the steadier figure on a noisy machine: throughput also moves with whatever

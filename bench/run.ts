@@ -107,7 +107,7 @@ for (const step of selected) {
   outcomes.push(await runStep(step));
 }
 
-console.log("\n######## summary (2 shared cores here: compare ratios between rows of one run, not absolute figures across runs)\n");
+console.log("\n######## summary (on a busy machine compare ratios between rows of one run, not absolute figures across runs)\n");
 for (const o of outcomes) {
   const v = verdict(o);
   const word = v === "CRASHED" ? `CRASHED (exit ${o.code})` : v;
