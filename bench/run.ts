@@ -13,10 +13,9 @@
 //   CRASHED   exited non-zero without saying why.
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { isVerdictLine, stepVerdict } from "./verdict.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-/** The exit code lib.sh's `require` (and any step) uses for "a tool I need is missing". */
-const NOT_RUN_EXIT = 3;
 
 interface Step {
   name: string;
@@ -32,14 +31,6 @@ interface Outcome {
   kept: string[];
   /** Lines starting "FAILED:" or "NOT RUN:": the step's own verdict, always repeated in the summary. */
   verdicts: string[];
-}
-
-type Verdict = "ok" | "FAILED" | "NOT RUN" | "CRASHED";
-
-function verdict(o: Outcome): Verdict {
-  if (o.code === NOT_RUN_EXIT || o.verdicts.some((l) => l.startsWith("NOT RUN:"))) return "NOT RUN";
-  if (o.verdicts.some((l) => l.startsWith("FAILED:"))) return "FAILED";
-  return o.code === 0 ? "ok" : "CRASHED";
 }
 
 function steps(): Step[] {
@@ -81,7 +72,7 @@ async function runStep(step: Step): Promise<Outcome> {
       partial = partial.slice(nl + 1);
       // eslint-disable-next-line no-control-regex
       const plain = line.replace(/\x1b\[[0-9;]*m/g, "");
-      if (/^(FAILED|NOT RUN):/.test(plain)) verdicts.push(plain);
+      if (isVerdictLine(plain)) verdicts.push(plain);
       else if (step.keep?.(plain) === true) kept.push(line);
     }
   };
@@ -109,15 +100,15 @@ for (const step of selected) {
 
 console.log("\n######## summary (on a busy machine compare ratios between rows of one run, not absolute figures across runs)\n");
 for (const o of outcomes) {
-  const v = verdict(o);
+  const v = stepVerdict(o.code, o.verdicts);
   const word = v === "CRASHED" ? `CRASHED (exit ${o.code})` : v;
   console.log(`${word.padEnd(17)} ${o.step.name.padEnd(14)} ${o.seconds.toFixed(1).padStart(6)} s`);
   for (const line of o.verdicts) console.log(`         ${line}`);
   for (const line of o.kept) console.log(`         ${line}`);
 }
-const bad = outcomes.filter((o) => verdict(o) !== "ok");
+const bad = outcomes.filter((o) => stepVerdict(o.code, o.verdicts) !== "ok");
 if (bad.length > 0) {
-  console.log(`\n${bad.length} of ${outcomes.length} step(s) not ok: ${bad.map((o) => `${o.step.name} (${verdict(o)})`).join(", ")}`);
+  console.log(`\n${bad.length} of ${outcomes.length} step(s) not ok: ${bad.map((o) => `${o.step.name} (${stepVerdict(o.code, o.verdicts)})`).join(", ")}`);
   process.exit(1);
 }
 console.log(`\nall ${outcomes.length} step(s) ok`);

@@ -28,6 +28,7 @@ import http from "node:http";
 import { keygen, mint } from "../src/keys.ts";
 import { baseConfig, startGateway, upstreamTransport, type Gateway } from "../test/helpers/gateway.ts";
 import { rssBytes } from "../test/helpers/rss.ts";
+import { type StreamsOutcome, streamsProblems, streamsVerdictLine } from "./verdict.ts";
 
 const EVENTS = 20;
 const INTERVAL_MS = 50;
@@ -548,22 +549,28 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
       `memory budget (10,000 streams < 1 GiB): ${n >= 10_000 ? `peak ${(g.rssPeak / MiB).toFixed(0)} MiB` : `projected ${projected.toFixed(0)} MiB from ${n} streams`} -> ${projected < 1024 ? "within" : "OVER"} budget` +
         (concurrent ? "" : " (NOT MEASURED: the streams were not concurrent, see above)"),
     );
-    // The verdict, in words a reader cannot misread: any of these makes the run FAILED, not ok.
-    const problems: string[] = [];
-    if (n < requested) problems.push(`ran only ${n} of the ${requested} streams asked for (the gateway's descriptor limit holds ${cap})`);
-    if (c.failed > 0) problems.push(`${c.failed} of ${n} streams failed (${JSON.stringify(c.errors)}, statuses ${JSON.stringify(c.statuses)})`);
-    if (c.timedOut > 0) problems.push(`${c.timedOut} of ${n} streams were still open after the client's timeout`);
-    if (c.expected - c.events !== 0) problems.push(`${c.expected - c.events} events lost`);
-    if (c.wrongCount > 0) problems.push(`${c.wrongCount} completed streams had a wrong event count`);
-    if (c.stalled > 0) problems.push(`${c.stalled} of ${n} streams stalled (two events more than ${stallMs} ms apart)`);
-    if (c.lateFirst > 0) problems.push(`${c.lateFirst} of ${n} streams got their first event late (over ${Math.round(direct.firstEventMs.max + stallMs)} ms: the slowest direct one + ${stallMs} ms)`);
-    if (!concurrent) problems.push(`not concurrent: the gateway held only about ${upstreamAtPeak} upstream streams at once`);
-    if (projected >= 1024) problems.push(`memory over budget: ${projected.toFixed(0)} MiB for 10,000 streams (budget 1024 MiB)`);
-    if (problems.length === 0) {
-      console.log(`PASSED: N = ${n}: every stream complete, no event lost, none stalled or late, within the memory budget (${c.ms} ms vs ${direct.ms} ms direct)`);
-    } else {
-      console.log(`FAILED: N = ${requested}: ${problems.join("; ")}`);
-    }
+    // The verdict, in words a reader cannot misread: any problem makes the run FAILED, not ok.
+    const outcome: StreamsOutcome = {
+      requested,
+      ran: n,
+      cap,
+      failed: c.failed,
+      timedOut: c.timedOut,
+      lostEvents: c.expected - c.events,
+      wrongCount: c.wrongCount,
+      stalled: c.stalled,
+      lateFirst: c.lateFirst,
+      stallMs,
+      lateFirstMs: direct.firstEventMs.max + stallMs,
+      concurrent,
+      upstreamAtPeak,
+      projected10kMiB: projected,
+      budgetMiB: 1024,
+      errors: c.errors,
+      statuses: c.statuses,
+    };
+    const problems = streamsProblems(outcome);
+    console.log(streamsVerdictLine(outcome, direct.ms, c.ms));
     return {
       requested,
       ran: n,
