@@ -54,6 +54,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
   if (cfg.signing_keys.size === 0) {
     log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
   }
+  for (const w of cfg.warnings) log.gateway("warn", w);
   if (!cfg.usage_metering) log.gateway("warn", "usage_metering = false: managed requests are forwarded without ai.usage lines");
   const metrics = new Metrics();
   const denySet = new DenySet();
