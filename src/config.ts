@@ -514,7 +514,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key] of SCALARS) {
     const v = cfg[key];
-    out[key] = v instanceof Secret ? "***" : (v ?? null);
+    out[key] = v instanceof Secret ? "***" : key === "nats_url" ? redactNatsUrl(v as string) : (v ?? null);
   }
   out.provider_authorities = cfg.provider_authorities;
   out.provider_dialects = cfg.provider_dialects;

@@ -202,6 +202,43 @@ describe("bad config fails boot with exit 2 and one line naming the key", () => 
 });
 
 describe("secrets and typos a first config carries", () => {
+  const NATS_PASS = "nats-pass-never-printed-77ab";
+  const NATS_TOKEN = "nats-token-never-printed-91cd";
+  // Each shape of nats_url credentials, including a password with characters URL parsing chokes on.
+  const natsUrls: Array<[string, string, string]> = [
+    ["user:pass", `nats://gw:${NATS_PASS}@127.0.0.1:1`, NATS_PASS],
+    ["token", `nats://${NATS_TOKEN}@127.0.0.1:1`, NATS_TOKEN],
+    ["a password with # and / in it, no scheme, in a server list", `127.0.0.1:2,gw:${NATS_PASS}#/x@127.0.0.1:1`, NATS_PASS],
+  ];
+
+  test.each(natsUrls)("check-config redacts the NATS credentials inside nats_url (%s)", async (_shape, url, secret) => {
+    const path = writeTempConfig(`${mockConfig()}`.replace('nats_url = "nats://127.0.0.1:1"', `nats_url = ${JSON.stringify(url)}`));
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", path] });
+    expect(r.code).toBe(0);
+    const printed = JSON.parse(r.stdout) as { config: Record<string, unknown> };
+    expect(printed.config["nats_url"]).toContain("***@127.0.0.1:1");
+    expect(r.stdout + r.stderr).not.toContain(secret);
+    expect(r.stdout).not.toContain("gw:");
+  });
+
+  test("a NATS url with credentials that is unreachable: the gateway's log names the server, never the password or token", async () => {
+    // The third server's password holds `#` and `/`, which URL parsing cannot take: it must still not be logged.
+    const url = `nats://gw:${NATS_PASS}@127.0.0.1:1,nats://${NATS_TOKEN}@127.0.0.1:2,gw:${NATS_PASS}#/x@127.0.0.1:3`;
+    const gw = await startGateway({
+      config: mockConfig().replace('nats_url = "nats://127.0.0.1:1"', `nats_url = ${JSON.stringify(url)}`),
+      env: { AI_LOG_LEVEL: "debug" },
+    });
+    try {
+      const line = await gw.waitForLog((l) => String(l["msg"]).startsWith("deny-set NATS connect failed"));
+      expect(String(line["servers"])).toBe("nats://***@127.0.0.1:1,nats://***@127.0.0.1:2,***@127.0.0.1:3");
+      const all = gw.stdout() + gw.stderr();
+      expect(all).not.toContain(NATS_PASS);
+      expect(all).not.toContain(NATS_TOKEN);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   // A pool key carrying a line break (a pasted key, a file read with its CRLF) used to boot and break every managed
   // request; it must fail boot naming pool_keys.<provider>, never echoing the key.
   const badKeys: Array<[string, string]> = [
@@ -267,6 +304,15 @@ describe("secrets and typos a first config carries", () => {
     expect(r.stderr).toContain("AI_LOG_LEVEL");
     expect(r.stderr).toContain("error, warn, info, debug");
     expect(r.stdout).not.toContain('"listening"');
+  });
+
+  test("AI_LOG_LEVEL is case-insensitive (DEBUG turns debug lines on)", async () => {
+    const gw = await startGateway({ config: mockConfig(), env: { AI_LOG_LEVEL: "DEBUG" } });
+    try {
+      await gw.waitForLog((l) => l["level"] === "debug");
+    } finally {
+      await gw.stop();
+    }
   });
 
   test("an AI_* variable within edit distance 2 of a known one boots with a warn line naming the intended variable", async () => {
