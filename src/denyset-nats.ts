@@ -33,7 +33,8 @@ import {
   type NatsConnection,
   type QueuedIterator,
 } from "nats";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import {
   DenySet,
   denyKeyTenant,
@@ -184,7 +185,15 @@ export class DenyWatcher {
       const loaded = await loadSnapshot(path);
       if ("missing" in loaded) {
         this.stats.snapshot = "missing";
-        this.#log("info", "no deny-set snapshot yet; will seed from a scan", { path });
+        if (await directoryMissing(path)) {
+          // Said at boot, since the first write (and its error) may be far off: it waits for NATS to deliver.
+          this.#log("warn", "deny-set snapshot directory does not exist: no snapshot can be written until it is created", {
+            path,
+            directory: dirname(path),
+          });
+        } else {
+          this.#log("info", "no deny-set snapshot yet; will seed from a scan", { path });
+        }
       } else if ("error" in loaded) {
         this.stats.snapshot = "error";
         this.#log("warn", "deny-set snapshot ignored; will rescan", { path, error: loaded.error });
@@ -607,6 +616,15 @@ function decodeLoose(text: string): string {
     return decodeURIComponent(text);
   } catch {
     return text;
+  }
+}
+
+async function directoryMissing(path: string): Promise<boolean> {
+  try {
+    await stat(dirname(path));
+    return false;
+  } catch (err) {
+    return (err as { code?: unknown }).code === "ENOENT";
   }
 }
 

@@ -510,7 +510,7 @@ describe("shutdown and secrets", () => {
 });
 
 describe("a snapshot directory that does not exist", () => {
-  test("a failing snapshot write is logged once, retried quietly, and its recovery is logged at info", async () => {
+  test("a missing snapshot directory is a warn at boot; a failing write is then logged once, retried quietly, and its recovery logged at info", async () => {
     const base = await mkdtemp(join(tmpdir(), "denyset-snapdir-"));
     const missingDir = join(base, "not-yet");
     const path = join(missingDir, "deny.snap");
@@ -520,6 +520,10 @@ describe("a snapshot directory that does not exist", () => {
     const w = makeWatcher(server.url, { snapshotPath: path, snapshotIntervalMs: 20 });
     try {
       await w.watcher.start();
+      // Said at boot already: the first write may wait a long time for NATS.
+      const boot = w.logs.find((l) => l.msg.startsWith("deny-set snapshot directory does not exist"));
+      expect(boot?.level).toBe("warn");
+      expect(boot?.fields?.directory).toBe(missingDir);
       await admin.put("blackhole.5", "spend");
       await waitFor("applied", () => w.set.lookup("5") === "spend");
       await waitFor("many failed writes", () => w.watcher.stats.snapshotWriteFailures >= 10);
