@@ -7,6 +7,11 @@
 //            connection or the watch ends → back off (1 s doubling to 30 s, reset after a successful
 //            connect) → again. Nothing in the loop throws out of this module and nothing clears the
 //            set when NATS is lost: fail-open for availability, existing denials stay enforced.
+//   nats_url = "": no loop at all (NATS is optional: BYO traffic never needs it); the snapshot still loads.
+//
+// Logging an outage: NATS may simply not exist on a first run, so its absence must not read as an error every
+// backoff period. The first failure of an outage is one warn saying what it means; identical repeats are debug; a
+// different error is a warn again; the connect that ends it is info and says how long it lasted.
 //
 // Seed vs resume. With a cursor (the set's revision, from the snapshot or a previous session) the
 // watch is a KV ordered consumer starting at stream sequence revision + 1 (kv.watch's
