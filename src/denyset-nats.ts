@@ -160,6 +160,8 @@ export class DenyWatcher {
   #failedAttempts = 0;
   /** When the current outage began (first failure or lost connection); 0 while connected or never tried. */
   #downSince = 0;
+  /** The connected line of this session went to debug (after a session failure): the watch starting says it. */
+  #recoveryUnlogged = false;
 
   constructor(opts: DenyWatcherOptions) {
     this.#opts = opts;
@@ -291,6 +293,7 @@ export class DenyWatcher {
       // every backoff period: after such a failure it goes to debug, like the failure's own repeats.
       const afterSessionFailure = this.#lastFailure?.startsWith(SESSION_FAILED) === true;
       this.#log(afterSessionFailure ? "debug" : "info", "deny-set NATS connected", fields);
+      this.#recoveryUnlogged = afterSessionFailure;
       const js = nc.jetstream();
       // Creates the bucket (history 1) when missing; binds to it as-is when it exists.
       const kv = await js.views.kv(this.#opts.bucket, { history: 1 });
@@ -366,6 +369,14 @@ export class DenyWatcher {
       return;
     }
     // The watch runs: the outage (if any) is over, and the next failure is reported at warn again.
+    if (this.#recoveryUnlogged) {
+      this.#log("info", "deny-set NATS recovered: the deny-set watch runs again", {
+        bucket: this.#opts.bucket,
+        recovered_after_failed_attempts: this.#failedAttempts,
+        down_ms: Date.now() - this.#downSince,
+      });
+      this.#recoveryUnlogged = false;
+    }
     this.#lastFailure = undefined;
     this.#failedAttempts = 0;
     this.#downSince = 0;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DenySet, loadSnapshot } from "../src/denyset.ts";
 import { DenyWatcher, type DenyWatcherOptions } from "../src/denyset-nats.ts";
-import { freePort, NatsServer, waitFor } from "./helpers/nats.ts";
+import { freePort, NATS_SERVER, NatsServer, waitFor } from "./helpers/nats.ts";
 
 const BUCKET = "ai-gateway";
 const FAST_BACKOFF = { initial: 100, max: 400 };
@@ -602,6 +602,37 @@ describe("NATS is optional: what an outage logs", () => {
     } finally {
       await w.watcher.stop();
       await disposeServer(server);
+    }
+  }, 20_000);
+
+  test("a server without JetStream: the session failure is one warn, its repeats (connected line included) are debug; JetStream back is info", async () => {
+    const port = await freePort();
+    const plain = Bun.spawn([NATS_SERVER, "-a", "127.0.0.1", "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+    const dir = await mkdtemp(join(tmpdir(), "denyset-nats-"));
+    const js = new NatsServer(port, dir);
+    const w = makeWatcher(`nats://127.0.0.1:${port}`, { backoffMs: { initial: 20, max: 40 } });
+    try {
+      await w.watcher.start();
+      await waitFor("several failed sessions", () => w.logs.filter((l) => l.msg === "deny-set NATS session failed").length >= 3);
+      const sessions = w.logs.filter((l) => l.msg === "deny-set NATS session failed");
+      expect(sessions[0]?.level).toBe("warn");
+      expect(sessions.slice(1).every((l) => l.level === "debug")).toBe(true);
+      const connected = w.logs.filter((l) => l.msg === "deny-set NATS connected");
+      expect(connected[0]?.level).toBe("info");
+      expect(connected.slice(1).every((l) => l.level === "debug")).toBe(true);
+      expect(w.logs.filter((l) => l.level === "error")).toEqual([]);
+
+      plain.kill("SIGTERM");
+      await plain.exited;
+      await js.start();
+      await waitFor("connected", () => w.watcher.connected);
+      const back = w.logs.find((l) => l.msg.startsWith("deny-set NATS recovered"));
+      expect(back?.level).toBe("info");
+      expect(Number(back?.fields?.recovered_after_failed_attempts)).toBeGreaterThanOrEqual(3);
+    } finally {
+      await w.watcher.stop();
+      plain.kill("SIGKILL");
+      await disposeServer(js);
     }
   }, 20_000);
 
