@@ -53,6 +53,9 @@ export interface Config {
   signing_keys: Map<number, Uint8Array>;
   /** Where the effective config came from, for logs and check-config. */
   source: string;
+  /** Non-fatal findings (an `AI_*` variable that looks like a typo of a known one): serve logs each at warn,
+   * check-config prints each on stderr, doctor lists them. */
+  warnings: string[];
 }
 
 type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr" | "transport";
@@ -124,8 +127,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     try {
       file = parseToml(text) as Record<string, unknown>;
     } catch (e) {
-      const msg = String((e as Error).message ?? e).split("\n")[0];
-      throw new ConfigError("config", `${path} is not valid TOML: ${msg}`);
+      throw new ConfigError("config", tomlErrorText(path, e));
     }
     for (const key of Object.keys(file)) {
       if (!KNOWN_KEYS.includes(key)) throw new ConfigError(key, `unknown key in ${path} (known keys: ${KNOWN_KEYS.join(", ")})`);
@@ -134,8 +136,25 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   return buildConfig(file, env, path ?? "built-in defaults");
 }
 
+/**
+ * `FILE:LINE:COL: not valid TOML: why`. smol-toml's TomlError carries `line` and `column` (1-based); only its first
+ * message line is used, because the rest is a code frame quoting the file, which may hold a pool key.
+ */
+function tomlErrorText(path: string, e: unknown): string {
+  const err = e as { message?: unknown; line?: unknown; column?: unknown };
+  const why = String(err.message ?? e)
+    .split("\n")[0]
+    ?.replace(/^Invalid TOML document:\s*/, "");
+  const at = typeof err.line === "number" && typeof err.column === "number" ? `${path}:${err.line}:${err.column}` : path;
+  return `${at}: not valid TOML: ${why}`;
+}
+
 function buildConfig(file: Record<string, unknown>, env: Record<string, string | undefined>, source: string): Config {
   const cfg = { source } as Record<string, unknown>;
+  const logLevel = env.AI_LOG_LEVEL;
+  if (logLevel !== undefined && parseLogLevel(logLevel) === undefined) {
+    throw new ConfigError("AI_LOG_LEVEL", `"${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
+  }
   for (const [key, kind, def] of SCALARS) {
     const envName = `AI_${key.toUpperCase()}`;
     const envVal = env[envName];
@@ -206,8 +225,13 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   }
   const pool: Record<string, Secret> = {};
   for (const [name, value] of tables.pool_keys) {
-    if (value.trim().length === 0) throw new ConfigError(`pool_keys.${name}`, "empty key");
-    pool[name] = new Secret(value.trim());
+    const key = value.trim();
+    if (key.length === 0) throw new ConfigError(`pool_keys.${name}`, "empty key");
+    // The key becomes a header value: CR/LF would split the upstream head (or make every managed request fail),
+    // other control bytes and non-ASCII go out raw. Refused at boot; the message names the byte, never the key.
+    const bad = badHeaderByte(key);
+    if (bad !== undefined) throw new ConfigError(`pool_keys.${name}`, `${bad}; a provider key is printable ASCII (a pasted line break?)`);
+    pool[name] = new Secret(key);
   }
   const signing = new Map<number, Uint8Array>();
   for (const [kidText, value] of tables.signing_keys) {
@@ -223,6 +247,8 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
       throw new ConfigError(`signing_keys.${kidText}`, `not an Ed25519 public key: ${(e as Error).message}`);
     }
   }
+  checkListenersDistinct(cfg.listen as string, cfg.metrics_listen as string);
+  checkNatsUrl(cfg.nats_url as string);
   if ((cfg.require_signing_keys as boolean) && signing.size === 0) {
     throw new ConfigError("signing_keys", "require_signing_keys = true but no [signing_keys] are configured");
   }
@@ -232,7 +258,143 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   cfg.provider_auth_schemes = schemes;
   cfg.pool_keys = pool;
   cfg.signing_keys = signing;
+  cfg.warnings = envTypoWarnings(env);
   return cfg as unknown as Config;
+}
+
+const CONTROL_NAMES: Record<number, string> = { 0x09: "tab", 0x0a: "LF", 0x0d: "CR", 0x00: "NUL", 0x7f: "DEL" };
+
+/** "contains …" for the first byte a header value must not carry (control, DEL, non-ASCII), else undefined. */
+function badHeaderByte(v: string): string | undefined {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) {
+      const hex = `0x${c.toString(16).padStart(2, "0")}`;
+      return `contains a control character (${CONTROL_NAMES[c] ?? hex}) at offset ${i}`;
+    }
+    if (c > 0x7e) return `contains a non-ASCII character at offset ${i}`;
+  }
+  return undefined;
+}
+
+const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "::", "*"]);
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "::1"]);
+
+/**
+ * listen and metrics_listen must not be one socket address: the second bind would fail at start-up (or, with
+ * SO_REUSEPORT, split traffic between the two servers). A wildcard host (0.0.0.0, ::) holds the port on every
+ * address, so it conflicts with any host on the same port; localhost conflicts with the loopback addresses.
+ * Port 0 (an ephemeral port each) never conflicts.
+ */
+function checkListenersDistinct(listen: string, metrics: string): void {
+  const a = parseListen(listen);
+  const b = parseListen(metrics);
+  if (a.port === 0 || a.port !== b.port) return;
+  const ha = a.hostname.toLowerCase();
+  const hb = b.hostname.toLowerCase();
+  const clash =
+    ha === hb || WILDCARD_HOSTS.has(ha) || WILDCARD_HOSTS.has(hb) || (LOOPBACK_HOSTS.has(ha) && LOOPBACK_HOSTS.has(hb) && (ha === "localhost" || hb === "localhost"));
+  if (clash) throw new ConfigError("metrics_listen", `"${metrics}" uses the same port as listen "${listen}"; give the admin listener its own port`);
+}
+
+/** `""` means no NATS; otherwise every comma-separated part must name a server (an empty part would mean localhost). */
+function checkNatsUrl(url: string): void {
+  if (url.trim() === "") return;
+  const parts = url.split(",");
+  for (let i = 0; i < parts.length; i++) {
+    if ((parts[i] as string).trim() === "") {
+      // The URL may hold credentials: name the position, never echo it.
+      throw new ConfigError("nats_url", `server ${i + 1} of ${parts.length} in the comma-separated list is empty (use "" for no NATS)`);
+    }
+  }
+}
+
+/** True when nats_url turns NATS off (SPEC §2: `""` means no connection attempts). */
+export function natsDisabled(url: string): boolean {
+  return url.trim() === "";
+}
+
+/**
+ * nats_url for printing: the userinfo of every server (`user:pass@`, `token@`) becomes `***@`. Hosts never hold
+ * an `@`, so the last `@` of a server ends its userinfo, whatever characters the password has.
+ */
+export function redactNatsUrl(url: string): string {
+  return url
+    .split(",")
+    .map((part) => {
+      const scheme = part.indexOf("://");
+      const start = scheme < 0 ? 0 : scheme + 3;
+      const at = part.lastIndexOf("@");
+      return at >= start ? `${part.slice(0, start)}***${part.slice(at)}` : part;
+    })
+    .join(",");
+}
+
+export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+/** AI_LOG_LEVEL: one of LOG_LEVELS, any case; empty means the default (info). Anything else: undefined. */
+export function parseLogLevel(text: string): LogLevelName | undefined {
+  const t = text.trim().toLowerCase();
+  if (t === "") return "info";
+  return (LOG_LEVELS as readonly string[]).includes(t) ? (t as LogLevelName) : undefined;
+}
+
+/** Every exact env name the gateway reads. */
+const EXACT_ENV = [...META_ENV, ...SCALARS.map(([k]) => `AI_${k.toUpperCase()}`)];
+/** Env name prefixes the gateway reads (the rest of the name is a provider or a kid). */
+const PREFIX_ENV = ["AI_POOL_KEY_", "AI_SIGNING_KEY_", ...TABLES.map((t) => `AI_${t.toUpperCase()}__`)];
+
+function envNameKnown(name: string): boolean {
+  if (EXACT_ENV.includes(name)) return true;
+  return PREFIX_ENV.some((p) => name.startsWith(p) && name.length > p.length);
+}
+
+/**
+ * Unknown AI_* variables are ignored (platforms inject their own), but one within edit distance 2 of a name the
+ * gateway reads is almost surely a typo: say which name was meant. Prefix forms are compared on their prefix
+ * (AI_POOL_KEYS_OPENAI → AI_POOL_KEY_OPENAI).
+ */
+export function envTypoWarnings(env: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith("AI_") || env[name] === undefined || envNameKnown(name)) continue;
+    let best: { d: number; suggestion: string } | undefined;
+    for (const known of EXACT_ENV) {
+      const d = editDistance(name, known, 2);
+      if (d <= 2 && (best === undefined || d < best.d)) best = { d, suggestion: known };
+    }
+    for (const p of PREFIX_ENV) {
+      // Cut points around the prefix's length; at equal distance the longer cut wins, so the typo's own trailing
+      // separator is consumed (AI_POOL_KEYS_OPENAI → AI_POOL_KEY_OPENAI, not AI_POOL_KEY_S_OPENAI).
+      let mine: { d: number; suggestion: string } | undefined;
+      for (let len = p.length - 2; len <= p.length + 2 && len < name.length; len++) {
+        const d = editDistance(name.slice(0, len), p, 2);
+        if (d <= 2 && (mine === undefined || d <= mine.d)) mine = { d, suggestion: p + name.slice(len) };
+      }
+      if (mine !== undefined && (best === undefined || mine.d < best.d)) best = mine;
+    }
+    if (best !== undefined) out.push(`unknown environment variable ${name} is ignored: did you mean ${best.suggestion}?`);
+  }
+  return out;
+}
+
+/** Levenshtein distance, or max + 1 as soon as it must exceed max. */
+function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin > max) return max + 1;
+    prev = cur;
+  }
+  return prev[b.length] as number;
 }
 
 /** Env names are upper case with `_` for `-`: map back to a known provider when one matches, else lower-case. */
@@ -352,7 +514,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key] of SCALARS) {
     const v = cfg[key];
-    out[key] = v instanceof Secret ? "***" : (v ?? null);
+    out[key] = v instanceof Secret ? "***" : key === "nats_url" ? redactNatsUrl(v as string) : (v ?? null);
   }
   out.provider_authorities = cfg.provider_authorities;
   out.provider_dialects = cfg.provider_dialects;

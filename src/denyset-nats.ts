@@ -7,6 +7,11 @@
 //            connection or the watch ends → back off (1 s doubling to 30 s, reset after a successful
 //            connect) → again. Nothing in the loop throws out of this module and nothing clears the
 //            set when NATS is lost: fail-open for availability, existing denials stay enforced.
+//   nats_url = "": no loop at all (NATS is optional: BYO traffic never needs it); the snapshot still loads.
+//
+// Logging an outage: NATS may simply not exist on a first run, so its absence must not read as an error every
+// backoff period. The first failure of an outage is one warn saying what it means; identical repeats are debug; a
+// different error is a warn again; the connect that ends it is info and says how long it lasted.
 //
 // Seed vs resume. With a cursor (the set's revision, from the snapshot or a previous session) the
 // watch is a KV ordered consumer starting at stream sequence revision + 1 (kv.watch's
@@ -33,7 +38,8 @@ import {
   type NatsConnection,
   type QueuedIterator,
 } from "nats";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import {
   DenySet,
   denyKeyTenant,
@@ -43,6 +49,7 @@ import {
   writeSnapshotAtomic,
   type DenyReason,
 } from "./denyset.ts";
+import { redactNatsUrl } from "./config.ts";
 
 export interface DenyWatcherState {
   connected: boolean;
@@ -50,10 +57,11 @@ export interface DenyWatcherState {
   size: number;
 }
 
-export type DenyWatcherLog = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+export type DenyWatcherLog = (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 export interface DenyWatcherOptions {
-  /** One URL or a comma-separated list. `user:pass@` (or `token@`) in the URL is used when no creds are set. */
+  /** One URL or a comma-separated list. `user:pass@` (or `token@`) in the URL is used when no creds are set.
+   * Empty (or blank): NATS is off — no connection attempts; the set is the snapshot's, if any, and never changes. */
   natsUrl: string;
   /** base64 of a `.creds` file (a secret; wins over credsFile). */
   credsBase64?: string;
@@ -72,6 +80,8 @@ export interface DenyWatcherOptions {
   snapshotIntervalMs?: number;
   /** NATS connect timeout. Default 5000. */
   connectTimeoutMs?: number;
+  /** After a failed snapshot write is logged, further failures are logged at most this often. Default 60000. */
+  snapshotErrorLogIntervalMs?: number;
 }
 
 /** Counters for operators and tests (a resume must not rescan; a rescan must be visible). */
@@ -86,6 +96,10 @@ export interface DenyWatcherStats {
   connects: number;
   /** Snapshot files written. */
   snapshotWrites: number;
+  /** Snapshot writes that failed (each one is retried; only some are logged). */
+  snapshotWriteFailures: number;
+  /** Connect attempts that failed (credentials unreadable included). */
+  connectFailures: number;
   /** Set when start() found a snapshot: "loaded", "missing" or "error". */
   snapshot: "none" | "loaded" | "missing" | "error";
 }
@@ -94,6 +108,8 @@ const WATCH_KEY = "blackhole.>";
 const DEFAULT_BACKOFF = { initial: 1000, max: 30_000 };
 const DEFAULT_SNAPSHOT_INTERVAL_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_SNAPSHOT_ERROR_LOG_INTERVAL_MS = 60_000;
+const SESSION_FAILED = "deny-set NATS session failed";
 // nats.js' default is 2 min × 2 pings; a half-open TCP connection should not hide a dead server for
 // 4 minutes while updates pile up.
 const PING_INTERVAL_MS = 10_000;
@@ -105,7 +121,16 @@ export class DenyWatcher {
   readonly #log: DenyWatcherLog;
   readonly #backoff: { initial: number; max: number };
   readonly #snapshotIntervalMs: number;
-  readonly stats: DenyWatcherStats = { scans: 0, resumes: 0, applied: 0, connects: 0, snapshotWrites: 0, snapshot: "none" };
+  readonly stats: DenyWatcherStats = {
+    scans: 0,
+    resumes: 0,
+    applied: 0,
+    connects: 0,
+    snapshotWrites: 0,
+    snapshotWriteFailures: 0,
+    connectFailures: 0,
+    snapshot: "none",
+  };
 
   #connected = false;
   /** True once the set reflects the bucket up to `set.revision` (snapshot cursor or completed scan). */
@@ -123,6 +148,20 @@ export class DenyWatcher {
   #snapshotTimer: ReturnType<typeof setTimeout> | undefined;
   #snapshotWrite: Promise<void> | undefined;
   #lastSnapshotAt = 0;
+  /** When a failed snapshot write was last logged (0: the last write succeeded), and failures not logged since. */
+  #snapshotErrorLoggedAt = 0;
+  #snapshotErrorsUnlogged = 0;
+
+  /**
+   * The outage being reported: the text of the last failure (identical repeats go to debug, so a gateway without
+   * NATS logs one warning, not one a backoff period forever) and how many attempts failed since the last connect.
+   */
+  #lastFailure: string | undefined;
+  #failedAttempts = 0;
+  /** When the current outage began (first failure or lost connection); 0 while connected or never tried. */
+  #downSince = 0;
+  /** The connected line of this session went to debug (after a session failure): the watch starting says it. */
+  #recoveryUnlogged = false;
 
   constructor(opts: DenyWatcherOptions) {
     this.#opts = opts;
@@ -139,6 +178,11 @@ export class DenyWatcher {
     return this.#connected;
   }
 
+  /** nats_url is empty: no connection is ever attempted. */
+  get disabled(): boolean {
+    return this.#opts.natsUrl.trim() === "";
+  }
+
   /** Resolves once the snapshot (if any) is in the set; NATS is connected in the background. */
   async start(): Promise<void> {
     if (this.#started) return;
@@ -148,7 +192,15 @@ export class DenyWatcher {
       const loaded = await loadSnapshot(path);
       if ("missing" in loaded) {
         this.stats.snapshot = "missing";
-        this.#log("info", "no deny-set snapshot yet; will seed from a scan", { path });
+        if (await directoryMissing(path)) {
+          // Said at boot, since the first write (and its error) may be far off: it waits for NATS to deliver.
+          this.#log("warn", "deny-set snapshot directory does not exist: no snapshot can be written until it is created", {
+            path,
+            directory: dirname(path),
+          });
+        } else {
+          this.#log("info", "no deny-set snapshot yet; will seed from a scan", { path });
+        }
       } else if ("error" in loaded) {
         this.stats.snapshot = "error";
         this.#log("warn", "deny-set snapshot ignored; will rescan", { path, error: loaded.error });
@@ -165,6 +217,12 @@ export class DenyWatcher {
       }
     }
     this.#emitState();
+    if (this.disabled) {
+      this.#log("info", "NATS disabled (nats_url is empty): the deny-set is never updated; BYO and managed traffic flow", {
+        size: this.#set.size,
+      });
+      return;
+    }
     this.#loop = this.#run().catch((err: unknown) => {
       // #run catches everything itself; this is a last line so a bug can never become an
       // unhandled rejection that takes the gateway down.
@@ -197,16 +255,22 @@ export class DenyWatcher {
       try {
         connectedOk = await this.#session();
       } catch (err) {
-        this.#log("error", "deny-set NATS session failed", { error: errMsg(err), bucket: this.#opts.bucket });
+        this.#failure("warn", SESSION_FAILED, { error: errMsg(err), bucket: this.#opts.bucket });
       }
       this.#setConnected(false);
       if (this.#stopping) break;
       if (connectedOk) delay = this.#backoff.initial;
-      this.#log("warn", "deny-set NATS unavailable; enforcing last known deny-set", {
-        retry_in_ms: delay,
-        size: this.#set.size,
-        revision: this.#set.revision.toString(),
-      });
+      if (connectedOk) {
+        // A watch that was running has ended: the start of an outage (the failures that follow are its repeats).
+        this.#downSince = Date.now();
+        this.#log("warn", "deny-set NATS connection lost: deny-set updates paused; fail-open, the last known deny-set stays enforced", {
+          retry_in_ms: delay,
+          size: this.#set.size,
+          revision: this.#set.revision.toString(),
+        });
+      } else {
+        this.#log("debug", "deny-set NATS retry scheduled", { retry_in_ms: delay, size: this.#set.size, revision: this.#set.revision.toString() });
+      }
       await this.#sleep(delay);
       delay = Math.min(delay * 2, this.#backoff.max);
     }
@@ -219,7 +283,17 @@ export class DenyWatcher {
     this.#nc = nc;
     try {
       this.stats.connects++;
-      this.#log("info", "deny-set NATS connected", { server: nc.getServer(), bucket: this.#opts.bucket });
+      const fields: Record<string, unknown> = { server: redactNatsUrl(nc.getServer()), bucket: this.#opts.bucket };
+      if (this.#downSince !== 0) {
+        // The recovery line for an outage that was reported at warn.
+        fields.recovered_after_failed_attempts = this.#failedAttempts;
+        fields.down_ms = Date.now() - this.#downSince;
+      }
+      // A server that accepts the connection but fails the session each time (no JetStream) would log this line
+      // every backoff period: after such a failure it goes to debug, like the failure's own repeats.
+      const afterSessionFailure = this.#lastFailure?.startsWith(SESSION_FAILED) === true;
+      this.#log(afterSessionFailure ? "debug" : "info", "deny-set NATS connected", fields);
+      this.#recoveryUnlogged = afterSessionFailure;
       const js = nc.jetstream();
       // Creates the bucket (history 1) when missing; binds to it as-is when it exists.
       const kv = await js.views.kv(this.#opts.bucket, { history: 1 });
@@ -294,6 +368,18 @@ export class DenyWatcher {
       watch.stop();
       return;
     }
+    // The watch runs: the outage (if any) is over, and the next failure is reported at warn again.
+    if (this.#recoveryUnlogged) {
+      this.#log("info", "deny-set NATS recovered: the deny-set watch runs again", {
+        bucket: this.#opts.bucket,
+        recovered_after_failed_attempts: this.#failedAttempts,
+        down_ms: Date.now() - this.#downSince,
+      });
+      this.#recoveryUnlogged = false;
+    }
+    this.#lastFailure = undefined;
+    this.#failedAttempts = 0;
+    this.#downSince = 0;
     if (resumeFrom !== undefined) {
       this.stats.resumes++;
       this.#log("info", "deny-set watch resumed", { from_revision: resumeFrom });
@@ -336,7 +422,7 @@ export class DenyWatcher {
     try {
       opts = await this.#connectionOptions();
     } catch (err) {
-      this.#log("error", "deny-set NATS credentials unreadable", { error: errMsg(err) });
+      this.#failure("error", "deny-set NATS credentials unreadable", { error: errMsg(err) });
       return undefined;
     }
     const attempt = connect(opts);
@@ -347,7 +433,11 @@ export class DenyWatcher {
       return undefined;
     }
     if ("err" in winner) {
-      this.#log("error", "deny-set NATS connect failed", { error: errMsg(winner.err), servers: redactedServers(this.#opts.natsUrl) });
+      this.#failure("warn", "deny-set NATS connect failed: deny-set updates paused; fail-open, the last known deny-set stays enforced", {
+        error: errMsg(winner.err),
+        servers: redactNatsUrl(this.#opts.natsUrl),
+        size: this.#set.size,
+      });
       return undefined;
     }
     if (this.#stopping) {
@@ -357,45 +447,28 @@ export class DenyWatcher {
     return winner.nc;
   }
 
-  async #connectionOptions(): Promise<ConnectionOptions> {
-    const servers: string[] = [];
-    let user: string | undefined;
-    let pass: string | undefined;
-    let token: string | undefined;
-    for (const raw of this.#opts.natsUrl.split(",")) {
-      const s = raw.trim();
-      if (s === "") continue;
-      const parsed = parseServer(s);
-      servers.push(parsed.server);
-      if (parsed.user !== undefined && user === undefined && token === undefined) {
-        if (parsed.pass !== undefined) {
-          user = parsed.user;
-          pass = parsed.pass;
-        } else {
-          token = parsed.user;
-        }
-      }
-    }
-    const opts: ConnectionOptions = {
-      servers,
+  /**
+   * A failed attempt: the first of an outage (or one whose error differs from the last) at `level`, identical
+   * repeats at debug. connect() logs the recovery at info.
+   */
+  #failure(level: "warn" | "error", msg: string, fields: Record<string, unknown>): void {
+    this.stats.connectFailures++;
+    if (this.#downSince === 0) this.#downSince = Date.now();
+    this.#failedAttempts++;
+    const key = `${msg}\u0000${String(fields.error)}`;
+    const repeat = key === this.#lastFailure;
+    this.#lastFailure = key;
+    this.#log(repeat ? "debug" : level, msg, { ...fields, failed_attempts: this.#failedAttempts });
+  }
+
+  #connectionOptions(): Promise<ConnectionOptions> {
+    return natsConnectionOptions(this.#opts, {
       name: "beyond-ai",
       reconnect: false,
       timeout: this.#opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       pingInterval: PING_INTERVAL_MS,
       maxPingOut: MAX_PINGS_OUT,
-    };
-    // Priority (reference §8.2): creds base64 > creds file > user:pass/token in the URL > none.
-    if (this.#opts.credsBase64 !== undefined && this.#opts.credsBase64 !== "") {
-      opts.authenticator = credsAuthenticator(new Uint8Array(Buffer.from(this.#opts.credsBase64, "base64")));
-    } else if (this.#opts.credsFile !== undefined && this.#opts.credsFile !== "") {
-      opts.authenticator = credsAuthenticator(new Uint8Array(await readFile(this.#opts.credsFile)));
-    } else if (user !== undefined) {
-      opts.user = user;
-      opts.pass = pass;
-    } else if (token !== undefined) {
-      opts.token = token;
-    }
-    return opts;
+    });
   }
 
   #sleep(ms: number): Promise<void> {
@@ -456,11 +529,28 @@ export class DenyWatcher {
       .then(
         () => {
           this.stats.snapshotWrites++;
+          if (this.#snapshotErrorLoggedAt !== 0) {
+            this.#log("info", "deny-set snapshot write recovered", { path, size, failed_writes_unlogged: this.#snapshotErrorsUnlogged });
+            this.#snapshotErrorLoggedAt = 0;
+            this.#snapshotErrorsUnlogged = 0;
+          }
         },
         (err: unknown) => {
-          // The set in memory is still right; the next change (or stop) tries again.
+          // The set in memory is still right; the write is retried every interval until it works. A cause that
+          // does not go away (a missing directory) is logged once, then at most once per snapshotErrorLogIntervalMs.
           this.#snapshotDirty = true;
-          this.#log("error", "deny-set snapshot write failed", { path, size, error: errMsg(err) });
+          this.stats.snapshotWriteFailures++;
+          const now = Date.now();
+          const every = this.#opts.snapshotErrorLogIntervalMs ?? DEFAULT_SNAPSHOT_ERROR_LOG_INTERVAL_MS;
+          if (this.#snapshotErrorLoggedAt === 0 || now - this.#snapshotErrorLoggedAt >= every) {
+            const fields: Record<string, unknown> = { path, size, error: errMsg(err), retry_every_ms: this.#snapshotIntervalMs };
+            if (this.#snapshotErrorsUnlogged > 0) fields.failed_writes_unlogged = this.#snapshotErrorsUnlogged;
+            this.#log("error", "deny-set snapshot write failed", fields);
+            this.#snapshotErrorLoggedAt = now;
+            this.#snapshotErrorsUnlogged = 0;
+          } else {
+            this.#snapshotErrorsUnlogged++;
+          }
         },
       )
       .finally(() => {
@@ -474,29 +564,84 @@ export class DenyWatcher {
   }
 }
 
-function parseServer(s: string): { server: string; user?: string; pass?: string } {
-  // nats.js ignores userinfo in server URLs, so lift it into connect options ourselves.
-  const withScheme = s.includes("://") ? s : `nats://${s}`;
-  let u: URL;
-  try {
-    u = new URL(withScheme);
-  } catch {
-    return { server: s };
-  }
-  if (u.username === "" && u.password === "") return { server: s };
-  const user = decodeURIComponent(u.username);
-  const pass = u.password === "" ? undefined : decodeURIComponent(u.password);
-  u.username = "";
-  u.password = "";
-  return { server: u.toString().replace(/\/$/, ""), user, pass };
+/** Where to connect and how to authenticate: the parts of DenyWatcherOptions that `doctor` shares. */
+export interface NatsTarget {
+  natsUrl: string;
+  credsBase64?: string | undefined;
+  credsFile?: string | undefined;
 }
 
-/** Server list for log lines: host:port only, never userinfo. */
-function redactedServers(natsUrl: string): string {
-  return natsUrl
-    .split(",")
-    .map((s) => parseServer(s.trim()).server)
-    .join(",");
+/**
+ * nats.js connection options for a target. Priority (reference §8.2): creds base64 > creds file > user:pass or
+ * token in the URL > none. nats.js ignores userinfo in server URLs, so it is lifted into the options here and the
+ * server strings nats.js sees (and may put in its errors) never carry it.
+ */
+export async function natsConnectionOptions(target: NatsTarget, base: ConnectionOptions): Promise<ConnectionOptions> {
+  const servers: string[] = [];
+  let user: string | undefined;
+  let pass: string | undefined;
+  let token: string | undefined;
+  for (const raw of target.natsUrl.split(",")) {
+    const s = raw.trim();
+    if (s === "") continue;
+    const parsed = parseServer(s);
+    servers.push(parsed.server);
+    if (parsed.user !== undefined && user === undefined && token === undefined) {
+      if (parsed.pass !== undefined) {
+        user = parsed.user;
+        pass = parsed.pass;
+      } else {
+        token = parsed.user;
+      }
+    }
+  }
+  const opts: ConnectionOptions = { ...base, servers };
+  if (target.credsBase64 !== undefined && target.credsBase64 !== "") {
+    opts.authenticator = credsAuthenticator(new Uint8Array(Buffer.from(target.credsBase64, "base64")));
+  } else if (target.credsFile !== undefined && target.credsFile !== "") {
+    opts.authenticator = credsAuthenticator(new Uint8Array(await readFile(target.credsFile)));
+  } else if (user !== undefined) {
+    opts.user = user;
+    opts.pass = pass;
+  } else if (token !== undefined) {
+    opts.token = token;
+  }
+  return opts;
+}
+
+/**
+ * Splits `[scheme://][userinfo@]host[:port]` by hand rather than with URL: a password holding `#`, `/` or `?`
+ * makes URL throw or misparse, which used to leave the userinfo in the server string (and so in logs). Hosts
+ * never hold an `@`, so the last one ends the userinfo.
+ */
+function parseServer(s: string): { server: string; user?: string; pass?: string } {
+  const scheme = s.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = s.lastIndexOf("@");
+  if (at < start) return { server: s };
+  const userinfo = s.slice(start, at);
+  const server = s.slice(0, start) + s.slice(at + 1);
+  const colon = userinfo.indexOf(":");
+  if (colon < 0) return { server, user: decodeLoose(userinfo) };
+  return { server, user: decodeLoose(userinfo.slice(0, colon)), pass: decodeLoose(userinfo.slice(colon + 1)) };
+}
+
+/** Percent-decoding for userinfo that tolerates a literal `%` (a password pasted unencoded). */
+function decodeLoose(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+async function directoryMissing(path: string): Promise<boolean> {
+  try {
+    await stat(dirname(path));
+    return false;
+  } catch (err) {
+    return (err as { code?: unknown }).code === "ENOENT";
+  }
 }
 
 function errMsg(err: unknown): string {

@@ -2,8 +2,13 @@
 // with a hint under every failure; exit 1 when anything failed. Never prints a secret.
 
 import { lookup } from "node:dns/promises";
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { dirname } from "node:path";
 import { connect } from "nats";
-import type { Config } from "./config.ts";
+import { type Config, natsDisabled, redactNatsUrl } from "./config.ts";
+import { loadSnapshot } from "./denyset.ts";
+import { natsConnectionOptions } from "./denyset-nats.ts";
 import { parseAuthority } from "./providers.ts";
 import { buildProviders } from "./server.ts";
 
@@ -21,18 +26,32 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export async function runDoctor(cfg: Config): Promise<{ ok: boolean; lines: string[] }> {
   const checks: Check[] = [];
 
-  try {
-    const nc = await withTimeout(connect({ servers: cfg.nats_url.split(","), timeout: 3000, reconnect: false }), 4000, "NATS connect");
-    await nc.close();
-    checks.push({ name: "nats", ok: true, msg: `reachable at ${redactUrl(cfg.nats_url)}` });
-  } catch (e) {
-    checks.push({
-      name: "nats",
-      ok: false,
-      msg: `cannot reach ${redactUrl(cfg.nats_url)}: ${(e as Error).message}`,
-      hint: "the gateway still serves (fail-open) but deny-set updates will not apply; check nats_url and credentials",
-    });
+  for (const w of cfg.warnings) checks.push({ name: "env", ok: false, msg: w, hint: "unknown AI_* variables are ignored: rename or unset it" });
+
+  if (natsDisabled(cfg.nats_url)) {
+    checks.push({ name: "nats", ok: true, msg: 'disabled (nats_url = ""): no deny-set updates; managed keys are denied only by a snapshot' });
+  } else {
+    const where = redactNatsUrl(cfg.nats_url);
+    try {
+      // The gateway's own connection options (credentials included), so this checks what the gateway will do.
+      const opts = await natsConnectionOptions(
+        { natsUrl: cfg.nats_url, credsBase64: cfg.nats_creds?.expose(), credsFile: cfg.nats_creds_file },
+        { timeout: 3000, reconnect: false },
+      );
+      const nc = await withTimeout(connect(opts), 4000, "NATS connect");
+      await nc.close();
+      checks.push({ name: "nats", ok: true, msg: `reachable at ${where}` });
+    } catch (e) {
+      checks.push({
+        name: "nats",
+        ok: false,
+        msg: `cannot reach ${where}: ${(e as Error).message}`,
+        hint: 'the gateway still serves (fail-open) but deny-set updates will not apply; check nats_url and credentials (nats_url = "" turns NATS off)',
+      });
+    }
   }
+
+  if (cfg.snapshot_path !== undefined) checks.push(await snapshotCheck(cfg.snapshot_path));
 
   const kids = [...cfg.signing_keys.keys()];
   checks.push(
@@ -69,7 +88,25 @@ export async function runDoctor(cfg: Config): Promise<{ ok: boolean; lines: stri
   return { ok: checks.every((c) => c.ok), lines };
 }
 
-/** user:pass in a NATS URL is a secret. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/g, "//***@");
+/** snapshot_path: its directory must exist and be writable (else every write fails); an existing file must load. */
+async function snapshotCheck(path: string): Promise<Check> {
+  const dir = dirname(path);
+  const name = "snapshot_path";
+  const lost = "the deny-set snapshot is never written, so a restart with NATS down enforces no denials";
+  try {
+    if (!(await stat(dir)).isDirectory()) return { name, ok: false, msg: `${dir} is not a directory`, hint: lost };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { name, ok: false, msg: `directory ${dir} does not exist`, hint: `create it (mkdir -p ${dir}); until then ${lost}` };
+    return { name, ok: false, msg: `cannot stat ${dir}: ${code ?? String(e)}`, hint: lost };
+  }
+  try {
+    await access(dir, constants.W_OK);
+  } catch {
+    return { name, ok: false, msg: `directory ${dir} is not writable by this user`, hint: lost };
+  }
+  const loaded = await loadSnapshot(path);
+  if ("missing" in loaded) return { name, ok: true, msg: `${path}: no snapshot yet (directory writable; written once NATS delivers the deny-set)` };
+  if ("error" in loaded) return { name, ok: false, msg: `${path}: ${loaded.error}`, hint: "the gateway ignores it and rescans the bucket; it is rewritten once NATS is reachable" };
+  return { name, ok: true, msg: `${path}: ${loaded.entries.length} denied tenant(s) at revision ${loaded.revision}` };
 }

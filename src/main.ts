@@ -125,6 +125,7 @@ async function main(): Promise<void> {
     case "check-config": {
       try {
         const cfg = loadConfig({ configPath: flags.get("--config") });
+        for (const w of cfg.warnings) process.stderr.write(`beyond-ai: warning: ${w}\n`);
         process.stdout.write(`${JSON.stringify({ source: cfg.source, config: redactedConfig(cfg) }, null, 2)}\n`);
       } catch (e) {
         configFailure(e, 1);

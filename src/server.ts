@@ -54,6 +54,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
   if (cfg.signing_keys.size === 0) {
     log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
   }
+  for (const w of cfg.warnings) log.gateway("warn", w);
   if (!cfg.usage_metering) log.gateway("warn", "usage_metering = false: managed requests are forwarded without ai.usage lines");
   const metrics = new Metrics();
   const denySet = new DenySet();
@@ -123,6 +124,15 @@ export async function startGateway(cfg: Config): Promise<Running> {
       });
     },
   });
+  // /readyz is always 200 (fail-open: never pulled from the load balancer). `status` is SPEC §9's: ok while NATS is
+  // connected, degraded while it is configured but not connected; with nats_url = "" NATS is off by choice, so
+  // nothing is degraded: ok, with `nats` saying "disabled".
+  const natsOff = watcher.disabled;
+  const readyz = (): Response => {
+    if (natsOff) return Response.json({ status: "ok", nats: "disabled", version: VERSION });
+    const up = metrics.value("ai_nats_connected") === 1;
+    return Response.json({ status: up ? "ok" : "degraded", nats: up ? "connected" : "disconnected", version: VERSION });
+  };
   const adminListen = parseListen(cfg.metrics_listen);
   const admin = Bun.serve({
     hostname: adminListen.hostname,
@@ -130,7 +140,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
     fetch(req) {
       const path = new URL(req.url).pathname;
       if (path === "/livez") return Response.json({ status: "ok", version: VERSION });
-      if (path === "/readyz") return Response.json({ status: metrics.value("ai_nats_connected") === 1 ? "ok" : "degraded", version: VERSION });
+      if (path === "/readyz") return readyz();
       if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
       return Response.json({ status: "not_found", version: VERSION }, { status: 404 });
     },

@@ -2,12 +2,12 @@
 // tests on a free loopback port, with its own store directory so data survives a restart).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type KV, type NatsConnection } from "nats";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DenySet, loadSnapshot } from "../src/denyset.ts";
 import { DenyWatcher, type DenyWatcherOptions } from "../src/denyset-nats.ts";
-import { freePort, NatsServer, waitFor } from "./helpers/nats.ts";
+import { freePort, NATS_SERVER, NatsServer, waitFor } from "./helpers/nats.ts";
 
 const BUCKET = "ai-gateway";
 const FAST_BACKOFF = { initial: 100, max: 400 };
@@ -204,7 +204,7 @@ describe("boot", () => {
       await w.watcher.start();
       expect(w.watcher.connected).toBe(false);
       expect(w.set.size).toBe(0);
-      await waitFor("a failed connect is logged", () => w.logs.some((l) => l.msg === "deny-set NATS connect failed"));
+      await waitFor("a failed connect is logged", () => w.logs.some((l) => l.msg.startsWith("deny-set NATS connect failed")));
       expect(w.watcher.connected).toBe(false);
 
       await server.start();
@@ -492,7 +492,8 @@ describe("shutdown and secrets", () => {
         makeWatcher(`nats://alice:hunter2@127.0.0.1:${server.port}`),
       ];
       for (const w of watchers) await w.watcher.start();
-      await waitFor("failures logged", () => watchers.slice(0, 3).every((w) => w.logs.filter((l) => l.level === "error").length >= 2));
+      // Repeats of one failure are logged at debug: count the attempts at any level.
+      await waitFor("failures logged", () => watchers.slice(0, 3).every((w) => w.watcher.stats.connectFailures >= 2));
       await waitFor("url-credential watcher connected", () => watchers[3]?.watcher.connected === true);
       for (const w of watchers) await w.watcher.stop();
       const text = JSON.stringify(watchers.flatMap((w) => w.logs));
@@ -504,6 +505,158 @@ describe("shutdown and secrets", () => {
       expect(text).not.toContain(creds);
     } finally {
       await disposeServer(server);
+    }
+  });
+});
+
+describe("a snapshot directory that does not exist", () => {
+  test("a missing snapshot directory is a warn at boot; a failing write is then logged once, retried quietly, and its recovery logged at info", async () => {
+    const base = await mkdtemp(join(tmpdir(), "denyset-snapdir-"));
+    const missingDir = join(base, "not-yet");
+    const path = join(missingDir, "deny.snap");
+    const server = await startServer();
+    const admin = await Admin.open(server.url);
+    // Retries every 20 ms; the error line may repeat only once a minute, so within this test it is logged once.
+    const w = makeWatcher(server.url, { snapshotPath: path, snapshotIntervalMs: 20 });
+    try {
+      await w.watcher.start();
+      // Said at boot already: the first write may wait a long time for NATS.
+      const boot = w.logs.find((l) => l.msg.startsWith("deny-set snapshot directory does not exist"));
+      expect(boot?.level).toBe("warn");
+      expect(boot?.fields?.directory).toBe(missingDir);
+      await admin.put("blackhole.5", "spend");
+      await waitFor("applied", () => w.set.lookup("5") === "spend");
+      await waitFor("many failed writes", () => w.watcher.stats.snapshotWriteFailures >= 10);
+      const failures = w.logs.filter((l) => l.msg === "deny-set snapshot write failed");
+      expect(failures.length).toBe(1);
+      expect(failures[0]?.level).toBe("error");
+      expect(String(failures[0]?.fields?.error)).toContain("ENOENT");
+
+      // The operator creates the directory: the next retry writes the file and says so, once, at info.
+      await mkdir(missingDir);
+      await waitFor("snapshot written", () => w.watcher.stats.snapshotWrites >= 1);
+      const recovered = w.logs.filter((l) => l.msg === "deny-set snapshot write recovered");
+      expect(recovered.length).toBe(1);
+      expect(recovered[0]?.level).toBe("info");
+      expect(Number(recovered[0]?.fields?.failed_writes_unlogged)).toBeGreaterThanOrEqual(9);
+      const saved = await loadSnapshot(path);
+      expect("entries" in saved && saved.entries).toEqual([["5", "spend"]]);
+    } finally {
+      await w.watcher.stop();
+      await admin.close();
+      await disposeServer(server);
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  test("after the quiet interval a still-failing write is logged again with the count it left out", async () => {
+    const base = await mkdtemp(join(tmpdir(), "denyset-snapdir-"));
+    const path = join(base, "never", "deny.snap");
+    const server = await startServer();
+    const admin = await Admin.open(server.url);
+    const w = makeWatcher(server.url, { snapshotPath: path, snapshotIntervalMs: 10, snapshotErrorLogIntervalMs: 150 });
+    try {
+      await w.watcher.start();
+      await admin.put("blackhole.6", "fraud");
+      await waitFor("logged twice", () => w.logs.filter((l) => l.msg === "deny-set snapshot write failed").length >= 2);
+      const second = w.logs.filter((l) => l.msg === "deny-set snapshot write failed")[1];
+      expect(Number(second?.fields?.failed_writes_unlogged)).toBeGreaterThanOrEqual(1);
+      // Far fewer lines than failed writes: the point of the limit.
+      expect(w.logs.filter((l) => l.msg === "deny-set snapshot write failed").length).toBeLessThan(w.watcher.stats.snapshotWriteFailures);
+    } finally {
+      await w.watcher.stop();
+      await admin.close();
+      await disposeServer(server);
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("NATS is optional: what an outage logs", () => {
+  test("NATS down: the first failed connect is a warn saying what it means, repeats are debug, none is an error; the recovery is info", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "denyset-nats-"));
+    const server = new NatsServer(await freePort(), dir);
+    const w = makeWatcher(server.url, { backoffMs: { initial: 20, max: 40 } });
+    try {
+      await w.watcher.start();
+      await waitFor("several failed attempts", () => w.watcher.stats.connectFailures >= 4);
+      const failed = w.logs.filter((l) => l.msg.startsWith("deny-set NATS connect failed"));
+      expect(failed[0]?.level).toBe("warn");
+      expect(failed[0]?.msg).toContain("deny-set updates paused");
+      expect(failed[0]?.msg).toContain("fail-open");
+      expect(failed.slice(1).length).toBeGreaterThanOrEqual(3);
+      expect(failed.slice(1).every((l) => l.level === "debug")).toBe(true);
+      expect(w.logs.filter((l) => l.level === "error")).toEqual([]);
+      expect(w.logs.filter((l) => l.level === "warn").length).toBe(1);
+
+      await server.start();
+      await waitFor("connected", () => w.watcher.connected);
+      const up = w.logs.find((l) => l.msg === "deny-set NATS connected");
+      expect(up?.level).toBe("info");
+      expect(Number(up?.fields?.recovered_after_failed_attempts)).toBeGreaterThanOrEqual(4);
+
+      // A new outage is reported at warn again (connection lost), not buried as a repeat of the old one.
+      await server.stop();
+      await waitFor("lost", () => w.logs.some((l) => l.msg.startsWith("deny-set NATS connection lost")));
+      expect(w.logs.find((l) => l.msg.startsWith("deny-set NATS connection lost"))?.level).toBe("warn");
+    } finally {
+      await w.watcher.stop();
+      await disposeServer(server);
+    }
+  }, 20_000);
+
+  test("a server without JetStream: the session failure is one warn, its repeats (connected line included) are debug; JetStream back is info", async () => {
+    const port = await freePort();
+    const plain = Bun.spawn([NATS_SERVER, "-a", "127.0.0.1", "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
+    const dir = await mkdtemp(join(tmpdir(), "denyset-nats-"));
+    const js = new NatsServer(port, dir);
+    const w = makeWatcher(`nats://127.0.0.1:${port}`, { backoffMs: { initial: 20, max: 40 } });
+    try {
+      await w.watcher.start();
+      await waitFor("several failed sessions", () => w.logs.filter((l) => l.msg === "deny-set NATS session failed").length >= 3);
+      const sessions = w.logs.filter((l) => l.msg === "deny-set NATS session failed");
+      expect(sessions[0]?.level).toBe("warn");
+      expect(sessions.slice(1).every((l) => l.level === "debug")).toBe(true);
+      const connected = w.logs.filter((l) => l.msg === "deny-set NATS connected");
+      expect(connected[0]?.level).toBe("info");
+      expect(connected.slice(1).every((l) => l.level === "debug")).toBe(true);
+      expect(w.logs.filter((l) => l.level === "error")).toEqual([]);
+
+      plain.kill("SIGTERM");
+      await plain.exited;
+      await js.start();
+      await waitFor("connected", () => w.watcher.connected);
+      const back = w.logs.find((l) => l.msg.startsWith("deny-set NATS recovered"));
+      expect(back?.level).toBe("info");
+      expect(Number(back?.fields?.recovered_after_failed_attempts)).toBeGreaterThanOrEqual(3);
+    } finally {
+      await w.watcher.stop();
+      plain.kill("SIGKILL");
+      await disposeServer(js);
+    }
+  }, 20_000);
+
+  test('nats_url "" disables NATS: start() makes no connection attempt, logs that NATS is off, and the snapshot still enforces', async () => {
+    const dir = await mkdtemp(join(tmpdir(), "denyset-off-"));
+    const path = join(dir, "deny.snap");
+    const seeded = new DenySet([["77", "fraud"]], 3n);
+    const { encodeSnapshot, writeSnapshotAtomic } = await import("../src/denyset.ts");
+    await writeSnapshotAtomic(path, encodeSnapshot(seeded));
+    const w = makeWatcher("", { snapshotPath: path, backoffMs: { initial: 1, max: 1 } });
+    try {
+      await w.watcher.start();
+      expect(w.watcher.disabled).toBe(true);
+      expect(w.set.lookup("77")).toBe("fraud");
+      expect(w.logs.some((l) => l.level === "info" && l.msg.startsWith("NATS disabled"))).toBe(true);
+      // With a 1 ms backoff a running loop would have tried dozens of times by now.
+      await Bun.sleep(100);
+      expect(w.watcher.stats.connectFailures).toBe(0);
+      expect(w.watcher.stats.connects).toBe(0);
+      expect(w.logs.filter((l) => l.msg.includes("connect"))).toEqual([]);
+      await w.watcher.stop();
+      expect(w.watcher.connected).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

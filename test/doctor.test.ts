@@ -1,5 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
-import { MAIN_TS, REPO_ROOT, writeTempConfig } from "./helpers/gateway.ts";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { MAIN_TS, makeTempDir, REPO_ROOT, writeTempConfig } from "./helpers/gateway.ts";
 import { freePort, NATS_SERVER } from "./helpers/nats.ts";
 
 const LOOPBACK_AUTHORITIES = ["openai", "anthropic", "openrouter", "fireworks", "groq", "deepseek", "together", "cerebras", "mistral", "xai"]
@@ -42,3 +44,47 @@ test("doctor passes every check with NATS up, a signing key and a pool key", asy
   expect(r.out).toContain("[ok] pool_keys: pool keys for: openai");
   expect(r.code).toBe(0);
 }, 20000);
+
+async function doctorWithEnv(configToml: string, env: Record<string, string>): Promise<{ code: number; out: string }> {
+  const path = writeTempConfig(configToml);
+  const p = Bun.spawn([process.execPath, MAIN_TS, "doctor", "--config", path], { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "", ...env } });
+  const out = (await new Response(p.stdout).text()) + (await new Response(p.stderr).text());
+  return { code: await p.exited, out };
+}
+
+const BASE = `upstream_tls = false\n[provider_authorities]\n${LOOPBACK_AUTHORITIES}\n`;
+
+test("doctor redacts the password and the token inside nats_url, whatever characters the password has", async () => {
+  for (const url of ["nats://gw:doctor-pass-77@127.0.0.1:1", "nats://doctor-token-91@127.0.0.1:1", "gw:doctor-pass-77#/x@127.0.0.1:1"]) {
+    const r = await doctor(`nats_url = ${JSON.stringify(url)}\n${BASE}`);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/\[FAIL\] nats: cannot reach (nats:\/\/)?\*\*\*@127\.0\.0\.1:1/);
+    expect(r.out).not.toContain("doctor-pass-77");
+    expect(r.out).not.toContain("doctor-token-91");
+  }
+});
+
+test('doctor reports nats_url = "" as NATS disabled, not as a failure', async () => {
+  const r = await doctor(`nats_url = ""\n${BASE}`);
+  expect(r.out).toContain('[ok] nats: disabled (nats_url = "")');
+  expect(r.out).not.toContain("[FAIL] nats");
+});
+
+test("doctor fails the snapshot check when snapshot_path's directory does not exist, and passes it once it does", async () => {
+  const dir = makeTempDir();
+  const path = join(dir, "missing-dir", "deny.snap");
+  const r = await doctor(`nats_url = ""\nsnapshot_path = ${JSON.stringify(path)}\n${BASE}`);
+  expect(r.code).toBe(1);
+  expect(r.out).toContain(`[FAIL] snapshot_path: directory ${join(dir, "missing-dir")} does not exist`);
+  expect(r.out).toMatch(/hint: create it \(mkdir -p .*\); until then the deny-set snapshot is never written/);
+
+  mkdirSync(join(dir, "missing-dir"));
+  const ok = await doctor(`nats_url = ""\nsnapshot_path = ${JSON.stringify(path)}\n${BASE}`);
+  expect(ok.out).toContain(`[ok] snapshot_path: ${path}: no snapshot yet`);
+});
+
+test("doctor lists an AI_* variable that looks like a typo as a failed check naming the intended variable", async () => {
+  const r = await doctorWithEnv(`nats_url = ""\n${BASE}`, { AI_RATE_LIMT_RPS: "5" });
+  expect(r.code).toBe(1);
+  expect(r.out).toContain("[FAIL] env: unknown environment variable AI_RATE_LIMT_RPS is ignored: did you mean AI_RATE_LIMIT_RPS?");
+});

@@ -200,3 +200,150 @@ describe("bad config fails boot with exit 2 and one line naming the key", () => 
     expectBootFailure(r, ["usage_metering"]);
   });
 });
+
+describe("secrets and typos a first config carries", () => {
+  const NATS_PASS = "nats-pass-never-printed-77ab";
+  const NATS_TOKEN = "nats-token-never-printed-91cd";
+  // Each shape of nats_url credentials, including a password with characters URL parsing chokes on.
+  const natsUrls: Array<[string, string, string]> = [
+    ["user:pass", `nats://gw:${NATS_PASS}@127.0.0.1:1`, NATS_PASS],
+    ["token", `nats://${NATS_TOKEN}@127.0.0.1:1`, NATS_TOKEN],
+    ["a password with # and / in it, no scheme, in a server list", `127.0.0.1:2,gw:${NATS_PASS}#/x@127.0.0.1:1`, NATS_PASS],
+  ];
+
+  test.each(natsUrls)("check-config redacts the NATS credentials inside nats_url (%s)", async (_shape, url, secret) => {
+    const path = writeTempConfig(`${mockConfig()}`.replace('nats_url = "nats://127.0.0.1:1"', `nats_url = ${JSON.stringify(url)}`));
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", path] });
+    expect(r.code).toBe(0);
+    const printed = JSON.parse(r.stdout) as { config: Record<string, unknown> };
+    expect(printed.config["nats_url"]).toContain("***@127.0.0.1:1");
+    expect(r.stdout + r.stderr).not.toContain(secret);
+    expect(r.stdout).not.toContain("gw:");
+  });
+
+  test("a NATS url with credentials that is unreachable: the gateway's log names the server, never the password or token", async () => {
+    // The third server's password holds `#` and `/`, which URL parsing cannot take: it must still not be logged.
+    const url = `nats://gw:${NATS_PASS}@127.0.0.1:1,nats://${NATS_TOKEN}@127.0.0.1:2,gw:${NATS_PASS}#/x@127.0.0.1:3`;
+    const gw = await startGateway({
+      config: mockConfig().replace('nats_url = "nats://127.0.0.1:1"', `nats_url = ${JSON.stringify(url)}`),
+      env: { AI_LOG_LEVEL: "debug" },
+    });
+    try {
+      const line = await gw.waitForLog((l) => String(l["msg"]).startsWith("deny-set NATS connect failed"));
+      expect(String(line["servers"])).toBe("nats://***@127.0.0.1:1,nats://***@127.0.0.1:2,***@127.0.0.1:3");
+      const all = gw.stdout() + gw.stderr();
+      expect(all).not.toContain(NATS_PASS);
+      expect(all).not.toContain(NATS_TOKEN);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  // A pool key carrying a line break (a pasted key, a file read with its CRLF) used to boot and break every managed
+  // request; it must fail boot naming pool_keys.<provider>, never echoing the key.
+  const badKeys: Array<[string, string]> = [
+    ["CR LF in the middle", "sk-pool-AAAA\r\nX-Injected: 1"],
+    ["LF in the middle", "sk-pool-AAAA\nBBBB"],
+    ["a NUL byte", "sk-pool-AAAA\u0000BBBB"],
+    ["a tab", "sk-pool-AAAA\tBBBB"],
+    ["a non-ASCII character", "sk-pool-AAAA\u00e9BBBB"],
+  ];
+
+  test.each(badKeys)("a pool key with %s in the config file fails boot with exit 2 naming pool_keys.openai", async (_what, key) => {
+    const r = await runGatewayExpectExit({ config: baseConfig({ tables: `[pool_keys]\nopenai = ${JSON.stringify(key)}\n` }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("pool_keys.openai");
+    expect(r.stderr).not.toContain("sk-pool-AAAA");
+    expect(r.stdout).not.toContain('"listening"');
+  });
+
+  // An environment cannot carry a NUL byte at all.
+  test.each(badKeys.filter(([what]) => what !== "a NUL byte"))("a pool key with %s in AI_POOL_KEY_OPENAI fails boot with exit 2 naming pool_keys.openai", async (_what, key) => {
+    const r = await runGatewayExpectExit({ config: baseConfig(), env: { AI_POOL_KEY_OPENAI: key } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("pool_keys.openai");
+    expect(r.stderr).not.toContain("sk-pool-AAAA");
+  });
+
+  test("a pool key whose only line break is a trailing one (a file read whole) is trimmed and boots", async () => {
+    const gw = await startGateway({ config: mockConfig(), env: { AI_POOL_KEY_OPENAI: "sk-pool-AAAA-trailing\r\n" } });
+    try {
+      expect(gw.port).toBeGreaterThan(0);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  const sameAddress: Array<[string, string, string]> = [
+    ["the same host and port", "127.0.0.1:28091", "127.0.0.1:28091"],
+    ["a wildcard listen and a loopback metrics_listen on one port", "0.0.0.0:28091", "127.0.0.1:28091"],
+    ["a loopback listen and an IPv6 wildcard metrics_listen on one port", "127.0.0.1:28091", "[::]:28091"],
+    ["localhost and 127.0.0.1 on one port", "localhost:28091", "127.0.0.1:28091"],
+  ];
+
+  test.each(sameAddress)("listen and metrics_listen on %s: exit 2 naming metrics_listen, nothing bound", async (_what, listen, metrics) => {
+    const config = baseConfig().replace('listen = "127.0.0.1:0"', `listen = "${listen}"`).replace('metrics_listen = "127.0.0.1:0"', `metrics_listen = "${metrics}"`);
+    const r = await runGatewayExpectExit({ config });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("metrics_listen");
+    expect(r.stdout).not.toContain('"listening"');
+    const checked = await runGatewayExpectExit({ config, args: ["check-config", "--config", writeTempConfig(config)] });
+    expect(checked.code).not.toBe(0);
+    expect(checked.stderr).toContain("metrics_listen");
+  });
+
+  test("listen and metrics_listen on one port but different specific hosts is accepted by check-config", async () => {
+    const config = baseConfig().replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:28092"').replace('metrics_listen = "127.0.0.1:0"', 'metrics_listen = "127.0.0.2:28092"');
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", writeTempConfig(config)] });
+    expect(r.code).toBe(0);
+  });
+
+  test("AI_LOG_LEVEL=verbose fails boot with exit 2 naming AI_LOG_LEVEL and the accepted levels", async () => {
+    const r = await runGatewayExpectExit({ config: mockConfig(), env: { AI_LOG_LEVEL: "verbose" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("AI_LOG_LEVEL");
+    expect(r.stderr).toContain("error, warn, info, debug");
+    expect(r.stdout).not.toContain('"listening"');
+  });
+
+  test("AI_LOG_LEVEL is case-insensitive (DEBUG turns debug lines on)", async () => {
+    const gw = await startGateway({ config: mockConfig(), env: { AI_LOG_LEVEL: "DEBUG" } });
+    try {
+      await gw.waitForLog((l) => l["level"] === "debug");
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("an AI_* variable within edit distance 2 of a known one boots with a warn line naming the intended variable", async () => {
+    const gw = await startGateway({ config: mockConfig(), env: { AI_RATE_LIMT_RPS: "5", AI_POOL_KEYS_OPENAI: "sk-typo-never-printed", AI_AGENT: "1" } });
+    try {
+      const rps = await gw.waitForLog((l) => l["level"] === "warn" && String(l["msg"]).includes("AI_RATE_LIMT_RPS"));
+      expect(String(rps["msg"])).toContain("did you mean AI_RATE_LIMIT_RPS?");
+      const pool = await gw.waitForLog((l) => l["level"] === "warn" && String(l["msg"]).includes("AI_POOL_KEYS_OPENAI"));
+      expect(String(pool["msg"])).toContain("did you mean AI_POOL_KEY_OPENAI?");
+      // A platform's own variable is not near any known name: no warning for it, and the value is never printed.
+      expect(gw.stdout()).not.toContain("AI_AGENT");
+      expect(gw.stdout()).not.toContain("sk-typo-never-printed");
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("check-config prints the same typo warning on stderr, one line, and keeps stdout pure JSON", async () => {
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", writeTempConfig(mockConfig())], env: { AI_RATE_LIMT_RPS: "5" } });
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim()).toBe("beyond-ai: warning: unknown environment variable AI_RATE_LIMT_RPS is ignored: did you mean AI_RATE_LIMIT_RPS?");
+    expect(() => JSON.parse(r.stdout)).not.toThrow();
+  });
+
+  test("a TOML error names the file, line and column, and never quotes the file's text", async () => {
+    const path = writeTempConfig(`listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\nlisten = "127.0.0.1:1"\n[pool_keys]\nopenai = "${POOL_SECRET}"\n`);
+    const r = await runGatewayExpectExit({ args: ["serve", "--config", path] });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${path}:3:1: not valid TOML:`);
+    expect(r.stderr.split("\n").filter((l) => l.trim() !== "").length).toBe(1);
+    expect(r.stderr).not.toContain("127.0.0.1:1");
+    expect(r.stderr).not.toContain(POOL_SECRET);
+  });
+});
