@@ -336,15 +336,20 @@ async function serve(configPath: string | undefined): Promise<number> {
     if (e instanceof ListenError) throw new CliError(`cannot start: ${e.message}`, 2);
     throw new CliError(`cannot start: ${(e as Error).message}`, 1);
   }
-  let signals = 0;
+  // One signal drains; a second one exits at once. A repeat of the same signal within a second is not a second
+  // request: Ctrl-C under `npm start` reaches the gateway twice (from the terminal, to the whole process group,
+  // and forwarded by npm), and must still drain.
+  let first: { sig: string; at: number } | undefined;
   const onSignal = (sig: string) => {
-    signals++;
-    if (signals > 1) {
-      log.gateway("warn", "second signal: exiting now", { signal: sig });
-      void log.flush().finally(() => process.exit(0));
+    const now = Date.now();
+    if (first === undefined) {
+      first = { sig, at: now };
+      void running.shutdown(sig).then(() => process.exit(0));
       return;
     }
-    void running.shutdown(sig).then(() => process.exit(0));
+    if (sig === first.sig && now - first.at < 1000) return;
+    log.gateway("warn", "second signal: exiting now", { signal: sig });
+    void log.flush().finally(() => process.exit(0));
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
