@@ -247,6 +247,11 @@ function isUsablePublicKey(bytes: Uint8Array): boolean {
 
 /** `[signing_keys]` value: standard base64 or base64url (padding optional) of a 32-byte Ed25519 public key. */
 export function parsePublicKey(text: string): Uint8Array {
+  // A private key pasted where the public one belongs would otherwise fail only as "not valid base64";
+  // say what it is (without echoing it), so the operator also knows that secret now sits in a config file.
+  if (looksLikePrivateKey(text)) {
+    throw new Error(`this is a private key (${PRIVATE_KEY_PREFIX}…), not a public key: use the [signing_keys] line keygen printed`);
+  }
   const bytes = decodeLenientBase64(text.trim());
   if (bytes === null) throw new Error("signing key is not valid base64 or base64url");
   if (bytes.length !== 32) throw new Error(`signing key decodes to ${bytes.length} bytes, expected 32`);
@@ -261,6 +266,56 @@ export function parseSeed(text: string): Uint8Array {
     throw new Error("private key must be base64url of a 32-byte Ed25519 seed");
   }
   return bytes;
+}
+
+/**
+ * Private key files (what `keygen --out` writes, what `mint --key-file` reads) are one line,
+ * `bai-ed25519-private:` + base64url (no padding) of the 32-byte seed. The prefix makes the two halves
+ * impossible to confuse: a public key (bare base64, as in `[signing_keys]`) has none, so `mint` refuses it
+ * instead of signing tokens nothing can verify, and a private key pasted into `[signing_keys]` is named
+ * for what it is. The prefix deliberately does not start with `bai_`, the managed-token prefix.
+ */
+export const PRIVATE_KEY_PREFIX = "bai-ed25519-private:";
+
+/** The key file's content for `seed` (one line, newline-terminated). */
+export function formatPrivateKey(seed: Uint8Array): string {
+  if (seed.length !== 32) throw new Error(`Ed25519 seed must be 32 bytes, got ${seed.length}`);
+  return `${PRIVATE_KEY_PREFIX}${b64urlEncode(seed)}\n`;
+}
+
+/** True when `text` is (or starts with) a private key in our file format. For config validation: cheap, no decode. */
+export function looksLikePrivateKey(text: string): boolean {
+  return text.trimStart().startsWith(PRIVATE_KEY_PREFIX);
+}
+
+/**
+ * Reads a private key file. Blank lines and `#` comments are skipped (keygen without --out prints a comment
+ * above the key). Besides the prefixed format it still reads the bare base64url seed older keygens wrote
+ * (`legacy: true`), but refuses a bare value in standard base64 or padded: keygen never wrote a seed that way,
+ * while it is exactly how public keys are printed. Errors never echo the file.
+ */
+export function parsePrivateKeyFile(text: string): { seed: Uint8Array; legacy: boolean } {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  if (lines.length !== 1) {
+    throw new Error(lines.length === 0 ? "the file is empty" : `expected one key line, found ${lines.length}`);
+  }
+  const line = lines[0]!;
+  if (line.startsWith(PRIVATE_KEY_PREFIX)) {
+    const seed = b64urlDecodeStrict(line.slice(PRIVATE_KEY_PREFIX.length));
+    if (seed === null || seed.length !== 32) {
+      throw new Error(`corrupt private key: ${PRIVATE_KEY_PREFIX} must be followed by base64url of a 32-byte seed`);
+    }
+    return { seed, legacy: false };
+  }
+  const publicHint = "mint needs the private key file keygen --out wrote, not the public key";
+  if (/^\+?\d+\s*=/.test(line)) throw new Error(`this is a [signing_keys] line (a public key): ${publicHint}`);
+  if (/^[A-Za-z0-9_-]{43}$/.test(line)) {
+    const seed = b64urlDecodeStrict(line);
+    if (seed !== null && seed.length === 32) return { seed, legacy: true };
+  }
+  const bytes = decodeLenientBase64(line);
+  if (bytes !== null && bytes.length === 32) throw new Error(`this looks like a public key (base64, as in [signing_keys]): ${publicHint}`);
+  throw new Error(`not a beyond-ai private key (expected one line starting ${PRIVATE_KEY_PREFIX})`);
 }
 
 export function publicKeyFromSeed(seed: Uint8Array): Uint8Array {

@@ -38,6 +38,45 @@ export function buildProviders(cfg: Config): Provider[] {
   return [...rows.values()].map((r) => buildProvider(r, cfg.upstream_tls, cfg.pool_keys[r.name], wrap));
 }
 
+/**
+ * A listener could not be bound (address in use, not on this host, no permission). It names the config key and
+ * the address, and main exits 2 on it: retrying the same config will not help, and the systemd unit's
+ * `RestartPreventExitStatus=2` then stops a restart loop.
+ */
+export class ListenError extends Error {
+  constructor(
+    readonly key: "listen" | "metrics_listen",
+    readonly address: string,
+    readonly code: string | undefined,
+  ) {
+    super(`${key} = "${address}": ${listenFailure(code)}`);
+    this.name = "ListenError";
+  }
+}
+
+function listenFailure(code: string | undefined): string {
+  switch (code) {
+    case "EADDRINUSE":
+      return "address already in use (another process listens there; pick a free port or stop it)";
+    case "EADDRNOTAVAIL":
+      return "address not available on this host";
+    case "EACCES":
+      return "permission denied (ports below 1024 need privileges)";
+    default:
+      return `cannot listen${code !== undefined ? ` (${code})` : ""}`;
+  }
+}
+
+function bind<T>(key: "listen" | "metrics_listen", address: string, serve: () => T, onFail?: () => void): T {
+  try {
+    return serve();
+  } catch (e) {
+    onFail?.();
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ListenError(key, address, typeof code === "string" ? code : undefined);
+  }
+}
+
 export interface Running {
   gateway: Gateway;
   server: Server<undefined>;
@@ -108,7 +147,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
   };
   const handler = createHandler(gateway);
   const listen = parseListen(cfg.listen);
-  const server = Bun.serve({
+  const server = bind("listen", cfg.listen, () => Bun.serve({
     hostname: listen.hostname,
     port: listen.port,
     // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline).
@@ -123,6 +162,9 @@ export async function startGateway(cfg: Config): Promise<Running> {
         headers: { "content-type": "application/json" },
       });
     },
+  }), () => {
+    gateway.transport.close();
+    void watcher.stop();
   });
   // /readyz is always 200 (fail-open: never pulled from the load balancer). `status` is SPEC §9's: ok while NATS is
   // connected, degraded while it is configured but not connected; with nats_url = "" NATS is off by choice, so
@@ -134,7 +176,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
     return Response.json({ status: up ? "ok" : "degraded", nats: up ? "connected" : "disconnected", version: VERSION });
   };
   const adminListen = parseListen(cfg.metrics_listen);
-  const admin = Bun.serve({
+  const admin = bind("metrics_listen", cfg.metrics_listen, () => Bun.serve({
     hostname: adminListen.hostname,
     port: adminListen.port,
     fetch(req) {
@@ -144,6 +186,11 @@ export async function startGateway(cfg: Config): Promise<Running> {
       if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
       return Response.json({ status: "not_found", version: VERSION }, { status: 404 });
     },
+  }), () => {
+    // The client listener is already up: close it, so the failed boot leaves nothing bound behind it.
+    void server.stop(true);
+    gateway.transport.close();
+    void watcher.stop();
   });
   log.gateway("info", "listening", {
     addr: `${listen.hostname}:${server.port}`,

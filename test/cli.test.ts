@@ -1,11 +1,12 @@
 // The command line (SPEC §1): keygen, mint, check-config, --version, --help, run as real processes
 // (`bun src/main.ts …` from the repo root), plus one round trip keygen → mint → gateway → provider.
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { mint, parseSeed, publicKeyFromSeed } from "../src/keys.ts";
-import { baseConfig, type Gateway, makeTempDir, REPO_ROOT, startGateway, writeTempConfig } from "./helpers/gateway.ts";
+import { formatPrivateKey, mint, parsePrivateKeyFile, PRIVATE_KEY_PREFIX, publicKeyFromSeed } from "../src/keys.ts";
+import { baseConfig, type Gateway, makeTempDir, REPO_ROOT, runGatewayExpectExit, startGateway, writeTempConfig } from "./helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 
 interface CliResult {
@@ -30,11 +31,13 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<Cl
   return { code: proc.exitCode, stdout, stderr };
 }
 
-/** A failure a user can read: non-zero exit, something on stderr, and no JS stack trace. */
+/** A failure a user can read: exit 2 (the command cannot run as given), exactly one `beyond-ai: …` line on stderr,
+ * no JS stack trace, no token on stdout. */
 function expectCleanFailure(r: CliResult): void {
-  expect(r.code).not.toBe(0);
-  expect(r.code).not.toBeNull();
+  expect(r.code).toBe(2);
   expect(r.stderr.trim().length).toBeGreaterThan(0);
+  expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+  expect(r.stderr).toMatch(/^beyond-ai: /);
   expect(r.stderr).not.toMatch(/^\s+at\s/m);
   expect(r.stderr).not.toMatch(/\.ts:\d+/);
   expect(r.stdout).not.toMatch(/^bai_v1\./m);
@@ -107,17 +110,51 @@ describe("keygen", () => {
     const r = await cli(["keygen", "--out", keyFile]);
     expect(r.code).toBe(0);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    expect(() => parseSeed(readFileSync(keyFile, "utf8"))).not.toThrow();
+    expect(() => parsePrivateKeyFile(readFileSync(keyFile, "utf8"))).not.toThrow();
   });
 
-  test("keygen --out tightens an existing, world-readable file to 0600", async () => {
-    const keyFile = join(makeTempDir(), "existing.key");
+  test("keygen --out writes the self-describing key format, whose seed belongs to the printed public key", async () => {
+    const keyFile = join(makeTempDir(), "k.key");
+    const r = await cli(["keygen", "--kid", "4", "--out", keyFile]);
+    expect(r.code).toBe(0);
+    const text = readFileSync(keyFile, "utf8");
+    expect(text).toMatch(new RegExp(`^${PRIVATE_KEY_PREFIX}[A-Za-z0-9_-]{43}\n$`));
+    const { seed, legacy } = parsePrivateKeyFile(text);
+    expect(legacy).toBe(false);
+    expect(Buffer.from(publicKeyFromSeed(seed)).toString("base64")).toBe(signingLine(r.stdout).publicKey);
+  });
+
+  test("keygen --out refuses an existing file: exit 2 naming it, the old key untouched, no [signing_keys] line", async () => {
+    const keyFile = join(makeTempDir(), "kid2.key");
+    const old = formatPrivateKey(new Uint8Array(32).fill(3));
+    writeFileSync(keyFile, old, { mode: 0o600 });
+    const r = await cli(["keygen", "--kid", "2", "--out", keyFile]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain(keyFile);
+    expect(r.stderr).toContain("--force");
+    expect(r.stdout).toBe("");
+    expect(readFileSync(keyFile, "utf8")).toBe(old);
+  });
+
+  test("keygen --out --force replaces an existing, world-readable file with a new key at mode 0600, leaving no temp file", async () => {
+    const dir = makeTempDir();
+    const keyFile = join(dir, "existing.key");
     writeFileSync(keyFile, "old\n");
     chmodSync(keyFile, 0o644);
-    const r = await cli(["keygen", "--out", keyFile]);
+    const r = await cli(["keygen", "--out", keyFile, "--force"]);
     expect(r.code).toBe(0);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
-    expect(readFileSync(keyFile, "utf8")).not.toContain("old");
+    const { seed } = parsePrivateKeyFile(readFileSync(keyFile, "utf8"));
+    expect(Buffer.from(publicKeyFromSeed(seed)).toString("base64")).toBe(signingLine(r.stdout).publicKey);
+    expect(readdirSync(dir)).toEqual(["existing.key"]);
+  });
+
+  test("keygen --out into a missing directory fails (exit 2, naming it) before printing any [signing_keys] line", async () => {
+    const missingDir = join(makeTempDir(), "nope", "dir");
+    const r = await cli(["keygen", "--out", join(missingDir, "k.key")]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain(missingDir);
+    expect(r.stdout).toBe("");
   });
 
   test("keygen without --out prints a private key that belongs to the printed public key", async () => {
@@ -129,7 +166,9 @@ describe("keygen", () => {
     const priv = lines.at(-1)!;
     // The private key follows a comment line that says what it is.
     expect(lines.at(-2)).toMatch(/^#.*private/i);
-    const seed = parseSeed(priv);
+    expect(priv.startsWith(PRIVATE_KEY_PREFIX)).toBe(true);
+    // Saved as printed, comment included, it is a key file mint reads.
+    const { seed } = parsePrivateKeyFile(`${lines.at(-2)}\n${priv}\n`);
     expect(Buffer.from(publicKeyFromSeed(seed)).toString("base64")).toBe(Buffer.from(publicKey, "base64").toString("base64"));
   });
 
@@ -181,6 +220,97 @@ describe("mint", () => {
     const r = await cli(["mint", "--kid", "1", "--key-file", missing, "--tenant", "1", "--vpc", "1"]);
     expectCleanFailure(r);
     expect(r.stderr).toContain(missing);
+  });
+
+  test("mint reads the prefixed key file keygen writes, and signs the same token as from the legacy bare seed file", async () => {
+    const prefixed = join(dir, "prefixed.key");
+    writeFileSync(prefixed, formatPrivateKey(seed), { mode: 0o600 });
+    const a = await cli(["mint", "--kid", "3", "--key-file", prefixed, "--tenant", "1", "--vpc", "2"]);
+    const b = await cli(["mint", "--kid", "3", "--key-file", keyFile, "--tenant", "1", "--vpc", "2"]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.stdout.trim()).toBe(mint(3, seed, 1n, 2n));
+    expect(b.stdout.trim()).toBe(a.stdout.trim());
+  });
+
+  const publicB64 = Buffer.from(publicKeyFromSeed(seed)).toString("base64");
+  const publicFiles: Array<[string, string]> = [
+    ["the public key as keygen prints it (base64, padded)", `${publicB64}\n`],
+    ["the whole [signing_keys] line", `3 = "${publicB64}"\n`],
+  ];
+  for (const [what, content] of publicFiles) {
+    test(`mint refuses a key file holding ${what}: exit 2, says it is a public key, no token`, async () => {
+      const f = join(makeTempDir(), "public.key");
+      writeFileSync(f, content);
+      const r = await cli(["mint", "--kid", "3", "--key-file", f, "--tenant", "1", "--vpc", "2"]);
+      expectCleanFailure(r);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/public key/);
+      expect(r.stderr).toContain("--key-file");
+    });
+  }
+
+  test("mint refuses a bare base64url public key when the config it sees lists it under [signing_keys]", async () => {
+    const f = join(makeTempDir(), "public-url.key");
+    writeFileSync(f, `${Buffer.from(publicKeyFromSeed(seed)).toString("base64url")}\n`);
+    const cfg = writeTempConfig(`[signing_keys]\n3 = "${publicB64}"\n`);
+    const r = await cli(["mint", "--kid", "3", "--key-file", f, "--tenant", "1", "--vpc", "2", "--config", cfg]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain("public key of [signing_keys] kid 3");
+  });
+
+  describe("mint checks the key against the config it can see", () => {
+    const otherPublic = Buffer.from(publicKeyFromSeed(new Uint8Array(32).fill(9))).toString("base64");
+    const args = (kid: string) => ["mint", "--kid", kid, "--key-file", keyFile, "--tenant", "1", "--vpc", "2"];
+
+    test("no warning when [signing_keys] has the key's public half under --kid (--config, $AI_CONFIG_PATH, ./config.toml)", async () => {
+      const cfg = writeTempConfig(`[signing_keys]\n3 = "${publicB64}"\n`);
+      for (const r of [await cli([...args("3"), "--config", cfg]), await cli(args("3"), { AI_CONFIG_PATH: cfg })]) {
+        expect(r.code).toBe(0);
+        expect(r.stderr).toBe("");
+        expect(r.stdout.trim()).toBe(mint(3, seed, 1n, 2n));
+      }
+    });
+
+    const mismatches: Array<[string, string, string, RegExp]> = [
+      ["the key is configured under another kid", `[signing_keys]\n3 = "${publicB64}"`, "4", /kid 3 there, not kid 4/],
+      ["--kid holds a different public key", `[signing_keys]\n3 = "${otherPublic}"`, "3", /kid 3 .* is a different public key/],
+      ["the config has no such kid", `[signing_keys]\n8 = "${otherPublic}"`, "3", /no \[signing_keys\] kid 3/],
+      ["the config has no [signing_keys] at all", `rate_limit_rps = 5`, "3", /no \[signing_keys\] kid 3/],
+    ];
+    for (const [what, toml, kid, why] of mismatches) {
+      test(`a warning on stderr, and still the token, when ${what}`, async () => {
+        const cfg = writeTempConfig(`${toml}\n`);
+        const r = await cli([...args(kid), "--config", cfg]);
+        expect(r.code).toBe(0);
+        expect(r.stdout.trim()).toBe(mint(Number(kid), seed, 1n, 2n));
+        expect(r.stderr).toMatch(/^beyond-ai: warning: .*refuse the minted key/);
+        expect(r.stderr).toMatch(why);
+        expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      });
+    }
+
+    test("./config.toml in the working directory is the config mint checks against, as for serve", async () => {
+      const cwd = makeTempDir();
+      writeFileSync(join(cwd, "config.toml"), `[signing_keys]\n3 = "${otherPublic}"\n`);
+      const proc = Bun.spawn([process.execPath, join(REPO_ROOT, "src", "main.ts"), ...args("3")], {
+        cwd,
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      expect(await proc.exited).toBe(0);
+      expect(out.trim()).toBe(mint(3, seed, 1n, 2n));
+      expect(err).toMatch(/warning: .*different public key/);
+    });
+
+    test("an explicit --config that does not load is a bad config: exit 2, no token", async () => {
+      const missing = join(makeTempDir(), "missing.toml");
+      const r = await cli([...args("3"), "--config", missing]);
+      expectCleanFailure(r);
+      expect(r.stderr).toContain(missing);
+    });
   });
 
   test("mint with a key file that is not a 32-byte seed fails without echoing the file", async () => {
@@ -241,11 +371,11 @@ describe("check-config", () => {
     ["provider dialect outside openai|anthropic", `[provider_authorities]\nacme = "127.0.0.1:9"\n\n[provider_dialects]\nacme = "gemini"`, "provider_dialects"],
   ];
   for (const [what, toml, key] of badConfigs) {
-    test(`bad config (${what}) exits 1 with one line naming ${key}, and no secret`, async () => {
+    test(`bad config (${what}) exits 2 (as serve does) with one line naming ${key}, and no secret`, async () => {
       // Every bad config also carries a pool key, which must not leak into the error.
       const path = writeTempConfig(`${toml}\n\n[pool_keys]\nopenai = "${POOL_OPENAI}"\n`);
       const r = await cli(["check-config", "--config", path]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       expect(r.stderr).toContain(key);
       expect(r.stderr.trim().split("\n").length).toBe(1);
       expect(r.stderr).not.toMatch(/^\s+at\s/m);
@@ -253,12 +383,109 @@ describe("check-config", () => {
     });
   }
 
-  test("check-config with a config path that does not exist exits 1 naming the path", async () => {
+  test("check-config with a config path that does not exist exits 2 naming the path", async () => {
     const missing = join(makeTempDir(), "missing.toml");
     const r = await cli(["check-config", "--config", missing]);
-    expect(r.code).toBe(1);
+    expectCleanFailure(r);
     expect(r.stderr).toContain(missing);
   });
+
+  test("a private key pasted into [signing_keys] is refused as a private key (exit 2), without printing it", async () => {
+    const priv = formatPrivateKey(new Uint8Array(32).fill(5)).trim();
+    const path = writeTempConfig(`[signing_keys]\n1 = "${priv}"\n`);
+    const r = await cli(["check-config", "--config", path]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain("signing_keys.1");
+    expect(r.stderr).toMatch(/private key/);
+    expect(r.stderr).not.toContain(priv.slice(PRIVATE_KEY_PREFIX.length));
+  });
+});
+
+describe("doctor", () => {
+  test("doctor with a bad config exits 2 (a bad config everywhere), one line naming the key", async () => {
+    const r = await cli(["doctor", "--config", writeTempConfig(`rate_limit_rps = "fast"\n`)]);
+    expectCleanFailure(r);
+    expect(r.stderr).toContain("rate_limit_rps");
+  });
+});
+
+describe("strict command lines: unknown flags and stray arguments are errors, never ignored", () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["serve", "--port", "9000"], /serve: unknown flag --port \(usage: beyond-ai \[serve\] \[--config PATH\]\)/],
+    [["--port=9000"], /serve: unknown flag --port/],
+    [["check-config", "--verbose"], /check-config: unknown flag --verbose \(usage: beyond-ai check-config/],
+    [["check-config", "extra.toml"], /check-config: unexpected argument "extra.toml" \(usage: /],
+    [["doctor", "--out", "x"], /doctor: unknown flag --out \(usage: beyond-ai doctor/],
+    [["keygen", "--kid"], /keygen: --kid needs a value \(usage: beyond-ai keygen/],
+    [["keygen", "--out", "--force"], /keygen: --out needs a value/],
+    [["keygen", "--force"], /keygen: --force only applies with --out/],
+    [["keygen", "--force=yes", "--out", "x.key"], /keygen: --force takes no value/],
+    [["keygen", "--tenant", "1"], /keygen: unknown flag --tenant/],
+    [["mint", "--kid", "1", "--kid", "2"], /mint: --kid given twice/],
+    [["mint", "--kid", "1", "--tenant", "1", "--vpc", "1"], /mint: --key-file is required \(usage: beyond-ai mint --kid N --key-file FILE/],
+    [["serve", "serve"], /serve: unexpected argument "serve"/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [["keygen", "--kid", "abc"], /keygen: --kid: invalid kid "abc"/],
+  ];
+  for (const [args, message] of cases) {
+    test(`${args.join(" ")} → exit 2, one line: ${message.source.slice(0, 60)}`, async () => {
+      const cwd = makeTempDir();
+      const proc = Bun.spawn([process.execPath, join(REPO_ROOT, "src", "main.ts"), ...args], {
+        cwd,
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const killer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+      await proc.exited;
+      clearTimeout(killer);
+      const r = { code: proc.exitCode, stdout, stderr };
+      expectCleanFailure(r);
+      expect(r.stderr).toMatch(message);
+      // Nothing ran: no gateway started, no key file written.
+      expect(r.stdout).not.toContain('"listening"');
+      expect(readdirSync(cwd)).toEqual([]);
+    });
+  }
+
+  test("flags may come before the command and as --flag=value", async () => {
+    const path = writeTempConfig(`rate_limit_rps = 7\n`);
+    for (const args of [["--config", path, "check-config"], ["check-config", `--config=${path}`], ["check-config", "-c", path]]) {
+      const r = await cli(args);
+      expect(r.code).toBe(0);
+      expect((JSON.parse(r.stdout) as { config: Record<string, unknown> }).config["rate_limit_rps"]).toBe(7);
+    }
+  });
+});
+
+describe("serve: a listen address that cannot be bound", () => {
+  let blocker: Server;
+  let taken = "";
+  const servers: Server[] = [];
+  afterAll(() => {
+    for (const s of servers) s.close();
+  });
+
+  for (const key of ["listen", "metrics_listen"] as const) {
+    test(`${key} on a port in use: exit 2, one line naming ${key} and the address`, async () => {
+      blocker = createServer();
+      servers.push(blocker);
+      await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+      const addr = blocker.address();
+      if (addr === null || typeof addr === "string") throw new Error("no port");
+      taken = `127.0.0.1:${addr.port}`;
+      const config = baseConfig().replace(new RegExp(`^${key} = .*$`, "m"), `${key} = "${taken}"`);
+      expect(config).toContain(`${key} = "${taken}"`);
+      const r = await runGatewayExpectExit({ config });
+      expect(r.code).toBe(2);
+      const lines = r.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`${key} = "${taken}"`);
+      expect(lines[0]).toMatch(/^beyond-ai: cannot start: .*already in use/);
+      expect(r.stdout).not.toContain('"listening"');
+    });
+  }
 });
 
 describe("--version and --help", () => {

@@ -9,6 +9,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { connect, type KV, type NatsConnection } from "nats";
 import OpenAI from "openai";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, parse as parsePath } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -100,6 +101,37 @@ describe("the compiled binary, alone in an empty folder", () => {
     },
     20_000,
   );
+});
+
+describe("CLI errors from the binary: one line on stderr, no stack, no minified source", () => {
+  const cases: Array<[string[], string]> = [
+    [["keygen", "--kid", "abc"], 'beyond-ai: keygen: --kid: invalid kid "abc": expected a decimal integer from 0 to 4294967295'],
+    [["serve", "--port", "9000"], "beyond-ai: serve: unknown flag --port (usage: beyond-ai [serve] [--config PATH])"],
+    [["check-config", "--verbose"], "beyond-ai: check-config: unknown flag --verbose (usage: beyond-ai check-config [--config PATH])"],
+    [["mint", "--kid", "1", "--key-file", "missing.key", "--tenant", "1", "--vpc", "1"], "beyond-ai: mint: --key-file: file not found: missing.key"],
+  ];
+  for (const [args, line] of cases) {
+    test(`${args.join(" ")}: exit 2 and exactly ${JSON.stringify(line)}`, () => {
+      const r = Bun.spawnSync([bin, ...args], { cwd: binDir, env: { PATH: "/usr/bin:/bin" } });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.toString()).toBe(`${line}\n`);
+      expect(r.stdout.toString()).toBe("");
+      expect(readdirSync(binDir)).toEqual(["beyond-ai"]);
+    });
+  }
+
+  test("a port in use: exit 2, one line naming the listener and the address", async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (blocker.address() as { port: number }).port;
+      const r = await runGatewayExpectExit({ config: baseConfig().replace(/^metrics_listen = .*$/m, `metrics_listen = "127.0.0.1:${port}"`) });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^beyond-ai: cannot start: metrics_listen = "127\\.0\\.0\\.1:${port}": address already in use[^\n]*\n$`));
+    } finally {
+      blocker.close();
+    }
+  });
 });
 
 describe("SDK round trips through the binary", () => {
