@@ -392,7 +392,7 @@ describe("failed-verification budget", () => {
     expect(v.verify(good).ok).toBe(true);
     expect(reasonOf(v.verify("bai_v1.1.x"))).toBe("malformed");
     expect(reasonOf(v.verify(mint(3, seedOf(3), 1n, 1n)))).toBe("unknown_kid");
-    expect(reasonOf(v.verify(`${good.slice(0, 8)}07${good.slice(9)}`))).toBe("malformed");
+    expect(reasonOf(v.verify(`${good.slice(0, 7)}01${good.slice(8)}`))).toBe("malformed"); // kid "01"
   });
 
   test("the budget refills when the next 1-second window starts", () => {
