@@ -47,13 +47,10 @@ const MISPLACED: CredentialRefusal = Object.freeze({
  * With `bai_` somewhere (see managedCredential): managed with the one `bai_` credential, or 400.
  */
 export function extractCredential(headers: Headers): Credential | CredentialRefusal | undefined {
-  return holdsManagedPrefix(headers) ? managedCredential(headers) : extractByo(headers);
-}
-
-/** The hot-path scan: does any header value contain `bai_`? One pass, no allocation beyond Bun's entry strings. */
-function holdsManagedPrefix(headers: Headers): boolean {
-  for (const value of headers.values()) if (value.includes(MANAGED_PREFIX)) return true;
-  return false;
+  // The hot-path scan: how many header values contain `bai_` (Bun joins repeated headers, so one value per name).
+  let hits = 0;
+  for (const value of headers.values()) if (value.includes(MANAGED_PREFIX)) hits++;
+  return hits === 0 ? extractByo(headers) : managedCredential(headers, hits);
 }
 
 /**
@@ -70,17 +67,19 @@ function holdsManagedPrefix(headers: Headers): boolean {
  * A `bai_` that is not at the start of a token (`sk-abc_bai_x`, `xbai_`) is not a managed key: such a request stays
  * BYO unless some other value holds one.
  */
-function managedCredential(headers: Headers): Credential | CredentialRefusal | undefined {
-  for (const [name, value] of headers) {
-    if (!CREDENTIAL_SET.has(name) && holdsManagedToken(value)) return MISPLACED;
-  }
+function managedCredential(headers: Headers, hits: number): Credential | CredentialRefusal | undefined {
   let managed: string | undefined;
   let others = false;
+  let conflict = false;
+  let credentialHits = 0;
   for (const name of CREDENTIAL_HEADERS) {
     const value = headers.get(name);
     if (value === null) continue;
+    if (value.includes(MANAGED_PREFIX)) credentialHits++;
     const schemed = name === "authorization" || name === "proxy-authorization";
-    for (const raw of value.split(",")) {
+    // Most values are one part: skip the split (and its array) then.
+    const parts = value.includes(",") ? value.split(",") : [value];
+    for (const raw of parts) {
       let part = raw.trim();
       if (part.length === 0) continue;
       if (schemed) {
@@ -93,9 +92,16 @@ function managedCredential(headers: Headers): Credential | CredentialRefusal | u
         // A hop-by-hop proxy credential is dropped before forwarding and was never a gateway key: it conflicts with nothing.
         if (name !== "proxy-authorization") others = true;
       } else if (managed === undefined) managed = part;
-      else if (managed !== part) return CONFLICTING;
+      else if (managed !== part) conflict = true;
     }
   }
+  // Some `bai_` lies outside the credential headers: look at every header, by name, only then (rare).
+  if (credentialHits < hits) {
+    for (const [name, value] of headers) {
+      if (!CREDENTIAL_SET.has(name) && holdsManagedToken(value)) return MISPLACED;
+    }
+  }
+  if (conflict) return CONFLICTING;
   if (managed === undefined) {
     // `bai_` only inside other tokens: an ordinary BYO request after all.
     return extractByo(headers);
