@@ -38,22 +38,33 @@ export interface Identity {
   vpc: string;
 }
 
-export type VerifyFailure = "malformed" | "bad_version" | "unknown_kid" | "bad_signature" | "bad_payload";
+/** `throttled`: the failed-verification budget is spent, so the token was refused before any signature work. */
+export type VerifyFailure = "malformed" | "bad_version" | "unknown_kid" | "bad_signature" | "bad_payload" | "throttled";
 export type VerifyResult = { ok: true; identity: Identity } | { ok: false; reason: VerifyFailure };
 
 /**
  * Which Ed25519 implementation checks signatures.
- * - "noble": @noble/ed25519 in strict RFC 8032 mode (`zip215: false`). Pure JS, ~1 ms per verify.
- * - "native": node:crypto (BoringSSL in Bun), ~20x faster. Same acceptance for every token an honest
- *   signer can produce; both get our own canonical-S and public-key checks first (see below).
+ * - "native": node:crypto (BoringSSL in Bun), the default wherever it passes a self-test at load
+ *   (bench/keys.bench.ts: ~0.1 ms per verify against ~2 ms for noble on the 2-core dev VM).
+ * - "noble": @noble/ed25519 in strict RFC 8032 mode (`zip215: false`), pure JS; the fallback.
+ * Both accept exactly the same tokens: our own canonical-S and public-key checks run first, and the
+ * noble path adds the one check that makes its cofactored equation agree with BoringSSL's cofactorless
+ * one (see nobleCheck).
  */
 export type VerifyEngine = "noble" | "native";
 
 export interface KeyVerifierOptions {
   /** Max cached successful verifications; 0 disables the cache. Default 65536. */
   cacheEntries?: number;
-  /** Default "noble". */
+  /** Default: "native" where it works (NATIVE_ED25519), else "noble". */
   engine?: VerifyEngine;
+  /**
+   * Failed signature checks allowed per 1-second window, process-wide; once spent, a token that is not in
+   * the success cache is refused as `throttled` before any signature work. 0 = unlimited. Default 100.
+   */
+  failedVerifyBudget?: number;
+  /** Millisecond clock for the budget's windows, injectable for tests. Default `performance.now()`. */
+  now?: () => number;
 }
 
 export const MANAGED_PREFIX = "bai_";
@@ -61,6 +72,14 @@ export const TOKEN_PREFIX = "bai_v1";
 export const U32_MAX = 0xffff_ffff;
 export const U64_MAX = 0xffff_ffff_ffff_ffffn;
 export const DEFAULT_CACHE_ENTRIES = 65536;
+/**
+ * Default failed-verification budget per second. A forged token under a trusted kid costs a signature check
+ * (~0.1 ms native, ~2 ms noble); 100 a second bounds a forged flood to ~1% of a core natively (~20% with the
+ * noble fallback), while 100 distinct bad keys a second is far above what misconfigured clients produce.
+ * Past it, uncached tokens get 429 with Retry-After until the window ends; cached (already verified) keys
+ * are never refused by it.
+ */
+export const DEFAULT_FAILED_VERIFY_BUDGET = 100;
 
 const PAYLOAD_BYTES = 16;
 const SIG_BYTES = 64;
@@ -186,11 +205,10 @@ function decodeLenientBase64(text: string): Uint8Array | null {
 // numbers
 
 /**
- * Kid grammar, shared by tokens and config so both agree: Rust's `u32::from_str`, i.e. an optional
- * leading `+`, then one or more ASCII digits (leading zeros allowed), value ≤ 4294967295. We accept `+`
- * for parity with the Rust gateway: the signed message is rebuilt from the parsed number, so `+1`, `01`
- * and `1` are the same identity under the same signature and accepting them grants nothing new.
- * Returns -1 when the range is not a kid.
+ * Config kid grammar (`[signing_keys]`, `--kid`): Rust's `u32::from_str`, i.e. an optional leading `+`,
+ * then one or more ASCII digits (leading zeros allowed), value ≤ 4294967295. Tokens are stricter (SPEC §4:
+ * canonical decimal only, see parseTokenKid), since every extra spelling of one key would be a separate
+ * rate-limit key. Returns -1 when the range is not a kid.
  */
 function parseKidRange(s: string, start: number, end: number): number {
   let i = start;
@@ -232,14 +250,17 @@ function quote(text: string): string {
 // key material
 
 /**
- * A configured public key must be a canonical encoding of a curve point that is not of small order.
- * Rejecting weak keys here, once, means verify never meets one, and the two engines (which differ on
- * small-order keys) agree on every key we accept.
+ * A configured public key must be a canonical encoding of a curve point that is not of small order and has
+ * no small-order component (torsion-free). Every RFC 8032 key is A = a·B, in the prime-order subgroup, so
+ * this refuses no real key; rejecting weak keys here, once, means verify never meets one, and the two
+ * engines (which differ on small-order keys, and on mixed-order ones through their group equations) agree
+ * on every key we accept.
  */
 function isUsablePublicKey(bytes: Uint8Array): boolean {
   if (bytes.length !== 32) return false;
   try {
-    return !ed.Point.fromBytes(bytes, false).isSmallOrder();
+    const point = ed.Point.fromBytes(bytes, false);
+    return !point.isSmallOrder() && point.isTorsionFree();
   } catch {
     return false;
   }
@@ -359,6 +380,11 @@ const BAD_VERSION = fail("bad_version");
 const UNKNOWN_KID = fail("unknown_kid");
 const BAD_SIGNATURE = fail("bad_signature");
 const BAD_PAYLOAD = fail("bad_payload");
+const THROTTLED = fail("throttled");
+
+/** The failure budget's window; a throttled request is told to retry after it (Retry-After: 1). */
+export const BUDGET_WINDOW_MS = 1000;
+const defaultNow = (): number => performance.now();
 
 // Group order L, little-endian. S ≥ L is the classic Ed25519 malleability (S and S+L both satisfy the
 // equation); RFC 8032 and ed25519-dalek reject it, and we check it ourselves so neither engine's
@@ -381,10 +407,17 @@ const STRICT = Object.freeze({ zip215: false });
 
 type SigCheck = (message: Uint8Array, sig: Uint8Array) => boolean;
 
+/**
+ * noble's strict mode checks the cofactored equation [8]([S]B − R − [k]A) = 0, BoringSSL the cofactorless
+ * one, encode([S]B − [k]A) == R. With A torsion-free (checked when the key is accepted) they differ only
+ * for an R with a small-order component, which no RFC 8032 signer produces (R = r·B) but the key's
+ * holder could craft; requiring R torsion-free makes noble reject exactly what native rejects. It is one
+ * more scalar multiplication, paid only on the fallback path and only after the signature already passed.
+ */
 function nobleCheck(publicKey: Uint8Array): SigCheck {
   return (message, sig) => {
     try {
-      return ed.verify(sig, message, publicKey, STRICT);
+      return ed.verify(sig, message, publicKey, STRICT) && ed.Point.fromBytes(sig.subarray(0, 32), false).isTorsionFree();
     } catch {
       return false;
     }
@@ -392,6 +425,7 @@ function nobleCheck(publicKey: Uint8Array): SigCheck {
 }
 
 function nativeCheck(publicKey: Uint8Array): SigCheck {
+  // One KeyObject per kid, built once: a verify is then a single native call.
   const key: KeyObject = createPublicKey({
     key: { kty: "OKP", crv: "Ed25519", x: b64urlEncode(publicKey) },
     format: "jwk",
@@ -406,6 +440,28 @@ function nativeCheck(publicKey: Uint8Array): SigCheck {
 }
 
 /**
+ * Whether node:crypto's Ed25519 works here and agrees with noble: a fixed key signs a message with noble; native
+ * must accept it, and reject it with one bit flipped. Run once at load; anything else (a runtime without
+ * Ed25519 in node:crypto, an exception) leaves noble as the verifier.
+ */
+function nativeWorks(): boolean {
+  try {
+    const seed = new Uint8Array(32).fill(0x5a);
+    const msg = new TextEncoder().encode(`${TOKEN_PREFIX}.0.AAAAAAAAAAAAAAAAAAAAAA`);
+    const sig = ed.sign(msg, seed);
+    const check = nativeCheck(ed.getPublicKey(seed));
+    if (!check(msg, sig)) return false;
+    sig[5]! ^= 1;
+    return !check(msg, sig);
+  } catch {
+    return false;
+  }
+}
+
+/** True when the native engine is in use by default (see VerifyEngine). */
+export const NATIVE_ED25519: boolean = nativeWorks();
+
+/**
  * Verifies managed tokens against a fixed keyring, with a bounded cache of successes.
  *
  * Cache: keyed by the exact token string and holding only successes, so a forged or tampered token
@@ -413,9 +469,15 @@ function nativeCheck(publicKey: Uint8Array): SigCheck {
  * Eviction: when full, drop the oldest half in insertion order (one iterator pass, amortised O(1) per
  * insert, size never above the bound). Simpler than LRU and good enough: a hot key evicted by a burst
  * of new keys pays one signature check to come back.
- * Only tokens whose kid is written canonically are cached: leading zeros make one valid key spellable
- * in unboundedly many (and unboundedly long) ways, which must not be able to fill or bloat the cache.
- * Such tokens still verify, at full signature cost each time.
+ * The kid must be canonical decimal (SPEC §4), so a valid key has exactly one spelling: one cache entry
+ * and one rate-limit key per key.
+ * Failure budget: signature checks that fail are counted per 1-second window (fixed, aligned to the
+ * verifier's creation); once `failedVerifyBudget` of them failed in the current window, any token not in
+ * the success cache is refused as `throttled` right before the signature check (after the cheap format
+ * and kid checks, so malformed tokens still get their precise 401). This bounds what a flood of forged
+ * tokens can cost, which neither the per-token rate limit (every forged token is a new key) nor the cache
+ * (successes only) can. A cached key never reaches the budget, so tenants already seen keep working;
+ * the price is that a valid key seen for the first time during a flood is refused until it subsides.
  * A new keyring (rotation) means a new verifier, which also drops every cached success.
  */
 export class KeyVerifier {
@@ -427,12 +489,22 @@ export class KeyVerifier {
   private readonly payloadView = new DataView(this.payloadBuf.buffer);
   private readonly sigBuf = new Uint8Array(SIG_BYTES);
   private readonly msgBuf = new Uint8Array(MESSAGE_MAX_BYTES);
+  private readonly budget: number;
+  private readonly now: () => number;
+  private readonly origin: number;
+  private windowEnd = Number.NEGATIVE_INFINITY;
+  private failures = 0;
 
   constructor(ring: KeyRing, opts?: KeyVerifierOptions) {
     const max = opts?.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
     if (!Number.isInteger(max) || max < 0) throw new RangeError(`cacheEntries must be a non-negative integer, got ${max}`);
     this.maxEntries = max;
-    const engine = opts?.engine ?? "noble";
+    const budget = opts?.failedVerifyBudget ?? DEFAULT_FAILED_VERIFY_BUDGET;
+    if (!Number.isInteger(budget) || budget < 0) throw new RangeError(`failedVerifyBudget must be a non-negative integer, got ${budget}`);
+    this.budget = budget;
+    this.now = opts?.now ?? defaultNow;
+    this.origin = this.now();
+    const engine = opts?.engine ?? (NATIVE_ED25519 ? "native" : "noble");
     for (const [kid, publicKey] of ring) {
       if (!Number.isInteger(kid) || kid < 0 || kid > U32_MAX) throw new RangeError(`kid out of u32 range: ${kid}`);
       if (!isUsablePublicKey(publicKey)) throw new Error(`signing key for kid ${kid} is not a valid Ed25519 public key`);
@@ -465,8 +537,8 @@ export class KeyVerifier {
     if (d1 !== TOKEN_PREFIX.length || !token.startsWith(TOKEN_PREFIX)) {
       return token.startsWith("bai_v") ? BAD_VERSION : MALFORMED;
     }
-    // 2. kid
-    const kid = parseKidRange(token, d1 + 1, d2);
+    // 2. kid, canonical decimal only
+    const kid = parseTokenKid(token, d1 + 1, d2);
     if (kid < 0) return MALFORMED;
     // 3. payload decodes (its length is judged only after the signature, step 7)
     const payloadChars = d3 - d2 - 1;
@@ -482,12 +554,16 @@ export class KeyVerifier {
     if (check === undefined) return UNKNOWN_KID;
     // 6. signature over `bai_v1.{kid}.{payload}`, kid re-rendered from the parsed number
     if (!isCanonicalS(sig)) return BAD_SIGNATURE;
+    if (this.budget > 0 && this.budgetSpent()) return THROTTLED;
     const msg = this.msgBuf;
     let m = TOKEN_PREFIX.length + 1;
     m = writeDecimal(msg, m, kid);
     msg[m++] = 46; // .
     for (let i = d2 + 1; i < d3; i++) msg[m++] = token.charCodeAt(i); // alphabet-checked ASCII
-    if (!check(msg.subarray(0, m), sig)) return BAD_SIGNATURE;
+    if (!check(msg.subarray(0, m), sig)) {
+      this.failures++;
+      return BAD_SIGNATURE;
+    }
     // 7. exactly 16 payload bytes
     if (plen !== PAYLOAD_BYTES) return BAD_PAYLOAD;
 
@@ -502,8 +578,18 @@ export class KeyVerifier {
     });
     const result: VerifyResult = Object.freeze({ ok: true as const, identity });
 
-    if (this.maxEntries > 0 && d2 - d1 - 1 === decimalLength(kid)) this.remember(token, result);
+    if (this.maxEntries > 0) this.remember(token, result);
     return result;
+  }
+
+  /** Whether this window's failures reached the budget; rolls the window over when it has ended. */
+  private budgetSpent(): boolean {
+    const now = this.now();
+    if (now >= this.windowEnd) {
+      this.windowEnd = this.origin + (Math.floor((now - this.origin) / BUDGET_WINDOW_MS) + 1) * BUDGET_WINDOW_MS;
+      this.failures = 0;
+    }
+    return this.failures >= this.budget;
   }
 
   private remember(token: string, result: VerifyResult): void {
@@ -536,4 +622,22 @@ function writeDecimal(buf: Uint8Array, at: number, v: number): number {
     v = Math.floor(v / 10);
   }
   return at + len;
+}
+
+/**
+ * Token kid (SPEC §4): canonical decimal u32, i.e. "0" or a non-zero digit followed by digits, no sign, no
+ * leading zero, ≤ 4294967295. Returns -1 otherwise (a malformed token). One spelling per kid keeps one rate
+ * key and one cache entry per managed key.
+ */
+function parseTokenKid(s: string, start: number, end: number): number {
+  const n = end - start;
+  if (n < 1 || n > 10) return -1;
+  if (n > 1 && s.charCodeAt(start) === 48 /* 0 */) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d; // ≤ 10 digits: exact in float64
+  }
+  return v > U32_MAX ? -1 : v;
 }

@@ -81,6 +81,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const headers = req.headers;
     const cred = extractCredential(headers);
     if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
+    if ("error" in cred) return reject(ctx, cred.error, cred.reason);
     ctx.managed = cred.managed;
 
     // 3. admit: rate guardrails first (before any signature work), then framing and declared size
@@ -92,7 +93,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // 2b. managed: verify, then pool key
     if (cred.managed) {
       const auth = verifyManaged(verifier, cred.token);
-      if (!auth.ok) return reject(ctx, auth.error, `auth_${auth.reason}`, "auth");
+      if (!auth.ok) return reject(ctx, auth.error, auth.reason, auth.rejection);
       ctx.identity = auth.identity;
       const denied = denySet.lookup(auth.identity.tenant);
       if (denied !== undefined) {

@@ -2,7 +2,8 @@
 //
 // Two tiers, checked before any signature work because verification costs ~1000× more than this:
 //   1. BYO global: one shared counter for every non-`bai_` token (managed traffic is exempt: a forged
-//      `bai_` flood fails verification and never reaches a provider).
+//      `bai_` flood fails verification and never reaches a provider; what its signature checks may cost
+//      is bounded by KeyVerifier's failed-verification budget, which answers 429 past it).
 //   2. Per credential: keyed on the token string exactly as presented.
 // Both count requests in fixed 1-second windows and reject the request that makes the count exceed
 // the limit, so exactly N pass per window. Every checked request is charged, including those later

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { createPrivateKey, generateKeyPairSync, sign as nodeSign } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, sign as nodeSign } from "node:crypto";
+import { Point, utils as edUtils, verify as edVerify } from "@noble/ed25519";
 import {
   b64urlDecodeStrict,
   b64urlEncode,
@@ -7,6 +8,7 @@ import {
   keygen,
   KeyVerifier,
   mint,
+  NATIVE_ED25519,
   parseKid,
   parsePublicKey,
   parseSeed,
@@ -40,6 +42,45 @@ function signMessage(message: string, seed: Uint8Array): string {
 function signRaw(kid: number, payload: Uint8Array, seed: Uint8Array): string {
   const signed = `bai_v1.${kid}.${b64urlEncode(payload)}`;
   return `${signed}.${signMessage(signed, seed)}`;
+}
+
+const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+const leToBig = (b: Uint8Array): bigint => {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  return v;
+};
+const bigToLe32 = (v: bigint): Uint8Array => {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+};
+const sha512 = (...parts: Uint8Array[]): Uint8Array => {
+  const h = createHash("sha512");
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+};
+
+/**
+ * A token signed by the key's holder with R = r·B + T, T of order 4 (the encoding of y = 0), and S recomputed for
+ * that R: [8]([S]B − R − [k]A) = −[8]T = 0, so a cofactored verifier accepts it, while encode([S]B − [k]A) ≠ R.
+ */
+function mixedOrderRToken(kid: number, seed: Uint8Array, tenant: bigint, vpc: bigint): string {
+  const [p, k, pay] = parts(mint(kid, seed, tenant, vpc));
+  const msg = ascii(`${p}.${k}.${pay}`);
+  const ext = edUtils.getExtendedPublicKey(seed);
+  const r = leToBig(sha512(ext.prefix, msg)) % L;
+  const torsion = Point.fromBytes(new Uint8Array(32), false);
+  const R = Point.BASE.multiply(r).add(torsion).toBytes();
+  const kk = leToBig(sha512(R, ext.pointBytes, msg)) % L;
+  const S = (r + kk * ext.scalar) % L;
+  const sig = new Uint8Array(64);
+  sig.set(R, 0);
+  sig.set(bigToLe32(S), 32);
+  return `${p}.${k}.${pay}.${b64urlEncode(sig)}`;
 }
 
 function reasonOf(r: VerifyResult): string {
@@ -194,22 +235,50 @@ for (const engine of ENGINES) {
     test("bad kid segments are malformed", () => {
       const v = fresh();
       const [p, , pay, sig] = parts(mint(1, seedOf(1), 1n, 2n));
-      for (const kid of ["", "+", "-1", "x", "1a", " 1", "4294967296", "99999999999"]) {
+      for (const kid of ["", "+", "-1", "x", "1a", " 1", "4294967296", "99999999999", "01", "+1", "00"]) {
         expect(reasonOf(v.verify(`${p}.${kid}.${pay}.${sig}`))).toBe("malformed");
       }
     });
 
-    test("leading zeros and a leading + in the kid share the canonical signature", () => {
+    test("a kid spelled with leading zeros or a sign is malformed, even under a valid signature (SPEC §4)", () => {
       const v = fresh();
-      const [p, , pay, sig] = parts(mint(1, seedOf(1), 11n, 12n));
-      for (const kid of ["01", "0001", "+1", "+01"]) {
-        const r = v.verify(`${p}.${kid}.${pay}.${sig}`);
-        expect(r.ok && r.identity.kid === 1 && r.identity.tenantId === 11n).toBe(true);
+      const [p, , pay, sig] = parts(mint(7, seedOf(7), 11n, 12n));
+      expect(v.verify(`${p}.7.${pay}.${sig}`).ok).toBe(true);
+      for (const kid of ["07", "007", "+7", "+07", "-7", "7 ", "0x7"]) {
+        expect(reasonOf(v.verify(`${p}.${kid}.${pay}.${sig}`))).toBe("malformed");
       }
-      expect(v.cacheSize).toBe(0); // non-canonical spellings never enter the cache
-      // A signature over the literal non-canonical spelling does not verify: the message uses the number.
-      const literal = signMessage(`bai_v1.01.${pay}`, seedOf(1));
-      expect(reasonOf(v.verify(`${p}.01.${pay}.${literal}`))).toBe("bad_signature");
+      // Signed over the literal non-canonical spelling: still malformed, before any crypto.
+      const literal = signMessage(`bai_v1.07.${pay}`, seedOf(7));
+      expect(reasonOf(v.verify(`${p}.07.${pay}.${literal}`))).toBe("malformed");
+      expect(v.cacheSize).toBe(1);
+    });
+
+    test("kid 0 is canonical as \"0\"; \"00\" and \"+0\" are malformed", () => {
+      const v = new KeyVerifier(new Map([[0, pubOf(9)]]), { engine });
+      const token = mint(0, seedOf(9), 1n, 2n);
+      const [p, k, pay, sig] = parts(token);
+      expect(k).toBe("0");
+      expect(v.verify(token).ok).toBe(true);
+      expect(reasonOf(v.verify(`${p}.00.${pay}.${sig}`))).toBe("malformed");
+      expect(reasonOf(v.verify(`${p}.+0.${pay}.${sig}`))).toBe("malformed");
+    });
+
+    test("the largest kid 4294967295 verifies and 4294967296 is malformed", () => {
+      const max = 4294967295;
+      const v = new KeyVerifier(new Map([[max, pubOf(4)]]), { engine });
+      const token = mint(max, seedOf(4), 1n, 2n);
+      expect(v.verify(token).ok).toBe(true);
+      const [p, , pay, sig] = parts(token);
+      expect(reasonOf(v.verify(`${p}.4294967296.${pay}.${sig}`))).toBe("malformed");
+      expect(reasonOf(v.verify(`${p}.14294967295.${pay}.${sig}`))).toBe("malformed");
+    });
+
+    test("a signature whose R has a small-order component is rejected (cofactorless check on both engines)", () => {
+      const token = mixedOrderRToken(1, seedOf(1), 5n, 6n);
+      expect(reasonOf(fresh().verify(token))).toBe("bad_signature");
+      // The construction is right: noble's plain cofactored check accepts it, so this pins a real difference.
+      const [p, k, pay, sig] = parts(token);
+      expect(edVerify(b64urlDecodeStrict(sig)!, ascii(`${p}.${k}.${pay}`), pubOf(1), { zip215: false })).toBe(true);
     });
   });
 }
@@ -286,6 +355,96 @@ describe("verify cache", () => {
     expect(() => new KeyVerifier(new Map([[1, identityPoint]]))).toThrow(/kid 1/);
     expect(() => new KeyVerifier(ring, { cacheEntries: -1 })).toThrow();
     expect(() => new KeyVerifier(ring, { cacheEntries: 1.5 })).toThrow();
+  });
+});
+
+describe("failed-verification budget", () => {
+  const ring = new Map([[1, pubOf(1)]]);
+  /** A well-formed token with a canonical S that fails the signature check (costs a full verification). */
+  const forged = (i: number): string => {
+    const [p, k, pay, sig] = parts(mint(1, seedOf(1), BigInt(i), 0n));
+    const bytes = b64urlDecodeStrict(sig)!;
+    bytes[3]! ^= 0x40; // R byte: S stays canonical
+    return `${p}.${k}.${pay}.${b64urlEncode(bytes)}`;
+  };
+  const clock = () => {
+    const c = { t: 0, now: () => c.t };
+    return c;
+  };
+
+  test("after the budget's failures in one window, uncached tokens are throttled before any signature work", () => {
+    const c = clock();
+    const v = new KeyVerifier(ring, { failedVerifyBudget: 3, now: c.now });
+    for (let i = 0; i < 3; i++) expect(reasonOf(v.verify(forged(i)))).toBe("bad_signature");
+    expect(reasonOf(v.verify(forged(3)))).toBe("throttled");
+    // A valid key not seen before is refused too while the budget is spent (it is not in the cache).
+    expect(reasonOf(v.verify(mint(1, seedOf(1), 500n, 1n)))).toBe("throttled");
+    expect(v.cacheSize).toBe(0);
+  });
+
+  test("a cached key is never throttled, and cheap rejections keep their precise reason", () => {
+    const c = clock();
+    const v = new KeyVerifier(ring, { failedVerifyBudget: 2, now: c.now });
+    const good = mint(1, seedOf(1), 9n, 9n);
+    expect(v.verify(good).ok).toBe(true);
+    for (let i = 0; i < 5; i++) v.verify(forged(i));
+    expect(reasonOf(v.verify(forged(99)))).toBe("throttled");
+    expect(v.verify(good).ok).toBe(true);
+    expect(reasonOf(v.verify("bai_v1.1.x"))).toBe("malformed");
+    expect(reasonOf(v.verify(mint(3, seedOf(3), 1n, 1n)))).toBe("unknown_kid");
+    expect(reasonOf(v.verify(`${good.slice(0, 7)}01${good.slice(8)}`))).toBe("malformed"); // kid "01"
+  });
+
+  test("the budget refills when the next 1-second window starts", () => {
+    const c = clock();
+    const v = new KeyVerifier(ring, { failedVerifyBudget: 1, now: c.now });
+    expect(reasonOf(v.verify(forged(0)))).toBe("bad_signature");
+    expect(reasonOf(v.verify(forged(1)))).toBe("throttled");
+    c.t = 999;
+    expect(reasonOf(v.verify(forged(2)))).toBe("throttled");
+    c.t = 1000;
+    expect(reasonOf(v.verify(forged(3)))).toBe("bad_signature");
+    expect(reasonOf(v.verify(forged(4)))).toBe("throttled");
+    c.t = 5500; // idle gap of several windows
+    expect(v.verify(mint(1, seedOf(1), 77n, 1n)).ok).toBe(true);
+    expect(reasonOf(v.verify(forged(5)))).toBe("bad_signature");
+  });
+
+  test("successes and cheap rejections do not spend the budget; budget 0 is unlimited", () => {
+    const c = clock();
+    const v = new KeyVerifier(ring, { failedVerifyBudget: 1, cacheEntries: 0, now: c.now });
+    for (let i = 0; i < 10; i++) {
+      expect(v.verify(mint(1, seedOf(1), BigInt(i), 0n)).ok).toBe(true);
+      expect(reasonOf(v.verify(mint(2, seedOf(2), 1n, 1n)))).toBe("unknown_kid");
+    }
+    expect(reasonOf(v.verify(forged(0)))).toBe("bad_signature");
+    const unlimited = new KeyVerifier(ring, { failedVerifyBudget: 0, now: c.now });
+    for (let i = 0; i < 150; i++) expect(reasonOf(unlimited.verify(forged(i)))).toBe("bad_signature");
+  });
+
+  test("the default budget is 100 failures a second", () => {
+    const c = clock();
+    const v = new KeyVerifier(ring, { now: c.now });
+    for (let i = 0; i < 100; i++) expect(reasonOf(v.verify(forged(i)))).toBe("bad_signature");
+    expect(reasonOf(v.verify(forged(100)))).toBe("throttled");
+  });
+
+  test("a bad budget value is refused", () => {
+    expect(() => new KeyVerifier(ring, { failedVerifyBudget: -1 })).toThrow(/failedVerifyBudget/);
+    expect(() => new KeyVerifier(ring, { failedVerifyBudget: 0.5 })).toThrow(/failedVerifyBudget/);
+  });
+});
+
+describe("engine", () => {
+  test("node:crypto's Ed25519 passes the load-time self-test under Bun, so native is the default", () => {
+    expect(NATIVE_ED25519).toBe(true);
+  });
+
+  test("a public key with a small-order component is refused, so both engines see only prime-order keys", () => {
+    const torsion = Point.fromBytes(new Uint8Array(32), false); // order 4
+    const mixed = Point.fromBytes(pubOf(1), false).add(torsion).toBytes();
+    expect(() => new KeyVerifier(new Map([[1, mixed]]))).toThrow(/kid 1/);
+    expect(() => parsePublicKey(b64urlEncode(mixed))).toThrow(/not a valid Ed25519/);
   });
 });
 
