@@ -163,7 +163,8 @@ class ResponseBody {
   }
 
   push(chunk: Uint8Array): void {
-    if (this.failed) return;
+    // An empty chunk must not satisfy the waiting read: the consumer would get nothing and pull again for nothing.
+    if (this.failed || chunk.byteLength === 0) return;
     if (this.waiting) {
       this.waiting = false;
       this.ctrl?.enqueue(chunk);
