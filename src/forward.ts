@@ -38,18 +38,21 @@ export class StreamedBody {
         pull: async (c) => {
           const reader = (this.reader ??= this.source.getReader() as Reader);
           this.started = true;
-          const r = await reader.read();
-          if (r.done) {
-            const tail = this.onEnd?.();
-            if (tail !== undefined) for (const t of tail) if (t.byteLength > 0) c.enqueue(t);
-            c.close();
-            return;
+          // A pull must enqueue something before it returns: with highWaterMark 0 the stream calls pull again only
+          // on a new read, and the consumer's one read stays pending, so an empty-handed pull would stall the
+          // upload for good. onChunk may give nothing back for a read (an empty chunk, or bytes held), so read on.
+          for (;;) {
+            const r = await reader.read();
+            if (r.done) {
+              const tail = this.onEnd?.();
+              if (tail !== undefined) for (const t of tail) if (t.byteLength > 0) c.enqueue(t);
+              c.close();
+              return;
+            }
+            this.bytes += r.value.byteLength;
+            const out = this.onChunk === undefined ? r.value : this.onChunk(r.value);
+            if (enqueueAll(c, out)) return;
           }
-          this.bytes += r.value.byteLength;
-          const out = this.onChunk === undefined ? r.value : this.onChunk(r.value);
-          if (Array.isArray(out)) {
-            for (const t of out) if (t.byteLength > 0) c.enqueue(t);
-          } else if (out.byteLength > 0) c.enqueue(out);
         },
       },
       { highWaterMark: 0 },
@@ -61,6 +64,23 @@ export class StreamedBody {
     if (this.reader !== undefined) this.reader.cancel(reason).catch(() => {});
     else this.source.cancel(reason).catch(() => {});
   }
+}
+
+/** Enqueues the non-empty pieces of `out`; true when at least one byte was enqueued. */
+function enqueueAll(c: ReadableStreamDefaultController<Uint8Array>, out: Uint8Array | Uint8Array[]): boolean {
+  if (!Array.isArray(out)) {
+    if (out.byteLength === 0) return false;
+    c.enqueue(out);
+    return true;
+  }
+  let any = false;
+  for (const t of out) {
+    if (t.byteLength > 0) {
+      c.enqueue(t);
+      any = true;
+    }
+  }
+  return any;
 }
 
 export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string };
@@ -207,29 +227,38 @@ export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
     {
       async pull(c) {
-        let r: Awaited<ReturnType<Reader["read"]>>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          finish(timedOut ? "upstream_timeout" : "upstream_reset");
-          c.error(e);
-          return;
-        }
-        if (r.done) {
-          const tail = o.observer?.end();
-          if (tail !== undefined && tail.byteLength > 0) {
-            o.onBytes?.(tail.byteLength);
-            c.enqueue(tail);
+        // Read until a byte goes out or the body ends. The observer may turn a read into nothing (the usage-only
+        // chunk the gateway caused, or part of an SSE line it holds until the line is whole), and a pull that
+        // returns without enqueueing is never called again (highWaterMark 0: only a new read by the consumer
+        // would, and the consumer's one read is still pending), so returning empty-handed would stall the stream.
+        for (;;) {
+          let r: Awaited<ReturnType<Reader["read"]>>;
+          try {
+            r = await reader.read();
+          } catch (e) {
+            finish(timedOut ? "upstream_timeout" : "upstream_reset");
+            c.error(e);
+            return;
           }
-          finish("complete");
-          c.close();
-          return;
-        }
-        idle.refresh();
-        const out = o.observer === undefined ? r.value : o.observer.push(r.value);
-        if (out.byteLength > 0) {
-          o.onBytes?.(out.byteLength);
-          c.enqueue(out);
+          // The client went away while this read was pending (cancel() already finished the exchange).
+          if (ended) return;
+          if (r.done) {
+            const tail = o.observer?.end();
+            if (tail !== undefined && tail.byteLength > 0) {
+              o.onBytes?.(tail.byteLength);
+              c.enqueue(tail);
+            }
+            finish("complete");
+            c.close();
+            return;
+          }
+          idle.refresh();
+          const out = o.observer === undefined ? r.value : o.observer.push(r.value);
+          if (out.byteLength > 0) {
+            o.onBytes?.(out.byteLength);
+            c.enqueue(out);
+            return;
+          }
         }
       },
       cancel(reason) {

@@ -61,6 +61,8 @@ export class Meter {
   private emitted = false;
   /** True when the gateway added include_usage, so the usage-only chunk is the gateway's to remove. */
   injected = false;
+  /** A streamed request body has not been read to its end yet (set by streamedUpload, cleared by onRequestEnd). */
+  private uploadOpen = false;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -90,6 +92,11 @@ export class Meter {
     return this.eligible;
   }
 
+  /** The request body streams: until onRequestEnd, the provider has not received the whole request. */
+  streamedUpload(): void {
+    this.uploadOpen = true;
+  }
+
   onRequestChunk(chunk: Uint8Array): Uint8Array | Uint8Array[] {
     if (this.eligible) {
       this.injector ??= new UsageInjector();
@@ -101,6 +108,7 @@ export class Meter {
   }
 
   onRequestEnd(): Uint8Array[] | undefined {
+    this.uploadOpen = false;
     const tail = this.injector?.end();
     this.syncRequestSide();
     return tail;
@@ -149,11 +157,15 @@ export class Meter {
   finish(how: RelayEnd | "upstream_timeout" | "upstream_reset", sse: boolean | undefined): void {
     if (this.emitted) return;
     this.emitted = true;
-    this.syncRequestSide();
-    const ctx = this.ctx;
     const tap = this.tap;
     // An aborted relay never reached the tap's end(): release its decompressor now.
     if (how !== "complete") tap?.end();
+    // The request body never fully reached the provider (the client aborted or stalled its upload, or the exchange
+    // broke before the body's end): the provider never had the whole request, so it never ran it. No line at all. A
+    // provider that answered completely anyway (how === "complete") had what it needed, and is billed as usual.
+    if (this.uploadOpen && how !== "complete") return;
+    this.syncRequestSide();
+    const ctx = this.ctx;
     let usage: Usage;
     let complete: boolean;
     const parsed = this.parsed;

@@ -88,7 +88,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const admitted = rate.check(cred.token, cred.managed);
     if (!admitted.ok) return reject(ctx, ERR.rateLimited(admitted.retryAfterSecs), admitted.reason, admitted.reason);
     const framing = checkFraming(headers, maxBody);
-    if (framing !== undefined) return reject(ctx, framing, framing.status === 413 ? "body_too_large" : "bad_request", framing.status === 413 ? "body_too_large" : undefined);
+    if (framing !== undefined) return closeAfter(reject(ctx, framing, framing.status === 413 ? "body_too_large" : "bad_request", framing.status === 413 ? "body_too_large" : undefined));
 
     // 2b. managed: verify, then pool key
     if (cred.managed) {
@@ -135,6 +135,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         bodyChanged = body !== whole;
       } else {
         const m = meter;
+        m?.streamedUpload();
         bodyChanged = m?.streamedBodyChanges === true;
         body = new StreamedBody(
           req.body,
@@ -175,7 +176,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (body instanceof StreamedBody) body.discard();
       if (tooLarge) {
         metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
-        return finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge);
+        return closeAfter(finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge));
       }
       if (req.signal.aborted) {
         ctx.status = CLIENT_CLOSED;
@@ -272,6 +273,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return err !== undefined ? errorResponse(c.dialect, err, c.id) : new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
     }
   };
+}
+
+/**
+ * For an answer sent while the client's body is still unread (refused framing, a body over max_request_body_bytes):
+ * `connection: close` makes Bun close the connection after it instead of reading and discarding the rest of the
+ * body, which can be hundreds of MB the client keeps sending.
+ */
+function closeAfter(res: Response): Response {
+  res.headers.set("connection", "close");
+  return res;
 }
 
 /** Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head. */

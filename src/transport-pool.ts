@@ -3,7 +3,7 @@
 // a proxy needs none of it, so this speaks HTTP/1.1 itself: one write per request head (plus small body), an
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
-import type { Cancel, CancelListener, Transport, UpstreamRequest, UpstreamResponse } from "./transport.ts";
+import { type Cancel, type CancelListener, MAX_RESPONSE_HEAD_BYTES, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
 import { TurnGate } from "./turn.ts";
 
 export interface PoolTransportOptions {
@@ -26,7 +26,7 @@ export interface PoolTransportOptions {
 const BODY_HIGH_WATER = 256 * 1024;
 const BODY_LOW_WATER = 64 * 1024;
 /** A response head larger than this is refused (a misbehaving upstream must not grow memory without bound). */
-const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_HEAD_BYTES = MAX_RESPONSE_HEAD_BYTES;
 const MAX_TRAILER_BYTES = 64 * 1024;
 /** Holds a request head plus a whole "small" body (the pipeline reads bodies up to 64 KiB whole) for one write. */
 const SCRATCH = Buffer.allocUnsafe(160 * 1024);
@@ -163,7 +163,8 @@ class ResponseBody {
   }
 
   push(chunk: Uint8Array): void {
-    if (this.failed) return;
+    // An empty chunk must not satisfy the waiting read: the consumer would get nothing and pull again for nothing.
+    if (this.failed || chunk.byteLength === 0) return;
     if (this.waiting) {
       this.waiting = false;
       this.ctrl?.enqueue(chunk);
@@ -718,6 +719,11 @@ class Conn implements CancelListener {
           return -1;
         }
         this.headBuf = from === 0 && buf !== d ? buf : buf.slice(from);
+        return -1;
+      }
+      // The same cap whether the head arrived in one read or spanned several (a single read can hold far more).
+      if (end - from > MAX_HEAD_BYTES) {
+        this.protocolError("response head too large");
         return -1;
       }
       const status = this.headParsed(buf, from, end);

@@ -98,7 +98,7 @@ export class FetchTransport implements Transport {
   }
 
   send(req: UpstreamRequest): Promise<Response> {
-    return this.session.fetch(req.url, {
+    const sent = this.session.fetch(req.url, {
       method: req.method,
       headers: req.headers,
       body: req.body,
@@ -111,11 +111,31 @@ export class FetchTransport implements Transport {
       timeout: false,
       duplex: "half",
     } as RequestInit);
+    return sent.then(capHead);
   }
 
   close(): void {
     this.session.close();
   }
+}
+
+/** The largest response head either transport accepts (the pool transport counts the same bytes on the wire). */
+export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+
+/**
+ * Bun's fetch accepts response heads of several MiB; the pool transport refuses any over 64 KiB. The same cap here:
+ * the head's size on the wire (status line, and each field as `name: value` CRLF), counted from the parsed fields.
+ */
+function capHead(res: Response): Response {
+  let n = 17 + res.statusText.length;
+  res.headers.forEach((value, name) => {
+    n += name.length + value.length + 4;
+  });
+  if (n <= MAX_RESPONSE_HEAD_BYTES) return res;
+  res.body?.cancel().catch(() => {});
+  const e: Error & { code?: string } = new Error("response head too large");
+  e.code = "ERR_HEAD_TOO_LARGE";
+  throw e;
 }
 
 export type TransportFailure = "connect" | "reset" | "aborted";

@@ -3,6 +3,8 @@
 // Responses API, embeddings, models; Anthropic messages JSON/SSE, count_tokens). Behaviour can be changed
 // per request (header `x-mock-mode`, which the gateway forwards like any other header) or per test
 // (setMode / queue), so one mock can serve a whole describe block.
+// Streams can be paced like a real provider's (setPacing, or header `x-mock-pace`): every SSE event in its own
+// write with a delay between writes, optionally each event split at a byte offset into two writes.
 import { createHash } from "node:crypto";
 import { brotliCompressSync } from "node:zlib";
 import type { Server } from "bun";
@@ -30,6 +32,8 @@ export interface RecordedRequest {
   closedEarly: Promise<void>;
   /** True once the mock wrote the last byte of its answer. */
   finished: boolean;
+  /** How this request's SSE answer is paced (null: unpaced). */
+  pacing: Pacing | null;
 }
 
 export type MockMode =
@@ -55,6 +59,40 @@ export type MockMode =
   | { kind: "sse"; events: string[]; gates?: Array<Promise<void> | undefined>; headers?: Record<string, string> }
   /** SSE that sends `data: {"n":i}` every intervalMs forever (until the caller goes away). */
   | { kind: "drip"; intervalMs: number };
+
+/**
+ * How SSE answers go out on the wire. Without pacing every event is enqueued at once and Bun may coalesce them (the
+ * whole stream then often reaches the gateway in one read). Paced, each piece is its own chunked write with `delayMs`
+ * between writes, the way a real provider's tokens arrive: Bun writes a piece as soon as it is enqueued, and the
+ * await between pieces lets the write go out before the next exists (test/mock-pacing.test.ts reads them back one by
+ * one on a raw socket).
+ */
+export interface Pacing {
+  /** Delay before every write but the first (the head goes out with the first write). */
+  delayMs: number;
+  /** Split every event at this byte offset into two writes (an event no longer than the offset stays whole). */
+  splitAt?: number;
+}
+
+/** `x-mock-pace: MS` or `MS/SPLIT` (SPLIT: the byte offset each event is split at). */
+export function parsePaceHeader(value: string): Pacing | undefined {
+  const [ms, split] = value.split("/", 2).map((s) => Number(s.trim()));
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) return undefined;
+  if (split === undefined) return { delayMs: ms };
+  return Number.isInteger(split) && split > 0 ? { delayMs: ms, splitAt: split } : undefined;
+}
+
+/** The writes a paced stream makes for `events`: each event whole, or in two pieces at `splitAt`. */
+export function pacedPieces(events: readonly string[], pacing: Pacing | null): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const e of events) {
+    const bytes = enc.encode(e);
+    const k = pacing?.splitAt;
+    if (k !== undefined && k > 0 && k < bytes.byteLength) out.push(bytes.subarray(0, k), bytes.subarray(k));
+    else out.push(bytes);
+  }
+  return out;
+}
 
 export interface Gate {
   promise: Promise<void>;
@@ -347,6 +385,9 @@ export interface MockProvider {
   requests: RecordedRequest[];
   /** The newest request, or throws when there is none. */
   last(): RecordedRequest;
+  /** Pacing for every later SSE answer (a request's `x-mock-pace` header wins); null: unpaced. reset() goes back
+   * to the run's default ($BEYOND_AI_MOCK_PACE, else unpaced). */
+  setPacing(pacing: Pacing | null): void;
   /** Mode for every later request (or only those whose path without query equals `path`); null clears. */
   setMode(mode: MockMode | null, path?: string): void;
   /** A one-shot mode for the next request that has no `x-mock-mode` header. */
@@ -368,6 +409,11 @@ export function startMockProvider(): MockProvider {
   const pathModes = new Map<string, MockMode>();
   const queued: MockMode[] = [];
   let globalMode: MockMode | null = null;
+  // `BEYOND_AI_MOCK_PACE=MS[/SPLIT]` paces every mock of a test run by default, so any e2e file can be run through
+  // paced streams as it is (e.g. `BEYOND_AI_MOCK_PACE=3/7 bun test test/e2e-metering.test.ts`).
+  const envPace = process.env["BEYOND_AI_MOCK_PACE"];
+  const defaultPacing = envPace !== undefined && envPace !== "" ? (parsePaceHeader(envPace) ?? null) : null;
+  let globalPacing: Pacing | null = defaultPacing;
   let seq = 0;
 
   const server: Server<undefined> = Bun.serve({
@@ -413,6 +459,7 @@ export function startMockProvider(): MockProvider {
         closedEarlyAt: null,
         closedEarly,
         finished: false,
+        pacing: null,
       };
       requests.push(rec);
       const onClose = (): void => {
@@ -425,6 +472,8 @@ export function startMockProvider(): MockProvider {
       const pathOnly = path.split("?", 1)[0] ?? path;
       const mode: MockMode =
         headerMode ?? queued.shift() ?? pathModes.get(pathOnly) ?? globalMode ?? { kind: "auto" };
+      const pace = headers["x-mock-pace"];
+      rec.pacing = (pace !== undefined ? parsePaceHeader(pace) : undefined) ?? globalPacing;
       return answer(mode, rec, pathOnly, onClose);
     },
   });
@@ -443,6 +492,7 @@ export function startMockProvider(): MockProvider {
       closedEarlyAt: null,
       closedEarly: new Promise<void>(() => {}),
       finished: false,
+      pacing: null,
     };
     requests.push(rec);
     const hash = createHash("sha256");
@@ -546,7 +596,7 @@ export function startMockProvider(): MockProvider {
         return new Response(stream, { headers: { "content-type": "application/json" } });
       }
       case "sse":
-        return sseResponse(mode.events, mode.gates ?? [], mode.headers ?? {}, onClose, done);
+        return sseResponse(mode.events, mode.gates ?? [], mode.headers ?? {}, onClose, done, rec.pacing);
       case "drip": {
         let i = 0;
         const stream = new ReadableStream<Uint8Array>({
@@ -568,25 +618,55 @@ export function startMockProvider(): MockProvider {
     extra: Record<string, string>,
     onClose: () => void,
     done: () => void,
+    pacing: Pacing | null,
   ): Response {
+    const headers = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra };
+    if (pacing === null) {
+      let i = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (i >= events.length) {
+            done();
+            c.close();
+            return;
+          }
+          const gate = gates[i];
+          if (gate) await gate;
+          c.enqueue(enc.encode(events[i] ?? ""));
+          i++;
+        },
+        cancel: onClose,
+      });
+      return new Response(stream, { headers });
+    }
+    // Paced: one piece per pull, with a sleep before each but the first; a gate holds the first piece of its event.
+    const pieces: Array<{ bytes: Uint8Array; gate: Promise<void> | undefined }> = [];
+    events.forEach((e, i) => {
+      pacedPieces([e], pacing).forEach((bytes, j) => pieces.push({ bytes, gate: j === 0 ? gates[i] : undefined }));
+    });
     let i = 0;
-    const stream = new ReadableStream<Uint8Array>({
-      async pull(c) {
-        if (i >= events.length) {
-          done();
-          c.close();
-          return;
-        }
-        const gate = gates[i];
-        if (gate) await gate;
-        c.enqueue(enc.encode(events[i] ?? ""));
-        i++;
+    let closed = false;
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        async pull(c) {
+          if (i >= pieces.length) {
+            done();
+            c.close();
+            return;
+          }
+          const p = pieces[i++] as { bytes: Uint8Array; gate: Promise<void> | undefined };
+          if (i > 1) await Bun.sleep(pacing.delayMs);
+          if (p.gate) await p.gate;
+          if (!closed) c.enqueue(p.bytes);
+        },
+        cancel() {
+          closed = true;
+          onClose();
+        },
       },
-      cancel: onClose,
-    });
-    return new Response(stream, {
-      headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra },
-    });
+      { highWaterMark: 0 },
+    );
+    return new Response(stream, { headers });
   }
 
   function autoAnswer(
@@ -609,7 +689,7 @@ export function startMockProvider(): MockProvider {
       if (stream) {
         const so = body["stream_options"] as Record<string, unknown> | undefined;
         const includeUsage = so !== undefined && so !== null && so["include_usage"] === true;
-        return sseResponse(openaiChatSseEvents(includeUsage), [], { ...openaiHeaders, ...common }, onClose, done);
+        return sseResponse(openaiChatSseEvents(includeUsage), [], { ...openaiHeaders, ...common }, onClose, done, rec.pacing);
       }
       return json(openaiChatJson(), openaiHeaders);
     }
@@ -618,12 +698,12 @@ export function startMockProvider(): MockProvider {
     }
     if (pathOnly.endsWith("/messages") && rec.method === "POST") {
       const h = { "request-id": `req_mock_${rec.seq}`, "anthropic-ratelimit-requests-remaining": "99" };
-      if (stream) return sseResponse(anthropicSseEvents(), [], { ...h, ...common }, onClose, done);
+      if (stream) return sseResponse(anthropicSseEvents(), [], { ...h, ...common }, onClose, done, rec.pacing);
       return json(anthropicMessageJson(), h);
     }
     if (pathOnly.endsWith("/responses") && rec.method === "POST") {
       const h = { "x-request-id": `req_mock_${rec.seq}` };
-      if (stream) return sseResponse(responsesSseEvents(), [], { ...h, ...common }, onClose, done);
+      if (stream) return sseResponse(responsesSseEvents(), [], { ...h, ...common }, onClose, done, rec.pacing);
       return json(responsesJson(), h);
     }
     if (pathOnly.endsWith("/embeddings") && rec.method === "POST") {
@@ -653,11 +733,15 @@ export function startMockProvider(): MockProvider {
     queue(mode) {
       queued.push(mode);
     },
+    setPacing(pacing) {
+      globalPacing = pacing;
+    },
     reset() {
       requests.length = 0;
       pathModes.clear();
       queued.length = 0;
       globalMode = null;
+      globalPacing = defaultPacing;
     },
     async waitForRequest(pred, timeoutMs = 3000) {
       const deadline = Date.now() + timeoutMs;
