@@ -12,16 +12,21 @@ export interface GatewayError {
   /** OpenAI's `code` field: a stable machine-readable reason. */
   code: string;
   retryAfterSecs?: number;
+  /** `Allow` header value (405). */
+  allow?: string;
   /** Answer with `connection: close`: the client's connection is not worth keeping (a stalled upload). */
   close?: boolean;
 }
 
+/** What a 405 names as allowed: every method the gateway proxies (all but TRACE and CONNECT). */
+export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 export const ERR = {
   badRequest: (message: string): GatewayError => ({ status: 400, type: "invalid_request_error", message, code: "bad_request" }),
   missingKey: { status: 401, type: "authentication_error", message: "missing API key", code: "missing_api_key" },
   invalidKey: { status: 401, type: "authentication_error", message: "invalid API key", code: "invalid_api_key" },
   unknownProvider: { status: 404, type: "invalid_request_error", message: "unknown provider", code: "unknown_provider" },
+  methodNotAllowed: { status: 405, type: "invalid_request_error", message: "method not allowed", code: "method_not_allowed", allow: ALLOWED_METHODS },
   requestTimeout: { status: 408, type: "invalid_request_error", message: "request body timed out", code: "request_timeout", close: true },
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
   rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
@@ -43,6 +48,7 @@ export function errorBody(dialect: Dialect, err: GatewayError): string {
 export function errorResponse(dialect: Dialect, err: GatewayError, requestId: string): Response {
   const headers: Record<string, string> = { "content-type": "application/json", "x-beyond-request-id": requestId };
   if (err.retryAfterSecs !== undefined) headers["retry-after"] = String(err.retryAfterSecs);
+  if (err.allow !== undefined) headers["allow"] = err.allow;
   // Bun closes the connection after an answer that says so, even with the request body still unread.
   if (err.close === true) headers["connection"] = "close";
   return new Response(errorBody(dialect, err), { status: err.status, headers });

@@ -75,6 +75,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     // 1. route
     const route = router.route(target);
+    // TRACE would have a provider echo the request, pool key included, and CONNECT asks for a tunnel: neither is
+    // proxied (SPEC §5). A string compare on the method, so ordinary requests pay nothing measurable.
+    const method = req.method;
+    if (method === "TRACE" || method === "CONNECT") {
+      ctx.provider = route?.provider;
+      ctx.dialect = route === undefined ? dialectForUnrouted(target) : route.provider.dialect;
+      return reject(ctx, ERR.methodNotAllowed, "method_not_allowed");
+    }
     if (route === undefined) {
       ctx.dialect = dialectForUnrouted(target);
       return reject(ctx, ERR.unknownProvider, "unknown_provider");

@@ -1,4 +1,4 @@
-// End to end, issue 12 items 3 and 4, against the real gateway process and the recording
+// End to end, issue 12 items 3, 4 and 7, against the real gateway process and the recording
 // mock provider, with raw sockets where a client must misbehave:
 //   - a client that stops sending its body (small, chunked, declared over 64 KiB; OpenAI and Anthropic dialects,
 //     BYO and managed) gets 408 in its dialect after idle_timeout_secs and its connection closes (SPEC §5);
@@ -6,6 +6,7 @@
 //     abandoned hands its permit back; the breaker's 503 carries Retry-After;
 //   - the attack shape at a modest scale: 150 stalled uploads at once, a normal request served meanwhile, everything
 //     released (descriptors, ai_requests_in_flight);
+//   - TRACE and CONNECT are refused with 405 and nothing is forwarded.
 //
 // The stalls take idle_timeout_secs (8 s, the configurable minimum) each, so every scenario is started at once in
 // beforeAll and each test awaits its own; the whole file runs in about 10 s.
@@ -519,3 +520,50 @@ describe("the breaker's half-open probe (issue 12 item 3b)", () => {
   );
 });
 
+// ---------------------------------------------------------------------------------------------
+
+describe("TRACE and CONNECT are refused with 405, nothing forwarded (issue 12 item 7)", () => {
+  const MARK = "x-hardening-method-test";
+  const forwarded = (): number => mock2.requests.filter((r) => r.headers[MARK] !== undefined || r.method === "TRACE" || r.method === "CONNECT").length;
+
+  async function expect405(raw: string, dialect: Dialect, managed: boolean): Promise<void> {
+    const res = await rawHttp(gw2.host, gw2.port, raw);
+    const reply: Reply = { status: res.status, headers: new Headers(res.headers), text: res.text(), json: JSON.parse(res.text()) };
+    expectGatewayError(reply, dialect, 405, "invalid_request_error", "method not allowed");
+    const allow = (reply.headers.get("allow") ?? "").split(",").map((m) => m.trim());
+    expect(allow).toContain("POST");
+    expect(allow).not.toContain("TRACE");
+    expect(allow).not.toContain("CONNECT");
+    const line = await expectOneAccessLine(gw2, reply.headers.get("x-beyond-request-id") as string, 405, "method_not_allowed");
+    expect(line["managed"]).toBe(false); // refused before the key is even looked at
+    // Neither the pool key nor the client's key can come back: nothing was sent anywhere.
+    expect(reply.text).not.toContain(OPENAI_POOL);
+    expect(reply.text).not.toContain(managed ? MANAGED : "sk-byo");
+    expect(forwarded()).toBe(0);
+  }
+
+  test("TRACE with a BYO key, OpenAI dialect", async () => {
+    await expect405(`TRACE /openai/v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-byo-trace\r\n${MARK}: 1\r\n\r\n`, "openai", false);
+  });
+
+  test("TRACE with a managed key on /v1/messages, Anthropic dialect", async () => {
+    await expect405(`TRACE /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: ${MANAGED}\r\n${MARK}: 1\r\n\r\n`, "anthropic", true);
+  });
+
+  test("CONNECT with a path, managed key", async () => {
+    await expect405(`CONNECT /openai/v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${MANAGED}\r\n${MARK}: 1\r\n\r\n`, "openai", true);
+  });
+
+  test("CONNECT in authority form, BYO key", async () => {
+    await expect405(`CONNECT api.openai.com:443 HTTP/1.1\r\nhost: api.openai.com:443\r\nauthorization: Bearer sk-byo-connect\r\n${MARK}: 1\r\n\r\n`, "openai", false);
+  });
+
+  test("other methods still pass: OPTIONS and DELETE reach the provider", async () => {
+    for (const method of ["OPTIONS", "DELETE"]) {
+      const res = await fetch(`${gw2.url}/openai/v1/files/file-1`, { method, headers: { authorization: "Bearer sk-byo-methods" } });
+      await res.arrayBuffer();
+      expect(res.status).toBe(200);
+      expect(mock2.last().method).toBe(method);
+    }
+  });
+});
