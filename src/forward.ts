@@ -95,7 +95,8 @@ export class StreamedBody implements Stallable {
   }
 }
 
-export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string };
+/** `cause`: the transport's error code (ENOTFOUND, ECONNREFUSED …) when the provider side failed, for the log. */
+export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string; cause?: string };
 
 export interface SendOptions {
   transport: Transport;
@@ -150,15 +151,22 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
           o.onRetry?.(attempts, e);
           continue;
         }
+        const cause = errorCode(e);
         return kind === "connect"
-          ? { ok: false, error: ERR.upstreamUnreachable, reason: "upstream_unreachable", attempts }
-          : { ok: false, error: ERR.upstreamReset, reason: "upstream_reset", attempts };
+          ? { ok: false, error: ERR.upstreamUnreachable, reason: "upstream_unreachable", cause, attempts }
+          : { ok: false, error: ERR.upstreamReset, reason: "upstream_reset", cause, attempts };
       }
     }
   } finally {
     clearTimeout(timer);
     if (streamed !== undefined) streamed.upstreamTimer = undefined;
   }
+}
+
+/** A transport error's code (ENOTFOUND, ECONNRESET …), else its name: never its message, which may quote anything. */
+export function errorCode(e: unknown): string {
+  const err = e as { code?: string; name?: string } | undefined;
+  return err?.code ?? err?.name ?? "error";
 }
 
 export type WholeRead = { ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" };

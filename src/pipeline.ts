@@ -8,7 +8,7 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "./config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
-import { HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import { errorCode, HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
 import type { KeyVerifier } from "./keys.ts";
 import { DENIED, isBreakerFailure, type CircuitBreaker, type Permit } from "./breaker.ts";
 import { log } from "./log.ts";
@@ -200,7 +200,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       headTimeoutMs: readTimeoutMs,
       onRetry: (attempt, e) => {
         pm.retries.v++;
-        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: errorCode(e) });
+        // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
+        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: `${errorCode(e)} ${authorityOf(provider.origin)}` });
       },
     });
     ctx.attempts = sent.attempts;
@@ -216,7 +217,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
       }
       if (sent.reason === "client_timeout") return finishEarly(ctx, 0, "client_timeout", sent.error);
-      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.reason });
+      // e.g. "upstream_unreachable: ENOTFOUND api.example.com:443", "upstream_timeout api.example.com:443".
+      const where = authorityOf(provider.origin);
+      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.cause === undefined ? `${sent.reason} ${where}` : `${sent.reason}: ${sent.cause} ${where}` });
       ctx.status = sent.error.status;
       // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
       if (sent.reason !== "upstream_unreachable") meter?.finish(sent.reason === "upstream_timeout" ? "upstream_timeout" : "upstream_reset", undefined);
@@ -324,7 +327,7 @@ function reasonLabels(reason: string): Labels {
   return l;
 }
 
-function errorCode(e: unknown): string {
-  const err = e as { code?: string; name?: string } | undefined;
-  return err?.code ?? err?.name ?? "error";
+/** `host:port` of an origin (`http(s)://host:port`), for logs. */
+function authorityOf(origin: string): string {
+  return origin.slice(origin.indexOf("//") + 2);
 }

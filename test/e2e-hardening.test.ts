@@ -1,4 +1,4 @@
-// End to end, issue 12 items 3, 4 and 7, against the real gateway process and the recording
+// End to end, issue 12 items 3, 4 and 7 and issue 13 item 11, against the real gateway process and the recording
 // mock provider, with raw sockets where a client must misbehave:
 //   - a client that stops sending its body (small, chunked, declared over 64 KiB; OpenAI and Anthropic dialects,
 //     BYO and managed) gets 408 in its dialect after idle_timeout_secs and its connection closes (SPEC §5);
@@ -6,7 +6,8 @@
 //     abandoned hands its permit back; the breaker's 503 carries Retry-After;
 //   - the attack shape at a modest scale: 150 stalled uploads at once, a normal request served meanwhile, everything
 //     released (descriptors, ai_requests_in_flight);
-//   - TRACE and CONNECT are refused with 405 and nothing is forwarded.
+//   - TRACE and CONNECT are refused with 405 and nothing is forwarded;
+//   - a provider that refuses or does not resolve is named (host:port) in the gateway's log lines.
 //
 // The stalls take idle_timeout_secs (8 s, the configurable minimum) each, so every scenario is started at once in
 // beforeAll and each test awaits its own; the whole file runs in about 10 s.
@@ -565,5 +566,36 @@ describe("TRACE and CONNECT are refused with 405, nothing forwarded (issue 12 it
       expect(res.status).toBe(200);
       expect(mock2.last().method).toBe(method);
     }
+  });
+});
+
+describe("an unreachable provider is named in the log (issue 13 item 11)", () => {
+  const linesFor = (id: string, msg: string): LogLine[] => gw2.logs().filter((l) => l["request_id"] === id && l["msg"] === msg);
+
+  async function unreachable(provider: string, authority: string, pool: string): Promise<{ retries: LogLine[]; failed: LogLine }> {
+    const r = await post(gw2, `/${provider}/v1/chat/completions`, { authorization: `Bearer ${MANAGED}` });
+    expectGatewayError(r, "openai", 502, "api_error", "upstream unreachable");
+    const id = r.headers.get("x-beyond-request-id") as string;
+    await expectOneAccessLine(gw2, id, 502, "upstream_unreachable");
+    const retries = linesFor(id, "upstream connect failed, retrying");
+    const failed = linesFor(id, "upstream request failed");
+    expect(retries.length).toBe(2);
+    expect(failed.length).toBe(1);
+    for (const l of retries) expect(String(l["error"])).toMatch(new RegExp(`^[A-Za-z_]+ ${authority.replace(/\./g, "\\.")}$`));
+    expect(String(failed[0]?.["error"])).toMatch(new RegExp(`^upstream_unreachable: [A-Za-z_]+ ${authority.replace(/\./g, "\\.")}$`));
+    // The host is there, the pool key (and the client's key) never.
+    expect(gw2.stdout()).not.toContain(pool);
+    expect(gw2.stdout()).not.toContain(MANAGED);
+    return { retries, failed: failed[0] as LogLine };
+  }
+
+  test("a provider that refuses connections: the lines carry the error code and 127.0.0.1:port", async () => {
+    const { failed } = await unreachable("refused", `127.0.0.1:${refusedPort}`, REFUSED_POOL);
+    expect(String(failed["error"])).not.toContain("ENOTFOUND");
+  });
+
+  test("a provider host that does not resolve: the lines carry the DNS error and the host", async () => {
+    const { failed } = await unreachable("nxdomain", NXDOMAIN_AUTHORITY, NXDOMAIN_POOL);
+    expect(String(failed["error"])).toMatch(/ENOTFOUND|EAI_AGAIN|DNS/);
   });
 });
