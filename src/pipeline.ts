@@ -58,7 +58,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const metering = cfg.usage_metering;
   const held = new HeldResponses();
   // Bun's idle timer is off once a request is admitted; this watches the client's body instead (408, SPEC §5).
-  const stalls = new StallWatch(clientIdleSecs(cfg) * 1000);
+  const idleSecs = clientIdleSecs(cfg);
+  const stalls = new StallWatch(idleSecs * 1000);
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
@@ -242,6 +243,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     else breaker?.onSuccess(permit);
     const done = (how: RelayEnd) => {
       req.signal.removeEventListener("abort", cancel);
+      // Bun keeps a per-request timeout for the connection's life: without this, a keep-alive connection that served
+      // one admitted request would never idle out. Set while the response is still being written (later is a no-op).
+      server.timeout(req, idleSecs);
       meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
       if (streaming) activeStreams.v--;
@@ -299,6 +303,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
       req.signal.removeEventListener("abort", cancel);
+      // As in done(): the connection idles out again, also one whose unread body the client never finishes.
+      server.timeout(req, idleSecs);
       // No upstream status. Reported only by a request that holds a permit: a gateway-side 502/504 is the provider's
       // failure; a client that left, stalled (408) or sent too much (413) says nothing about the provider: neutral,
       // which also hands a half-open probe's permit back.

@@ -190,6 +190,8 @@ interface Scenarios {
   /** A normal request 1 s into the attack, and the in-flight gauge then. */
   duringAttack: Promise<{ reply: Reply; inFlight: number }>;
   fdsBefore: number;
+  /** A keep-alive client that got its answer and then stays silent. */
+  idleKeepAlive: StalledUpload;
   smallProbe: Promise<SmallProbe>;
   streamedProbe: Promise<StreamedProbe>;
   slowSteady: Promise<Reply>;
@@ -349,6 +351,8 @@ beforeAll(async () => {
       return { reply, inFlight: await metricValue(gw1.metricsUrl, "ai_requests_in_flight") };
     })(),
     fdsBefore,
+    // The helper suits any client that sends a request and then nothing: here a complete one.
+    idleKeepAlive: stalledUpload(gw1, "GET /groq/openai/v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer sk-byo-keepalive\r\n\r\n"),
     smallProbe: smallProbeScenario(),
     streamedProbe: streamedProbeScenario(),
     slowSteady: slowSteadyUpload(),
@@ -436,6 +440,17 @@ describe("stalled uploads get 408 after idle_timeout_secs (issue 12 item 4)", ()
       await Promise.all([sc.smallOpenai.done, sc.smallAnthropic.done, sc.smallManaged.done, sc.large.done, ...sc.chunked.map((c) => c.done)]);
       await sleep(200);
       expect(fds(gw1.proc.pid)).toBeLessThanOrEqual(sc.fdsBefore + 10);
+    },
+    30_000,
+  );
+
+  test(
+    "a keep-alive connection whose request is over is closed after idle_timeout_secs of silence, like any idle one",
+    async () => {
+      const s = await sc.idleKeepAlive.done;
+      expect(s.status).toBe(200);
+      expect(s.headers["connection"]).not.toBe("close");
+      expect(s.closedByGateway).toBe(true);
     },
     30_000,
   );
