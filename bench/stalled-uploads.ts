@@ -8,6 +8,7 @@
 //   shape  small   `content-length: 10`, 5 bytes sent (read whole before forwarding)          (default)
 //          chunked `transfer-encoding: chunked`, one 5-byte chunk sent (streamed upstream)
 //          large   `content-length: 100000`, 1000 bytes sent (streamed upstream)
+//          keepalive  a complete request (no body), answered, then the keep-alive connection stays silent
 // Env: BEYOND_AI_TRANSPORT=fetch|pool; BEYOND_AI_BIN=/path/to/wrapper runs another gateway build (for example the
 // tree before a fix: a script that runs `bun /old/tree/src/main.ts "$@"`). The gateway runs with idle_timeout_secs = 8
 // and read_timeout_secs = 2, the values the issue used.
@@ -24,9 +25,10 @@ const heads: Record<string, string> = {
   small: "content-length: 10\r\n\r\n12345",
   chunked: "transfer-encoding: chunked\r\n\r\n5\r\n12345\r\n",
   large: `content-length: 100000\r\n\r\n${"x".repeat(1000)}`,
+  keepalive: "\r\n",
 };
 const tail = heads[shape];
-if (tail === undefined) throw new Error(`unknown shape ${shape}: small | chunked | large`);
+if (tail === undefined) throw new Error(`unknown shape ${shape}: small | chunked | large | keepalive`);
 
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -43,7 +45,8 @@ try {
   }
   const conns: Conn[] = [];
   const t0 = Date.now();
-  const request = `POST /openai/v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer sk-byo-stall\r\ncontent-type: application/json\r\n${tail}`;
+  const method = shape === "keepalive" ? "GET /openai/v1/models" : "POST /openai/v1/chat/completions";
+  const request = `${method} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer sk-byo-stall\r\ncontent-type: application/json\r\n${tail}`;
   await Promise.all(
     Array.from({ length: N }, async () => {
       const c: Conn = { status: undefined, closedAt: undefined };
