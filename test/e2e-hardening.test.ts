@@ -5,7 +5,8 @@
 //   - such clients never count against the provider's breaker, never hold the half-open probe, and a probe that is
 //     abandoned hands its permit back; the breaker's 503 carries Retry-After;
 //   - the attack shape at a modest scale: 150 stalled uploads at once, a normal request served meanwhile, everything
-//     released (descriptors, ai_requests_in_flight);
+//     released (descriptors, ai_requests_in_flight); a silent keep-alive connection is closed once its request is over;
+//   - the provider's read timeout counts only time spent waiting on the provider (slow uploads are not 504s);
 //   - TRACE and CONNECT are refused with 405 and nothing is forwarded;
 //   - a provider that refuses or does not resolve is named (host:port) in the gateway's log lines.
 //
@@ -53,7 +54,6 @@ interface Stalled {
   json: unknown;
   /** The gateway closed the connection (the client never does, except at the safety limit). */
   closedByGateway: boolean;
-  /** Whether the gateway had answered when `answeredBy` was asked (see stalledUpload). */
 }
 
 interface StalledUpload {
