@@ -6,7 +6,7 @@
 // global tier, which returns before hashing). About 35 ns of every non-disabled check is the
 // clock read (performance.now()); the two native xxHash32 calls are most of the rest.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { CircuitBreaker } from "../src/breaker.ts";
+import { ADMITTED, CircuitBreaker, DENIED } from "../src/breaker.ts";
 import { RateGuard } from "../src/ratelimit.ts";
 
 const POOL = 64;
@@ -45,23 +45,30 @@ summary(() => {
 
 const closed = new CircuitBreaker({ threshold: 20, windowSecs: 10, resetSecs: 30 });
 const tripped = new CircuitBreaker({ threshold: 1, windowSecs: 10, resetSecs: 3600 });
-tripped.onFailure();
+tripped.onFailure(ADMITTED);
 const disabled = new CircuitBreaker({ threshold: 0, windowSecs: 10, resetSecs: 30 });
 
 summary(() => {
   group("CircuitBreaker", () => {
-    bench("allow + onSuccess (closed)", () => {
-      if (closed.allow()) closed.onSuccess();
+    // The pipeline's sequence: wouldAllow() early, allow() just before the send, the outcome at the head.
+    bench("wouldAllow + allow + onSuccess (closed)", () => {
+      if (closed.wouldAllow()) {
+        const p = closed.allow();
+        if (p !== DENIED) closed.onSuccess(p);
+      }
       return closed;
     });
     bench("allow + onFailure/onSuccess alternating (closed)", () => {
-      if (closed.allow()) closed.onFailure();
-      if (closed.allow()) closed.onSuccess();
+      const a = closed.allow();
+      if (a !== DENIED) closed.onFailure(a);
+      const b = closed.allow();
+      if (b !== DENIED) closed.onSuccess(b);
       return closed;
     });
-    bench("allow (open, rejecting)", () => do_not_optimize(tripped.allow()));
+    bench("wouldAllow (open, rejecting)", () => do_not_optimize(tripped.wouldAllow()));
     bench("allow + onSuccess (disabled)", () => {
-      if (disabled.allow()) disabled.onSuccess();
+      const p = disabled.allow();
+      if (p !== DENIED) disabled.onSuccess(p);
       return disabled;
     });
   });

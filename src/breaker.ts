@@ -1,26 +1,32 @@
 // Per-provider circuit breaker (SPEC §2 circuit_breaker_*, §4 last check, §8 503
-// "provider temporarily unavailable"), the seed's windowed policy (reference §7.3):
+// "provider temporarily unavailable" with Retry-After), the seed's windowed policy (reference §7.3):
 //
-//   CLOSED     allow() always true. A success resets the failure count to 0. A failure starts a new
+//   CLOSED     allow() always admits. A success resets the failure count to 0. A failure starts a new
 //              window (count 1, at now) when the count was 0 or the window has expired, else adds 1;
 //              reaching the threshold opens the breaker at now. Because any success resets the count,
 //              it trips only on `threshold` failures within `windowSecs` with no success between.
-//   OPEN       allow() is false until `resetSecs` have passed since opening; then the breaker goes
-//              HALF_OPEN and that caller takes the single probe permit. Outcomes arriving while OPEN
-//              (from requests admitted before it opened) are ignored.
-//   HALF_OPEN  allow() is false once the permit is taken. A success closes (count 0); a failure
-//              reopens at now.
-//   threshold 0 disables the breaker: allow() is always true and outcomes are ignored.
+//   OPEN       allow() refuses until `resetSecs` have passed since opening; then the breaker goes
+//              HALF_OPEN and that caller takes the single probe permit (PROBE). Outcomes arriving while
+//              OPEN (from requests admitted before it opened) are ignored.
+//   HALF_OPEN  allow() refuses once the permit is taken. Only the probe's own outcome counts: a success
+//              closes (count 0), a failure reopens at now, a neutral outcome (the probe never learnt
+//              anything about the provider: its client stalled or left) hands the permit back, so the
+//              next request probes instead. Stragglers admitted while CLOSED are ignored, as when OPEN.
+//   threshold 0 disables the breaker: allow() always admits and outcomes are ignored.
 //
-// Outcome mapping for the caller, recorded exactly once per request that allow() admitted, when the
-// request is over (the logging phase, in a `finally`, so aborts and exceptions report too):
+// Outcome mapping for the caller, recorded exactly once per request that allow() admitted, with the
+// permit allow() returned:
 //   - any received status < 500, 429 and every other 4xx included → onSuccess() (a 429 says the
 //     provider is up and talking; tripping on it would turn one tenant's quota into an outage for all);
 //   - status ≥ 500 → onFailure();
-//   - no status, with an error (DNS, connect failure after retries, timeout before the head) → onFailure();
-//   - no status and no error (the client went away first) → onSuccess().
-// A request rejected by allow() must record nothing. If an admitted probe never reported, the breaker
-// would stay HALF_OPEN and reject everything, hence the "exactly once, in a finally" rule.
+//   - no status, the provider's fault (DNS, connect failure after retries, reset, no head within the
+//     read timeout after the whole body was sent) → onFailure();
+//   - no status, the client's doing (it left, stalled its upload, sent an oversize body) → onNeutral():
+//     nothing was learnt about the provider, and a client must not be able to open (or close) the breaker.
+// A request refused by allow() records nothing. An admitted probe that never reported would keep the
+// breaker HALF_OPEN and refusing everything, hence "exactly once", and hence the pipeline takes the
+// permit only just before the upstream send (after a small body has been read), never while waiting on
+// its client; wouldAllow() is the side-effect-free check it makes earlier, to refuse without reading.
 //
 // Clock: milliseconds (the seed used whole seconds). Millisecond resolution makes "reset after 30 s"
 // mean 30 s, not anywhere in 29–30 s depending on where in the second the breaker opened.
@@ -47,12 +53,18 @@ const STATE_NAMES: readonly BreakerState[] = ["closed", "open", "half_open"];
 /** The seed hard-codes one half-open probe. */
 const HALF_OPEN_PERMITS = 1;
 
+/** What allow() granted: nothing, an ordinary admission, or the half-open probe. Passed back with the outcome. */
+export type Permit = 0 | 1 | 2;
+export const DENIED: Permit = 0;
+export const ADMITTED: Permit = 1;
+export const PROBE: Permit = 2;
+
 const defaultNow = (): number => performance.now();
 
 /**
  * The outcome mapping above as code, so callers need not re-derive it: `status` is the received
- * status (undefined when no head arrived), `errored` whether the attempt ended in an error.
- * true → onFailure(), false → onSuccess().
+ * status (undefined when no head arrived), `errored` whether the attempt ended in an error the
+ * provider is to blame for. true → onFailure(), false → onSuccess() (or onNeutral() without a status).
  */
 export function isBreakerFailure(status: number | undefined, errored: boolean): boolean {
   return status === undefined ? errored : status >= 500;
@@ -86,36 +98,55 @@ export class CircuitBreaker {
     return STATE_NAMES[this.#state]!;
   }
 
-  /** May a request go to this provider now? false → 503 "provider temporarily unavailable". */
-  allow(): boolean {
-    // CLOSED first and without a clock read: it is the state of nearly every request.
+  /**
+   * Would allow() admit a request now? No side effect: no permit is taken and OPEN does not turn HALF_OPEN.
+   * Lets the pipeline refuse an open provider early, without reading a body it would not send.
+   */
+  wouldAllow(): boolean {
     if (this.#state === CLOSED) return true;
+    if (this.#state === OPEN) return this.#now() - this.#openedAt >= this.#resetMs;
+    return this.#permits > 0;
+  }
+
+  /**
+   * May a request go to this provider now? DENIED → 503 "provider temporarily unavailable". Call it just before the
+   * request is sent upstream, and report the outcome with the permit it returned, exactly once.
+   */
+  allow(): Permit {
+    // CLOSED first and without a clock read: it is the state of nearly every request.
+    if (this.#state === CLOSED) return ADMITTED;
     if (this.#state === OPEN) {
-      if (this.#now() - this.#openedAt < this.#resetMs) return false;
+      if (this.#now() - this.#openedAt < this.#resetMs) return DENIED;
       this.#state = HALF_OPEN;
       this.#permits = HALF_OPEN_PERMITS;
     }
     if (this.#permits > 0) {
       this.#permits--;
-      return true;
+      return PROBE;
     }
-    return false;
+    return DENIED;
   }
 
-  /** The provider answered (any status < 500, 429 included), or the client left with no error. */
-  onSuccess(): void {
+  /** Whole seconds until allow() would let a probe through (at least 1): the 503's Retry-After. */
+  retryAfterSecs(): number {
+    if (this.#state !== OPEN) return 1; // HALF_OPEN: the probe in flight decides any moment now
+    return Math.max(1, Math.ceil((this.#resetMs - (this.#now() - this.#openedAt)) / 1000));
+  }
+
+  /** The provider answered (any status < 500, 429 included). */
+  onSuccess(permit: Permit): void {
     const s = this.#state;
     if (s === CLOSED) {
       this.#failures = 0;
-    } else if (s === HALF_OPEN) {
+    } else if (s === HALF_OPEN && permit === PROBE) {
       this.#state = CLOSED;
       this.#failures = 0;
     }
-    // OPEN: ignored; only the probe after the reset time decides.
+    // OPEN, or a straggler while HALF_OPEN: ignored; only the probe after the reset time decides.
   }
 
-  /** Status ≥ 500, or a connect failure / timeout before the response head. */
-  onFailure(): void {
+  /** Status ≥ 500, or a connect failure / reset / timeout before the response head that the provider caused. */
+  onFailure(permit: Permit): void {
     if (this.#threshold === 0) return;
     const s = this.#state;
     if (s === CLOSED) {
@@ -127,10 +158,18 @@ export class CircuitBreaker {
         this.#failures++;
       }
       if (this.#failures >= this.#threshold) this.#open(now);
-    } else if (s === HALF_OPEN) {
+    } else if (s === HALF_OPEN && permit === PROBE) {
       this.#open(this.#now());
     }
-    // OPEN: ignored.
+    // OPEN, or a straggler while HALF_OPEN: ignored.
+  }
+
+  /**
+   * The request ended with nothing learnt about the provider (the client left, stalled or sent too much before any
+   * answer): the count is left as it is, and a probe's permit goes back, so the next request probes instead.
+   */
+  onNeutral(permit: Permit): void {
+    if (this.#state === HALF_OPEN && permit === PROBE && this.#permits < HALF_OPEN_PERMITS) this.#permits++;
   }
 
   #open(now: number): void {

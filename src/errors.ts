@@ -12,17 +12,26 @@ export interface GatewayError {
   /** OpenAI's `code` field: a stable machine-readable reason. */
   code: string;
   retryAfterSecs?: number;
+  /** `Allow` header value (405). */
+  allow?: string;
+  /** Answer with `connection: close`: the client's connection is not worth keeping (a stalled upload). */
+  close?: boolean;
 }
+
+/** What a 405 names as allowed: every method the gateway proxies (all but TRACE and CONNECT). */
+export const ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 export const ERR = {
   badRequest: (message: string): GatewayError => ({ status: 400, type: "invalid_request_error", message, code: "bad_request" }),
   missingKey: { status: 401, type: "authentication_error", message: "missing API key", code: "missing_api_key" },
   invalidKey: { status: 401, type: "authentication_error", message: "invalid API key", code: "invalid_api_key" },
   unknownProvider: { status: 404, type: "invalid_request_error", message: "unknown provider", code: "unknown_provider" },
+  methodNotAllowed: { status: 405, type: "invalid_request_error", message: "method not allowed", code: "method_not_allowed", allow: ALLOWED_METHODS },
+  requestTimeout: { status: 408, type: "invalid_request_error", message: "request body timed out", code: "request_timeout", close: true },
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
   rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
   denied: (status: 402 | 403): GatewayError => ({ status, type: "access_denied", message: "tenant is over limit or suspended", code: "access_denied" }),
-  circuitOpen: { status: 503, type: "api_error", message: "provider temporarily unavailable", code: "provider_unavailable" },
+  circuitOpen: (retryAfterSecs: number): GatewayError => ({ status: 503, type: "api_error", message: "provider temporarily unavailable", code: "provider_unavailable", retryAfterSecs }),
   noPoolKey: { status: 503, type: "api_error", message: "no provider key available", code: "no_provider_key" },
   upstreamUnreachable: { status: 502, type: "api_error", message: "upstream unreachable", code: "upstream_unreachable" },
   upstreamReset: { status: 502, type: "api_error", message: "upstream connection reset", code: "upstream_reset" },
@@ -39,5 +48,8 @@ export function errorBody(dialect: Dialect, err: GatewayError): string {
 export function errorResponse(dialect: Dialect, err: GatewayError, requestId: string): Response {
   const headers: Record<string, string> = { "content-type": "application/json", "x-beyond-request-id": requestId };
   if (err.retryAfterSecs !== undefined) headers["retry-after"] = String(err.retryAfterSecs);
+  if (err.allow !== undefined) headers["allow"] = err.allow;
+  // Bun closes the connection after an answer that says so, even with the request body still unread.
+  if (err.close === true) headers["connection"] = "close";
   return new Response(errorBody(dialect, err), { status: err.status, headers });
 }

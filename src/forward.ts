@@ -2,6 +2,7 @@
 // response body chunk by chunk with backpressure, an idle read timeout, and prompt abort on client disconnect.
 
 import { ERR, type GatewayError } from "./errors.ts";
+import type { Stallable, StallWatch } from "./stall.ts";
 import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
 import { TurnGate } from "./turn.ts";
 
@@ -14,22 +15,53 @@ interface Reader {
 /** Extra attempts after a connect failure (nothing was sent), SPEC §5. */
 export const CONNECT_RETRIES = 2;
 
+/** The Cancel reason when the client kept the gateway waiting for its body for idle_timeout_secs: 408, its fault. */
+export const CLIENT_TIMEOUT = Symbol("client body timeout");
+
 /**
  * A streamed request body that can be offered to several connect attempts as long as none of them read a byte:
  * a connect failure before the first pull is retried with the same, untouched source.
  */
-export class StreamedBody {
+export class StreamedBody implements Stallable {
   private reader: Reader | undefined;
   /** True once any attempt pulled a byte: from then on a retry would lose data. */
   started = false;
   bytes = 0;
+  /** True while a read of the client's body is pending: the gateway is waiting on the client, not the provider. */
+  waiting = false;
+  stallTick = 0;
+  /** sendUpstream's head timer while it runs: each client chunk restarts it, so the provider's time to answer is
+   * counted from the last byte it was given, never from time the client spent not sending. */
+  upstreamTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly source: ReadableStream<Uint8Array>,
     /** Sees each chunk before it goes upstream (scanner, size cap); may return replacement bytes or throw to abort. */
     private readonly onChunk?: (chunk: Uint8Array) => Uint8Array | Uint8Array[],
     private readonly onEnd?: () => Uint8Array[] | undefined,
+    /** Watches each wait for a client chunk; a stall cancels the exchange with CLIENT_TIMEOUT. */
+    private readonly stalls?: StallWatch,
+    private readonly cancel?: Cancel,
   ) {}
+
+  /** One read of the client's body, timed by the stall watch (the client's time), not by the provider's timer. */
+  private async read(reader: Reader): ReturnType<Reader["read"]> {
+    const w = this.stalls;
+    if (w === undefined) return reader.read();
+    this.waiting = true;
+    w.wait(this);
+    try {
+      return await reader.read();
+    } finally {
+      this.waiting = false;
+      w.done(this);
+      this.upstreamTimer?.refresh();
+    }
+  }
+
+  onStall(): void {
+    this.cancel?.abort(CLIENT_TIMEOUT);
+  }
 
   /** A fresh stream view for one attempt. Cancelling it (a failed attempt) does not cancel the client's body. */
   attempt(): ReadableStream<Uint8Array> {
@@ -42,7 +74,7 @@ export class StreamedBody {
           // on a new read, and the consumer's one read stays pending, so an empty-handed pull would stall the
           // upload for good. onChunk may give nothing back for a read (an empty chunk, or bytes held), so read on.
           for (;;) {
-            const r = await reader.read();
+            const r = await this.read(reader);
             if (r.done) {
               const tail = this.onEnd?.();
               if (tail !== undefined) for (const t of tail) if (t.byteLength > 0) c.enqueue(t);
@@ -83,7 +115,8 @@ function enqueueAll(c: ReadableStreamDefaultController<Uint8Array>, out: Uint8Ar
   return any;
 }
 
-export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string };
+/** `cause`: the transport's error code (ENOTFOUND, ECONNREFUSED …) when the provider side failed, for the log. */
+export type SendResult = { ok: true; response: UpstreamResponse } | { ok: false; error: GatewayError; reason: string; cause?: string };
 
 export interface SendOptions {
   transport: Transport;
@@ -100,9 +133,22 @@ export interface SendOptions {
 
 const TIMEOUT = Symbol("upstream timeout");
 
-/** Send with up to CONNECT_RETRIES retries on connect failures; map failures to 502/504 in the caller's terms. */
+/** The head timer fired. While the gateway waits on the client's body, the client's idle watch governs instead: the
+ * timer restarts with the client's next chunk (StreamedBody.read), so a slow or stalled upload is never the provider's
+ * timeout. */
+function headTimedOut(cancel: Cancel, body: StreamedBody | undefined): void {
+  if (body?.waiting === true) return;
+  cancel.abort(TIMEOUT);
+}
+
+/**
+ * Send with up to CONNECT_RETRIES retries on connect failures; map failures to 502/504 in the caller's terms (408 when
+ * the client stalled its upload). The head timeout counts only time spent waiting on the provider.
+ */
 export async function sendUpstream(o: SendOptions): Promise<SendResult & { attempts: number }> {
-  const timer = setTimeout(() => o.cancel.abort(TIMEOUT), o.headTimeoutMs);
+  const streamed = o.body instanceof StreamedBody ? o.body : undefined;
+  const timer = setTimeout(headTimedOut, o.headTimeoutMs, o.cancel, streamed);
+  if (streamed !== undefined) streamed.upstreamTimer = timer;
   let attempts = 0;
   try {
     for (;;) {
@@ -114,9 +160,10 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
         return { ok: true, response, attempts };
       } catch (e) {
         if (o.cancel.aborted) {
-          return o.cancel.reason === TIMEOUT
-            ? { ok: false, error: ERR.upstreamTimeout, reason: "upstream_timeout", attempts }
-            : { ok: false, error: ERR.upstreamReset, reason: "client_closed", attempts };
+          const why = o.cancel.reason;
+          if (why === TIMEOUT) return { ok: false, error: ERR.upstreamTimeout, reason: "upstream_timeout", attempts };
+          if (why === CLIENT_TIMEOUT) return { ok: false, error: ERR.requestTimeout, reason: "client_timeout", attempts };
+          return { ok: false, error: ERR.upstreamReset, reason: "client_closed", attempts };
         }
         const kind = classifyFailure(e);
         const replayable = !(o.body instanceof StreamedBody) || !o.body.started;
@@ -124,14 +171,22 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
           o.onRetry?.(attempts, e);
           continue;
         }
+        const cause = errorCode(e);
         return kind === "connect"
-          ? { ok: false, error: ERR.upstreamUnreachable, reason: "upstream_unreachable", attempts }
-          : { ok: false, error: ERR.upstreamReset, reason: "upstream_reset", attempts };
+          ? { ok: false, error: ERR.upstreamUnreachable, reason: "upstream_unreachable", cause, attempts }
+          : { ok: false, error: ERR.upstreamReset, reason: "upstream_reset", cause, attempts };
       }
     }
   } finally {
     clearTimeout(timer);
+    if (streamed !== undefined) streamed.upstreamTimer = undefined;
   }
+}
+
+/** A transport error's code (ENOTFOUND, ECONNRESET …), else its name: never its message, which may quote anything. */
+export function errorCode(e: unknown): string {
+  const err = e as { code?: string; name?: string } | undefined;
+  return err?.code ?? err?.name ?? "error";
 }
 
 export type WholeRead = { ok: true; bytes: Uint8Array } | { ok: false; how: "upstream_reset" | "upstream_timeout" | "client_closed" };

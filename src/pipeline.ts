@@ -8,9 +8,9 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "./config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
-import { HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import { errorCode, HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
 import type { KeyVerifier } from "./keys.ts";
-import { isBreakerFailure, type CircuitBreaker } from "./breaker.ts";
+import { DENIED, isBreakerFailure, type CircuitBreaker, type Permit } from "./breaker.ts";
 import { log } from "./log.ts";
 import type { DenySet } from "./denyset.ts";
 import type { RateGuard } from "./ratelimit.ts";
@@ -18,6 +18,7 @@ import { injectionEligible, Meter } from "./meter.ts";
 import { type HistogramCell, type Labels, type Metrics, ProviderMetrics } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
+import { SmallBodyRead, StallWatch } from "./stall.ts";
 import { Cancel, type Transport } from "./transport.ts";
 
 export interface Gateway {
@@ -38,6 +39,11 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 /** Client went away before the response head: nginx's convention, so the access log tells it apart from real statuses. */
 const CLIENT_CLOSED = 499;
 
+/** idle_timeout_secs as applied: Bun's server idle timer takes 8–960 s, and the client body watch uses the same. */
+export function clientIdleSecs(cfg: Config): number {
+  return Math.min(960, Math.max(8, cfg.idle_timeout_secs));
+}
+
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
   const { cfg, router, verifier, transport, metrics, rate, breakers, denySet } = gw;
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
@@ -51,6 +57,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const maxBody = cfg.max_request_body_bytes;
   const metering = cfg.usage_metering;
   const held = new HeldResponses();
+  // Bun's idle timer is off once a request is admitted; this watches the client's body instead (408, SPEC §5).
+  const idleSecs = clientIdleSecs(cfg);
+  const stalls = new StallWatch(idleSecs * 1000);
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
@@ -67,6 +76,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     // 1. route
     const route = router.route(target);
+    // TRACE would have a provider echo the request, pool key included, and CONNECT asks for a tunnel: neither is
+    // proxied (SPEC §5). A string compare on the method, so ordinary requests pay nothing measurable.
+    const method = req.method;
+    if (method === "TRACE" || method === "CONNECT") {
+      ctx.provider = route?.provider;
+      ctx.dialect = route === undefined ? dialectForUnrouted(target) : route.provider.dialect;
+      return reject(ctx, ERR.methodNotAllowed, "method_not_allowed");
+    }
     if (route === undefined) {
       ctx.dialect = dialectForUnrouted(target);
       return reject(ctx, ERR.unknownProvider, "unknown_provider");
@@ -103,13 +120,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (provider.poolAuth === undefined) return reject(ctx, ERR.noPoolKey, "no_pool_key");
     }
 
-    // 3b. circuit breaker last, so a half-open probe permit is taken only by a request that really goes upstream.
-    // From here every path reports exactly one outcome to it.
+    // 3b. circuit breaker last. Here only the side-effect-free check, so an open provider is refused without reading
+    // the body; the permit itself (the half-open probe's included) is taken just before the upstream send, once a
+    // small body is in hand, so a client that never finishes its body can never hold the probe.
     const breaker = breakers.get(provider.name);
-    if (breaker !== undefined && !breaker.allow()) return reject(ctx, ERR.circuitOpen, "circuit_open", "circuit_open");
+    if (breaker !== undefined && !breaker.wouldAllow()) return reject(ctx, ERR.circuitOpen(breaker.retryAfterSecs()), "circuit_open", "circuit_open");
+    let permit: Permit = DENIED;
 
     // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
-    // cut it; the gateway's own read timeout (read_timeout_secs) watches the provider instead.
+    // cut it. The gateway's own timers take over: the stall watch (idle_timeout_secs, 408) while it waits on the
+    // client's body, the read timeout (read_timeout_secs, 504) while it waits on the provider.
     server.timeout(req, 0);
     inFlight.v++;
 
@@ -125,11 +145,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (req.body !== null) {
       if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
         let whole: Uint8Array;
+        const read = new SmallBodyRead(req.bytes());
+        stalls.wait(read);
         try {
-          whole = await req.bytes();
+          whole = await read.result;
         } catch {
           return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+        } finally {
+          stalls.done(read);
         }
+        if (read.stalled) return finishEarly(ctx, 0, "client_timeout", ERR.requestTimeout);
         ctx.bytesIn = whole.byteLength;
         body = meter === undefined ? whole : meter.wholeBody(whole);
         bodyChanged = body !== whole;
@@ -148,6 +173,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
             return m === undefined ? chunk : m.onRequestChunk(chunk);
           },
           m === undefined ? undefined : () => m.onRequestEnd(),
+          stalls,
+          cancel,
         );
       }
     }
@@ -156,7 +183,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // caused can be removed from plain SSE bytes.
     const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
 
-    // 5. forward
+    // 5. forward. The breaker permit is taken now, just before the send; every path from here reports it once.
+    if (breaker !== undefined) {
+      permit = breaker.allow();
+      if (permit === DENIED) {
+        if (body instanceof StreamedBody) body.discard();
+        metrics.inc("ai_rejections_total", reasonLabels("circuit_open"));
+        return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
+      }
+    }
     const sendNs = Bun.nanoseconds();
     const sent = await sendUpstream({
       transport,
@@ -168,7 +203,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       headTimeoutMs: readTimeoutMs,
       onRetry: (attempt, e) => {
         pm.retries.v++;
-        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: errorCode(e) });
+        // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
+        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: `${errorCode(e)} ${authorityOf(provider.origin)}` });
       },
     });
     ctx.attempts = sent.attempts;
@@ -183,7 +219,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         meter?.finish("client_closed", undefined);
         return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
       }
-      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.reason });
+      if (sent.reason === "client_timeout") return finishEarly(ctx, 0, "client_timeout", sent.error);
+      // e.g. "upstream_unreachable: ENOTFOUND api.example.com:443", "upstream_timeout api.example.com:443".
+      const where = authorityOf(provider.origin);
+      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.cause === undefined ? `${sent.reason} ${where}` : `${sent.reason}: ${sent.cause} ${where}` });
       ctx.status = sent.error.status;
       // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
       if (sent.reason !== "upstream_unreachable") meter?.finish(sent.reason === "upstream_timeout" ? "upstream_timeout" : "upstream_reset", undefined);
@@ -202,10 +241,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     // A received status decides the breaker outcome, whatever happens to the body afterwards: record it now, so a
     // long stream does not hold the half-open probe and the next request already sees the outcome.
-    if (isBreakerFailure(up.status, false)) breaker?.onFailure();
-    else breaker?.onSuccess();
+    if (isBreakerFailure(up.status, false)) breaker?.onFailure(permit);
+    else breaker?.onSuccess(permit);
     const done = (how: RelayEnd) => {
       req.signal.removeEventListener("abort", cancel);
+      // Bun keeps a per-request timeout for the connection's life: without this, a keep-alive connection that served
+      // one admitted request would never idle out. Set while the response is still being written (later is a no-op).
+      server.timeout(req, idleSecs);
       meter?.finish(how, streaming);
       if (how !== "complete") ctx.error = how;
       if (streaming) activeStreams.v--;
@@ -263,9 +305,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
       req.signal.removeEventListener("abort", cancel);
-      // No upstream status: a gateway-side 502/504 is the provider's failure; a client that left or sent too much is not.
-      if (err !== undefined && err.status >= 500) breaker?.onFailure();
-      else breaker?.onSuccess();
+      // As in done(): the connection idles out again, also one whose unread body the client never finishes.
+      server.timeout(req, idleSecs);
+      // No upstream status. Reported only by a request that holds a permit: a gateway-side 502/504 is the provider's
+      // failure; a client that left, stalled (408) or sent too much (413) says nothing about the provider: neutral,
+      // which also hands a half-open probe's permit back.
+      if (permit !== DENIED) {
+        if (err !== undefined && err.status >= 500) breaker?.onFailure(permit);
+        else breaker?.onNeutral(permit);
+      }
       inFlight.v--;
       c.status = err?.status ?? status;
       c.error = reason;
@@ -297,7 +345,7 @@ function reasonLabels(reason: string): Labels {
   return l;
 }
 
-function errorCode(e: unknown): string {
-  const err = e as { code?: string; name?: string } | undefined;
-  return err?.code ?? err?.name ?? "error";
+/** `host:port` of an origin (`http(s)://host:port`), for logs. */
+function authorityOf(origin: string): string {
+  return origin.slice(origin.indexOf("//") + 2);
 }

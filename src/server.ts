@@ -10,7 +10,7 @@ import { KeyVerifier, mint } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { createHandler, type Gateway } from "./pipeline.ts";
+import { clientIdleSecs, createHandler, type Gateway } from "./pipeline.ts";
 import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } from "./providers.ts";
 import { Router } from "./route.ts";
 import { Secret } from "./secret.ts";
@@ -150,8 +150,9 @@ export async function startGateway(cfg: Config): Promise<Running> {
   const server = bind("listen", cfg.listen, () => Bun.serve({
     hostname: listen.hostname,
     port: listen.port,
-    // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline).
-    idleTimeout: Math.min(960, Math.max(8, cfg.idle_timeout_secs)),
+    // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline), and the
+    // pipeline's own watch answers a client that stalls its body with 408 after the same time.
+    idleTimeout: clientIdleSecs(cfg),
     // The gateway enforces max_request_body_bytes itself, with a 413 in the caller's dialect.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch: handler,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { CircuitBreaker, isBreakerFailure } from "../src/breaker.ts";
+import { ADMITTED, CircuitBreaker, DENIED, isBreakerFailure, PROBE } from "../src/breaker.ts";
 
 /** A hand-driven millisecond clock: tests move time instead of sleeping. */
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -13,26 +13,26 @@ function breaker(c: { now: () => number }, threshold = 3, windowSecs = 10, reset
 }
 
 function fail(b: CircuitBreaker, times: number): void {
-  for (let i = 0; i < times; i++) b.onFailure();
+  for (let i = 0; i < times; i++) b.onFailure(ADMITTED);
 }
 
 describe("closed", () => {
   test("a new breaker is closed and allows requests", () => {
     const b = breaker(clock());
     expect(b.state).toBe("closed");
-    for (let i = 0; i < 100; i++) expect(b.allow()).toBe(true);
+    for (let i = 0; i < 100; i++) expect(b.allow()).toBe(ADMITTED);
   });
 
   test("opens when failures reach the threshold within the window", () => {
     const c = clock();
     const b = breaker(c);
-    b.onFailure();
+    b.onFailure(ADMITTED);
     c.advance(4_000);
-    b.onFailure();
+    b.onFailure(ADMITTED);
     expect(b.state).toBe("closed");
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(ADMITTED);
     c.advance(5_999); // 9.999 s after the first failure: still inside the 10 s window
-    b.onFailure();
+    b.onFailure(ADMITTED);
     expect(b.state).toBe("open");
   });
 
@@ -40,12 +40,12 @@ describe("closed", () => {
     const c = clock();
     const b = breaker(c);
     for (let i = 0; i < 20; i++) {
-      b.onFailure();
-      b.onFailure();
+      b.onFailure(ADMITTED);
+      b.onFailure(ADMITTED);
       c.advance(10_000); // the window expires before the third failure, which starts a new one
     }
     expect(b.state).toBe("closed");
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(ADMITTED);
   });
 
   test("an expired window restarts the count at the next failure", () => {
@@ -55,7 +55,7 @@ describe("closed", () => {
     c.advance(10_000);
     fail(b, 2); // count 1 (new window), then 2
     expect(b.state).toBe("closed");
-    b.onFailure(); // 3 within the new window
+    b.onFailure(ADMITTED); // 3 within the new window
     expect(b.state).toBe("open");
   });
 
@@ -63,20 +63,20 @@ describe("closed", () => {
     const c = clock();
     const b = breaker(c);
     fail(b, 2);
-    b.onSuccess();
+    b.onSuccess(ADMITTED);
     fail(b, 2);
     expect(b.state).toBe("closed");
-    b.onSuccess();
+    b.onSuccess(ADMITTED);
     fail(b, 2);
     expect(b.state).toBe("closed");
-    b.onFailure();
+    b.onFailure(ADMITTED);
     expect(b.state).toBe("open");
   });
 
   test("a 429 (or any status below 500) is recorded as a success and resets the count", () => {
     const c = clock();
     const b = breaker(c);
-    const record = (status: number): void => (isBreakerFailure(status, false) ? b.onFailure() : b.onSuccess());
+    const record = (status: number): void => (isBreakerFailure(status, false) ? b.onFailure(ADMITTED) : b.onSuccess(ADMITTED));
     for (let i = 0; i < 10; i++) {
       record(503);
       record(502);
@@ -92,9 +92,9 @@ describe("closed", () => {
 
   test("threshold 1 opens on the first failure", () => {
     const b = breaker(clock(), 1);
-    b.onFailure();
+    b.onFailure(ADMITTED);
     expect(b.state).toBe("open");
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
   });
 });
 
@@ -108,7 +108,7 @@ describe("outcome mapping", () => {
     for (const status of [500, 502, 503, 504, 529]) expect(isBreakerFailure(status, false)).toBe(true);
   });
 
-  test("no status: an error (connect, DNS, head timeout) is a failure, a client that left first is a success", () => {
+  test("no status: an error the provider caused (connect, DNS, head timeout) is a failure, anything else is not", () => {
     expect(isBreakerFailure(undefined, true)).toBe(true);
     expect(isBreakerFailure(undefined, false)).toBe(false);
   });
@@ -119,9 +119,9 @@ describe("open", () => {
     const c = clock();
     const b = breaker(c);
     fail(b, 3);
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     c.advance(29_999);
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     expect(b.state).toBe("open");
   });
 
@@ -130,12 +130,12 @@ describe("open", () => {
     const b = breaker(c);
     fail(b, 3);
     c.advance(20_000);
-    b.onSuccess(); // a request admitted before opening finishing now must not close it
+    b.onSuccess(ADMITTED); // a request admitted before opening finishing now must not close it
     expect(b.state).toBe("open");
-    b.onFailure(); // nor push the reset time back
+    b.onFailure(ADMITTED); // nor push the reset time back
     expect(b.state).toBe("open");
     c.advance(10_000); // 30 s after opening
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(PROBE);
     expect(b.state).toBe("half_open");
   });
 });
@@ -146,11 +146,11 @@ describe("half-open", () => {
     const b = breaker(c);
     fail(b, 3);
     c.advance(30_000);
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(PROBE);
     expect(b.state).toBe("half_open");
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     c.advance(60_000); // however long the probe takes, no second permit
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
   });
 
   test("a successful probe closes the breaker with a zero count", () => {
@@ -158,11 +158,11 @@ describe("half-open", () => {
     const b = breaker(c);
     fail(b, 3);
     c.advance(30_000);
-    expect(b.allow()).toBe(true);
-    b.onSuccess();
+    expect(b.allow()).toBe(PROBE);
+    b.onSuccess(PROBE);
     expect(b.state).toBe("closed");
-    expect(b.allow()).toBe(true);
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(ADMITTED);
+    expect(b.allow()).toBe(ADMITTED);
     fail(b, 2); // a fresh count: two failures do not reopen it
     expect(b.state).toBe("closed");
   });
@@ -172,27 +172,113 @@ describe("half-open", () => {
     const b = breaker(c);
     fail(b, 3);
     c.advance(30_000);
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(PROBE);
     c.advance(5_000);
-    b.onFailure();
+    b.onFailure(PROBE);
     expect(b.state).toBe("open");
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     c.advance(29_999); // measured from the reopening, not the first opening
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     c.advance(1);
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(PROBE);
     expect(b.state).toBe("half_open");
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
   });
 
   test("the reset time is measured in milliseconds, not whole seconds", () => {
     const c = clock(1_000_900); // opening late in a second must not shorten the wait
     const b = breaker(c, 1, 10, 1);
-    b.onFailure();
+    b.onFailure(ADMITTED);
     c.advance(200); // crosses a whole-second boundary, only 0.2 s elapsed
-    expect(b.allow()).toBe(false);
+    expect(b.allow()).toBe(DENIED);
     c.advance(800);
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(PROBE);
+  });
+});
+
+describe("permits and neutral outcomes (issue 12 item 3)", () => {
+  test("wouldAllow has no side effect: past the reset time it says yes but takes no permit and leaves the breaker open", () => {
+    const c = clock();
+    const b = breaker(c);
+    fail(b, 3);
+    expect(b.wouldAllow()).toBe(false);
+    c.advance(30_000);
+    for (let i = 0; i < 5; i++) expect(b.wouldAllow()).toBe(true);
+    expect(b.state).toBe("open");
+    expect(b.allow()).toBe(PROBE);
+    expect(b.wouldAllow()).toBe(false); // the probe is out
+    expect(b.allow()).toBe(DENIED);
+  });
+
+  test("an abandoned probe (neutral outcome) hands its permit back: the next request probes and can close the breaker", () => {
+    const c = clock();
+    const b = breaker(c);
+    fail(b, 3);
+    c.advance(30_000);
+    const probe = b.allow();
+    expect(probe).toBe(PROBE);
+    expect(b.allow()).toBe(DENIED);
+    b.onNeutral(probe); // its client stalled or left before any answer
+    expect(b.state).toBe("half_open");
+    expect(b.wouldAllow()).toBe(true);
+    const next = b.allow();
+    expect(next).toBe(PROBE);
+    expect(b.allow()).toBe(DENIED); // still one probe at a time
+    b.onSuccess(next);
+    expect(b.state).toBe("closed");
+  });
+
+  test("a neutral outcome reported twice cannot mint a second probe permit", () => {
+    const c = clock();
+    const b = breaker(c);
+    fail(b, 3);
+    c.advance(30_000);
+    const probe = b.allow();
+    b.onNeutral(probe);
+    b.onNeutral(probe);
+    expect(b.allow()).toBe(PROBE);
+    expect(b.allow()).toBe(DENIED);
+  });
+
+  test("while half-open only the probe's outcome counts: stragglers admitted when closed neither close, reopen nor add permits", () => {
+    const c = clock();
+    const b = breaker(c);
+    const straggler = b.allow(); // admitted while closed, still running when the breaker opens
+    expect(straggler).toBe(ADMITTED);
+    fail(b, 3);
+    c.advance(30_000);
+    expect(b.allow()).toBe(PROBE);
+    b.onSuccess(straggler);
+    expect(b.state).toBe("half_open");
+    b.onFailure(straggler);
+    expect(b.state).toBe("half_open");
+    b.onNeutral(straggler);
+    expect(b.allow()).toBe(DENIED);
+  });
+
+  test("neutral outcomes while closed leave the failure count as it is (a stalled client neither trips nor heals it)", () => {
+    const c = clock();
+    const b = breaker(c);
+    fail(b, 2);
+    for (let i = 0; i < 50; i++) b.onNeutral(ADMITTED);
+    expect(b.state).toBe("closed");
+    b.onFailure(ADMITTED);
+    expect(b.state).toBe("open");
+  });
+
+  test("retryAfterSecs counts whole seconds up to the probe, at least 1", () => {
+    const c = clock();
+    const b = breaker(c);
+    fail(b, 3);
+    expect(b.retryAfterSecs()).toBe(30);
+    c.advance(10_500);
+    expect(b.retryAfterSecs()).toBe(20); // 19.5 s left, rounded up
+    c.advance(19_400);
+    expect(b.retryAfterSecs()).toBe(1); // 0.1 s left
+    c.advance(100);
+    expect(b.retryAfterSecs()).toBe(1); // due now: never 0
+    expect(b.allow()).toBe(PROBE);
+    expect(b.retryAfterSecs()).toBe(1); // half-open, the probe decides any moment
   });
 });
 
@@ -200,9 +286,9 @@ describe("disabled", () => {
   test("threshold 0 never opens", () => {
     const c = clock();
     const b = breaker(c, 0);
-    for (let i = 0; i < 10_000; i++) b.onFailure();
+    for (let i = 0; i < 10_000; i++) b.onFailure(ADMITTED);
     expect(b.state).toBe("closed");
-    expect(b.allow()).toBe(true);
+    expect(b.allow()).toBe(ADMITTED);
   });
 
   test("invalid options are refused at construction", () => {
@@ -217,11 +303,11 @@ describe("defaults", () => {
     const c = clock();
     const b = breaker(c, 20, 10, 30);
     for (let i = 0; i < 19; i++) {
-      b.onFailure();
+      b.onFailure(ADMITTED);
       c.advance(500);
     }
     expect(b.state).toBe("closed");
-    b.onFailure(); // 20th, at 9.5 s
+    b.onFailure(ADMITTED); // 20th, at 9.5 s
     expect(b.state).toBe("open");
   });
 });
