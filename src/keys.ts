@@ -225,7 +225,7 @@ function parseKidRange(s: string, start: number, end: number): number {
   return v;
 }
 
-/** Decimal u32 (`+` and leading zeros accepted, as in tokens); throws with a clear message otherwise. */
+/** Config and `--kid` kid: decimal u32 (`+` and leading zeros accepted here, unlike in tokens); throws with a clear message otherwise. */
 export function parseKid(text: string): number {
   const v = parseKidRange(text, 0, text.length);
   if (v < 0) throw new Error(`invalid kid ${quote(text)}: expected a decimal integer from 0 to ${U32_MAX}`);
