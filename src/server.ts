@@ -14,7 +14,7 @@ import { clientIdleSecs, createHandler, type Gateway } from "./pipeline.ts";
 import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } from "./providers.ts";
 import { Router } from "./route.ts";
 import { Secret } from "./secret.ts";
-import type { SharedState } from "./shared-state.ts";
+import { breakerSlot, type SharedState } from "./shared-state.ts";
 import { FetchTransport } from "./transport.ts";
 import { PoolTransport } from "./transport-pool.ts";
 import { startWorkers } from "./workers.ts";
@@ -98,15 +98,17 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
   // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
   const firstKid = cfg.signing_keys.keys().next();
   if (!firstKid.done) verifier.verify(mint(firstKid.value, crypto.getRandomValues(new Uint8Array(32)), 0n, 0n));
-  void shared; // attached by RateGuard/CircuitBreaker once they take shared state (src/shared-state.ts)
   return {
     denySet,
     cfg,
-    rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }),
+    rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }, shared),
     breakers: new Map(
       providers.map((p) => [
         p.name,
-        new CircuitBreaker({ threshold: cfg.circuit_breaker_threshold, windowSecs: cfg.circuit_breaker_window_secs, resetSecs: cfg.circuit_breaker_reset_secs }),
+        new CircuitBreaker(
+          { threshold: cfg.circuit_breaker_threshold, windowSecs: cfg.circuit_breaker_window_secs, resetSecs: cfg.circuit_breaker_reset_secs },
+          shared !== undefined ? breakerSlot(shared, p.name) : undefined,
+        ),
       ]),
     ),
     router: new Router(providers),
