@@ -517,13 +517,15 @@ function checkTransport(key: string, v: string): UpstreamTransport {
 /** More threads than this is a typo, not a machine (each worker holds its own pools and caches). */
 const MAX_WORKERS = 1024;
 
-/** `auto` (any case, trimmed) or a decimal count >= 1. */
+/** `auto` (any case, trimmed) or a decimal count >= 1. From the environment the message names the setting as well
+ * as the variable (AI_WORKERS: … the workers setting …), so either is found in it. */
 function checkWorkers(key: string, v: string): number | "auto" {
   const t = v.trim();
   if (t.toLowerCase() === "auto") return "auto";
-  if (!/^\d+$/.test(t)) throw new ConfigError(key, `must be "auto" or an integer >= 1, got "${v}"`);
+  const what = key === "workers" ? "" : " (the workers setting)";
+  if (!/^\d+$/.test(t)) throw new ConfigError(key, `must be "auto" or an integer >= 1${what}, got "${v}"`);
   const n = Number(t);
-  if (n < 1) throw new ConfigError(key, `must be "auto" or an integer >= 1, got "${v}"`);
+  if (n < 1) throw new ConfigError(key, `must be "auto" or an integer >= 1${what}, got "${v}"`);
   return checkWorkerCount(key, n);
 }
 
