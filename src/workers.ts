@@ -110,6 +110,7 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
   const retired = new Metrics();
   let port = listen.port;
   let stopping = false;
+  let booted = false;
   let scrapeId = 0;
   let nextLockOwner = 1;
   const scrapes = new Map<number, (snap: MetricsSnapshot) => void>();
@@ -169,7 +170,8 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     slot.onDrained?.();
     slot.onListening?.({ error: new Error(`worker ${slot.index} ${reason} before it was listening`) });
     if (slot.lastSnap !== undefined) retired.merge(slot.lastSnap, true);
-    if (stopping || slots[slot.index] !== slot) return;
+    // During boot a death fails the start (whenListening rejects); only a running process replaces workers.
+    if (stopping || !booted || slots[slot.index] !== slot) return;
     const crashed = performance.now() - slot.startedAt < CRASH_WINDOW_MS;
     const crashes = crashed ? slot.crashes + 1 : 0;
     const delay = crashes === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, 100 * 2 ** (crashes - 1));
@@ -208,6 +210,9 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     const rest: Promise<number>[] = [];
     for (let i = 1; i < workers; i++) rest.push(whenListening(spawn(i, 0)));
     await Promise.all(rest);
+    const gone = slots.find((s) => s.dead);
+    if (gone !== undefined) throw new Error(`worker ${gone.index} exited during start`);
+    booted = true;
   } catch (e) {
     abort();
     throw e;
