@@ -26,6 +26,26 @@
 //     requests of its budget, and it never gets more than N.
 //   - A hash-flooding attacker gains nothing useful: the seed is random per process, and crowding
 //     another key's four counters past N would need millions of requests per second to this process.
+//
+// Shared mode (workers ≥ 2, `new RateGuard(opts, shared)`, layout in shared-state.ts): the same two tiers over a
+// SharedArrayBuffer, so the limits are process-wide. Every counter is one packed 32-bit word (window stamp | count)
+// changed only by compare-and-swap, so no worker ever sees half an update. The BYO tier is one word: each increment returns a count no other returned, so exactly N pass per window. The
+// per-credential tier keeps conservative update, which reads four counters and writes some, so one key's checks are
+// serialised by a stripe lock (1,024 lock words; a key always takes the same one, other keys rarely share it; held for
+// four loads and up to four compare-and-swaps, never across a call): one key bursting on every worker at once is
+// admitted exactly N times per window, not N × workers, and the error bound above holds unchanged. (Plain lock-free
+// count-min was tried first: a request's estimate is the minimum of four increments, and two racing requests can each
+// see the other's row as their minimum, so both pass at N: 22 of 20 admitted in test/shared-state.test.ts.)
+// Windows are aligned to the shared clock's origin (when main allocated the state) and hashes use the shared seeds, so
+// every worker counts in the same windows and the same counters. Worker clocks can disagree by a fraction of a
+// millisecond (shared-state.ts, Clock): a worker still in window n that meets a counter already in window n + 1 counts
+// in n + 1 rather than resetting it, so a boundary never erases another worker's counts.
+// The shared guard is a subclass, SharedRateGuard, which `new RateGuard(opts, shared)` returns: workers = 1 passes no
+// state and runs today's class unchanged, method for method (no flag tested per call; a thread only ever holds one of
+// the two classes, so its call sites stay monomorphic). Figures: bench/guards.bench.ts.
+
+import { assertSharedState, countBitsFor, lockOwner, RATE_BYO_WORD, RATE_HEADER_INTS, RATE_LOCKS, RATE_LOCKS_AT, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
+
 
 /** Result of a check. Decisions are shared frozen constants: checking allocates nothing. */
 export type RateDecision =
@@ -37,7 +57,10 @@ export interface RateGuardOptions {
   perCredentialRps: number;
   /** Shared ceiling for all BYO (non-`bai_`) traffic; 0 disables the tier. */
   byoRps: number;
-  /** Millisecond clock, injectable for tests. Default: `performance.now()` (monotonic). */
+  /**
+   * Millisecond clock, injectable for tests. Default: `performance.now()` (monotonic) privately, the shared clock of
+   * shared-state.ts in shared mode. In shared mode windows start at the clock's 0, not at construction.
+   */
   now?: () => number;
 }
 
@@ -94,14 +117,16 @@ export class RateGuard {
   #byoStamp = 0;
   #byoCount = 0;
 
-  constructor(opts: RateGuardOptions) {
+  constructor(opts: RateGuardOptions, shared?: SharedState) {
     this.#perLimit = validLimit(opts.perCredentialRps, "perCredentialRps");
     this.#byoLimit = validLimit(opts.byoRps, "byoRps");
     this.#now = opts.now ?? defaultNow;
     this.#origin = this.#now();
-    this.#table = new Uint32Array(this.#perLimit > 0 ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
+    this.#table = new Uint32Array(this.#perLimit > 0 && shared === undefined ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
     this.#seedA = randomSeed();
     this.#seedB = randomSeed();
+    // Shared mode: the object built is the subclass (its super() call comes back here without a state).
+    if (shared !== undefined) return new SharedRateGuard(opts, shared);
   }
 
   /**
@@ -173,6 +198,175 @@ export class RateGuard {
     // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
     this.#stamp = (index + 1) >>> 0;
     return this.#stamp;
+  }
+}
+
+/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
+interface SharedRate {
+  readonly words: Int32Array;
+  readonly perBits: number;
+  readonly byoBits: number;
+}
+
+/** The guard over a SharedState (workers ≥ 2): process-wide counts, see the header. Built by `new RateGuard(opts, shared)`. */
+export class SharedRateGuard extends RateGuard {
+  readonly #perLimit: number;
+  readonly #byoLimit: number;
+  readonly #now: () => number;
+  readonly #seedA: number;
+  readonly #seedB: number;
+  readonly #sh: SharedRate;
+  #stamp = 0;
+  #windowEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(opts: RateGuardOptions, shared: SharedState) {
+    super({ perCredentialRps: 0, byoRps: 0 }); // the private tiers stay off: nothing allocated
+    const per = validLimit(opts.perCredentialRps, "perCredentialRps");
+    const byo = validLimit(opts.byoRps, "byoRps");
+    assertSharedState(shared);
+    if (shared.perCredentialRps !== per || shared.byoRps !== byo) {
+      throw new RangeError("the shared rate state was allocated for other limits");
+    }
+    this.#perLimit = sharedLimit(per);
+    this.#byoLimit = sharedLimit(byo);
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#seedA = shared.seedA;
+    this.#seedB = shared.seedB;
+    this.#sh = { words: new Int32Array(shared.rate), perBits: countBitsFor(this.#perLimit), byoBits: countBitsFor(this.#byoLimit) };
+  }
+
+  /** Bytes of the shared sketch (the same buffer for every worker), whatever the number of keys. */
+  override retainedBytes(): number {
+    return this.#sh.words.byteLength - 4 * RATE_HEADER_INTS;
+  }
+
+  /** check() over the shared buffer: same tiers and decisions, counts process-wide (see the header). */
+  override check(token: string, managed: boolean): RateDecision {
+    const sh = this.#sh;
+    const perLimit = this.#perLimit;
+    const byoLimit = this.#byoLimit;
+    if (perLimit === 0 && byoLimit === 0) return OK;
+    const stamp = this.#currentStamp();
+    const w = sh.words;
+
+    if (byoLimit > 0 && !managed) {
+      // Saturates at limit + 1: a request arriving there is refused without a write, as privately.
+      if (windowIncrement(w, RATE_BYO_WORD, stamp, sh.byoBits, byoLimit + 1) > byoLimit) return LIMITED_BYO;
+    }
+    if (perLimit === 0) return OK;
+
+    const ha = xxHash32(token, this.#seedA);
+    const hb = xxHash32(token, this.#seedB);
+    const bits = sh.perBits;
+    const i0 = RATE_HEADER_INTS + (ha & 0xffff);
+    const i1 = RATE_HEADER_INTS + ((1 << ROW_SHIFT) | (ha >>> 16));
+    const i2 = RATE_HEADER_INTS + ((2 << ROW_SHIFT) | (hb & 0xffff));
+    const i3 = RATE_HEADER_INTS + ((3 << ROW_SHIFT) | (hb >>> 16));
+    const cap = perLimit + 1;
+    // Already over (all four rows at the cap): refuse without the lock or a write, as privately; within a window the
+    // counters only rise, so this cannot refuse a request that the locked path below would admit.
+    if (
+      windowRead(w, i0, stamp, bits) >= cap &&
+      windowRead(w, i1, stamp, bits) >= cap &&
+      windowRead(w, i2, stamp, bits) >= cap &&
+      windowRead(w, i3, stamp, bits) >= cap
+    ) {
+      return LIMITED;
+    }
+    // One key's checks are serialised by its stripe lock (a key always maps to the same one), so its estimate counts
+    // every earlier request of its own: exactly N pass per window however many workers race. Other keys sharing a
+    // counter only ever raise it (compare-and-swap to the larger value), which keeps every key's counters at or above
+    // its true count: the invariant that makes the sketch an over-estimate. Measured exactness: test/shared-state.test.ts.
+    const lk = RATE_LOCKS_AT + ((ha ^ hb) & (RATE_LOCKS - 1));
+    while (Atomics.compareExchange(w, lk, 0, lockOwner) !== 0); // holder's id: see releaseDeadThread
+    const c0 = windowRead(w, i0, stamp, bits);
+    const c1 = windowRead(w, i1, stamp, bits);
+    const c2 = windowRead(w, i2, stamp, bits);
+    const c3 = windowRead(w, i3, stamp, bits);
+    let min = c0 < c1 ? c0 : c1;
+    if (c2 < min) min = c2;
+    if (c3 < min) min = c3;
+    if (min > perLimit) {
+      // Went over between the check above and the lock (an earlier request of this key, on another worker).
+      Atomics.store(w, lk, 0);
+      return LIMITED;
+    }
+    const est = min + 1; // ≤ cap, so it fits the count bits
+    // Conservative update, as privately: only counters below the new estimate are raised to it.
+    if (c0 < est) windowRaise(w, i0, stamp, bits, est);
+    if (c1 < est) windowRaise(w, i1, stamp, bits, est);
+    if (c2 < est) windowRaise(w, i2, stamp, bits, est);
+    if (c3 < est) windowRaise(w, i3, stamp, bits, est);
+    Atomics.store(w, lk, 0);
+    return est > perLimit ? LIMITED : OK;
+  }
+
+  #currentStamp(): number {
+    const now = this.#now();
+    if (now < this.#windowEnd) return this.#stamp;
+    // Rolled over (or first use): recompute from the shared origin (the clock's 0) so idle gaps skip whole windows.
+    const index = Math.floor(now / WINDOW_MS);
+    this.#windowEnd = (index + 1) * WINDOW_MS;
+    // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
+    this.#stamp = (index + 1) >>> 0;
+    return this.#stamp;
+  }
+}
+
+/**
+ * Count of packed word `i` in window `stamp`, also when another worker has already moved it to the next window (its
+ * clock is a hair ahead): that count is the one this request will join. Any older window reads as 0.
+ */
+function windowRead(a: Int32Array, i: number, stamp: number, bits: number): number {
+  const word = Atomics.load(a, i);
+  const ws = word >>> bits;
+  const mine = stamp & (0xffffffff >>> bits);
+  return ws === mine || ws === ((mine + 1) & (0xffffffff >>> bits)) ? word & ((1 << bits) - 1) : 0;
+}
+
+/**
+ * Raises packed word `i` to `value` in window `stamp` unless it already holds as much (another key sharing the counter
+ * may have raised it meanwhile); a word from an older window restarts at `value`, one in the next window is joined.
+ */
+function windowRaise(a: Int32Array, i: number, stamp: number, bits: number, value: number): void {
+  const stampMask = 0xffffffff >>> bits;
+  const countMask = (1 << bits) - 1;
+  const mine = stamp & stampMask;
+  const next = (mine + 1) & stampMask;
+  for (;;) {
+    const word = Atomics.load(a, i);
+    const ws = word >>> bits;
+    const current = ws === mine || ws === next;
+    if (current && (word & countMask) >= value) return;
+    const base = current ? word & ~countMask : mine << bits;
+    if (Atomics.compareExchange(a, i, word, base | value) === word) return;
+  }
+}
+
+/**
+ * Adds one to packed word `i` for window `stamp`, saturating at `cap`, and returns the new count. A word from an older
+ * window restarts at 1; one already in the next window (a worker whose clock is a hair ahead) is joined, never reset.
+ * A compare-and-swap loop on one word: lock-free, and every successful increment returns a distinct count.
+ */
+function windowIncrement(a: Int32Array, i: number, stamp: number, bits: number, cap: number): number {
+  const stampMask = 0xffffffff >>> bits;
+  const countMask = (1 << bits) - 1;
+  const mine = stamp & stampMask;
+  const next = (mine + 1) & stampMask;
+  for (;;) {
+    const word = Atomics.load(a, i);
+    const ws = word >>> bits;
+    let count: number;
+    let base: number;
+    if (ws === mine || ws === next) {
+      count = word & countMask;
+      base = word & ~countMask;
+    } else {
+      count = 0;
+      base = mine << bits;
+    }
+    if (count >= cap) return cap;
+    if (Atomics.compareExchange(a, i, word, base | (count + 1)) === word) return count + 1;
   }
 }
 
