@@ -125,8 +125,9 @@ export function allocateSharedState(opts: SharedStateOptions): SharedState {
     throw new RangeError("cooldownSlots must be a power of two");
   }
   if (!Number.isInteger(poolKeys) || poolKeys < 0) throw new RangeError("poolKeys must be a non-negative integer");
-  countBitsFor(opts.perCredentialRps);
-  countBitsFor(opts.byoRps);
+  if (!Number.isInteger(opts.perCredentialRps) || opts.perCredentialRps < 0 || !Number.isInteger(opts.byoRps) || opts.byoRps < 0) {
+    throw new RangeError("perCredentialRps and byoRps must be non-negative integers");
+  }
   const seeds = crypto.getRandomValues(new Uint32Array(2));
   const sketchInts = opts.perCredentialRps > 0 ? SKETCH_ROWS * SKETCH_WIDTH : 0;
   return {
@@ -163,6 +164,13 @@ export function sharedClock(originEpochMs: number): () => number {
   return () => performance.now() + offset;
 }
 
+/** Throws unless `slot` names a whole slot of a breakers buffer. */
+export function assertBreakerSlot(slot: SharedBreakerSlot): void {
+  if (!(slot.buffer instanceof SharedArrayBuffer) || !Number.isInteger(slot.index) || slot.index < 0 || (slot.index + 1) * BREAKER_SLOT_INTS * 4 > slot.buffer.byteLength) {
+    throw new RangeError("not a breaker slot of a shared state");
+  }
+}
+
 /** The breaker slot of a provider, or undefined for a name the state was not allocated with (→ private breaker). */
 export function breakerSlot(state: SharedState, provider: string): SharedBreakerSlot | undefined {
   const index = state.providers.indexOf(provider);
@@ -172,10 +180,21 @@ export function breakerSlot(state: SharedState, provider: string): SharedBreaker
 
 // ── Packed (stamp | count) words ─────────────────────────────────────────────────────────────────────────────────────
 
-/** Bits a count needs to hold limit + 1 (where counts saturate). At least 1; throws past 31 (needs a stamp bit). */
+/**
+ * Largest limit a shared counter holds (30 count bits, leaving 2 stamp bits at the very least). A configured limit above
+ * it is the same in practice (no process admits 2^30 requests in one second), so shared mode clamps to it.
+ */
+export const SHARED_RATE_LIMIT_MAX = 0x3ffffffe;
+
+/** The limit shared mode enforces for a configured one (validated as a non-negative integer elsewhere). */
+export function sharedLimit(limit: number): number {
+  return limit > SHARED_RATE_LIMIT_MAX ? SHARED_RATE_LIMIT_MAX : limit;
+}
+
+/** Bits a count needs to hold limit + 1 (where counts saturate), at least 1, for a limit sharedLimit() returned. */
 export function countBitsFor(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 0 || limit > 0x3ffffffe) {
-    throw new RangeError("a shared rate limit must be an integer from 0 to 1073741822");
+  if (!Number.isInteger(limit) || limit < 0 || limit > SHARED_RATE_LIMIT_MAX) {
+    throw new RangeError(`a shared rate limit must be an integer from 0 to ${SHARED_RATE_LIMIT_MAX}`);
   }
   return Math.max(1, 32 - Math.clz32(limit + 1));
 }
