@@ -26,7 +26,9 @@
 // rate (Int32Array):
 //   [0]                 BYO global tier: one packed word (window stamp | count), see packing below.
 //   [1 .. 15]           padding, so the hot BYO word has its own cache line apart from the sketch.
-//   [16 .. 16 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 16 + (r << 16) + c), one packed
+//   [16 .. 1040)        1,024 stripe locks (0 free, 1 held) for the per-credential tier: a key's check holds lock
+//                       (hashA ^ hashB) & 1023 while it reads and raises its four counters (see ratelimit.ts).
+//   [1040 .. 1040 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 1040 + (r << 16) + c), one packed
 //                       word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair cannot be
 //                       updated atomically, a word can). Absent (length 16 only) when the per-credential tier is off.
 //   Packing: count in the low `countBits` bits, window stamp (window index + 1, wrapped) in the high 32 − countBits.
@@ -48,7 +50,7 @@
 //     +5 consecutive-429 streak  +6 key index  +7 spare
 //   retry budgets: Int32Array, RETRY_BUDGET_SLOT_INTS = 32 per provider: RETRY_BUDGET_BUCKETS one-second buckets, each
 //     two packed words (first attempts, retries) with 12 stamp bits and 20 count bits (saturating at 2^20 − 1).
-// Why no reader sees a torn entry: every multi-word value is either written only under its slot's lock and read under
+// Why no reader sees a torn entry: a sketch counter is one word, changed by compare-and-swap; every multi-word value is either written only under its slot's lock and read under
 // it (breaker times), or behind a seqlock that readers validate (cooldown and dead-until times); single words are read
 // and written with Atomics, and packed words change by compare-and-swap only.
 
@@ -57,9 +59,12 @@ export const SHARED_LAYOUT_VERSION = 1;
 
 export const SKETCH_ROWS = 4;
 export const SKETCH_WIDTH = 65536;
-/** Ints before the sketch in `rate`: the BYO word and its cache-line padding. */
-export const RATE_HEADER_INTS = 16;
 export const RATE_BYO_WORD = 0;
+/** Where the per-credential stripe locks start in `rate`, and how many (a power of two). */
+export const RATE_LOCKS_AT = 16;
+export const RATE_LOCKS = 1024;
+/** Ints before the sketch in `rate`: the BYO word, its cache-line padding, the stripe locks. */
+export const RATE_HEADER_INTS = RATE_LOCKS_AT + RATE_LOCKS;
 
 export const BREAKER_SLOT_INTS = 16;
 export const BRK_STATE = 0;
