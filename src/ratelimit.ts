@@ -261,7 +261,12 @@ export class RateGuard {
     let min = c0 < c1 ? c0 : c1;
     if (c2 < min) min = c2;
     if (c3 < min) min = c3;
-    const est = min + 1; // ≤ cap: min > perLimit was refused above or reads ≤ cap
+    if (min > perLimit) {
+      // Went over between the check above and the lock (an earlier request of this key, on another worker).
+      Atomics.store(w, lk, 0);
+      return LIMITED;
+    }
+    const est = min + 1; // ≤ cap, so it fits the count bits
     // Conservative update, as privately: only counters below the new estimate are raised to it.
     if (c0 < est) windowRaise(w, i0, stamp, bits, est);
     if (c1 < est) windowRaise(w, i1, stamp, bits, est);

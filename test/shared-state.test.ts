@@ -96,18 +96,19 @@ describe("rate limits are process-wide across worker threads", () => {
   });
 
   test("many keys hammered from 4 workers at once: each key gets exactly its limit process-wide", async () => {
-    const shared = allocateSharedState({ perCredentialRps: 25, byoRps: 0, providers: [] });
+    // 30: limit + 1 = 31 fills the 5 count bits, so a count pushed past the cap would spill into the window stamp.
+    const shared = allocateSharedState({ perCredentialRps: 30, byoRps: 0, providers: [] });
     const control = new Int32Array(new SharedArrayBuffer(64));
     Atomics.store(control, 2, 123_456);
     const tokens = Array.from({ length: 200 }, (_, i) => `sk-hammer-${i}-${"x".repeat(40)}`);
     // Each worker walks the keys from a different point so they collide on counters in every order.
     const scenarios: Scenario[] = [0, 50, 100, 150].map((shift) => ({
       kind: "rate" as const,
-      perCredentialRps: 25,
+      perCredentialRps: 30,
       byoRps: 0,
       tokens: [...tokens.slice(shift), ...tokens.slice(0, shift)],
       managed: false,
-      rounds: 40,
+      rounds: 60,
     }));
     const run = await start(shared, scenarios, { testClock: true }, control);
     const results = (await run.go()) as number[][];
@@ -116,8 +117,8 @@ describe("rate limits are process-wide across worker threads", () => {
       scenarios[w]!.kind === "rate" && (scenarios[w] as { tokens: string[] }).tokens.forEach((t, i) => perKey.set(t, (perKey.get(t) ?? 0) + admitted[i]!));
     });
     expect(perKey.size).toBe(200);
-    // 200 keys × 160 checks = 32,000 in one window: far too few to crowd a counter, so every key gets exactly 25.
-    for (const n of perKey.values()) expect(n).toBe(25);
+    // 200 keys × 240 checks = 48,000 in one window: far too few to crowd a counter, so every key gets exactly 30.
+    for (const n of perKey.values()) expect(n).toBe(30);
   });
 
   test("the BYO global tier counts distinct BYO tokens from every worker against one bucket", async () => {
