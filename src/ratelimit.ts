@@ -40,10 +40,12 @@
 // every worker counts in the same windows and the same counters. Worker clocks can disagree by a fraction of a
 // millisecond (shared-state.ts, Clock): a worker still in window n that meets a counter already in window n + 1 counts
 // in n + 1 rather than resetting it, so a boundary never erases another worker's counts.
-// workers = 1 never builds a shared guard: the private path below is today's, at today's cost (one extra test of an
-// always-undefined field, see bench/guards.bench.ts).
+// The shared guard is a subclass, SharedRateGuard, which `new RateGuard(opts, shared)` returns: workers = 1 passes no
+// state and runs today's class unchanged, method for method (no flag tested per call; a thread only ever holds one of
+// the two classes, so its call sites stay monomorphic). Figures: bench/guards.bench.ts.
 
 import { assertSharedState, countBitsFor, RATE_BYO_WORD, RATE_HEADER_INTS, RATE_LOCKS, RATE_LOCKS_AT, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
+
 
 /** Result of a check. Decisions are shared frozen constants: checking allocates nothing. */
 export type RateDecision =
@@ -98,15 +100,7 @@ function randomSeed(): number {
 }
 
 // Bound once: a property lookup on Bun.hash per call is measurable at this scale.
-// (shared-state.ts binds its own; both are the same native function.)
 const xxHash32 = Bun.hash.xxHash32;
-
-/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
-interface SharedRate {
-  readonly words: Int32Array;
-  readonly perBits: number;
-  readonly byoBits: number;
-}
 
 export class RateGuard {
   readonly #perLimit: number;
@@ -122,37 +116,17 @@ export class RateGuard {
   #windowEnd = Number.NEGATIVE_INFINITY;
   #byoStamp = 0;
   #byoCount = 0;
-  /** Set only in shared mode; the private path tests it once and goes on exactly as before. */
-  readonly #shared: SharedRate | undefined;
 
   constructor(opts: RateGuardOptions, shared?: SharedState) {
     this.#perLimit = validLimit(opts.perCredentialRps, "perCredentialRps");
     this.#byoLimit = validLimit(opts.byoRps, "byoRps");
-    if (shared === undefined) {
-      this.#now = opts.now ?? defaultNow;
-      this.#origin = this.#now();
-      this.#table = new Uint32Array(this.#perLimit > 0 ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
-      this.#seedA = randomSeed();
-      this.#seedB = randomSeed();
-      this.#shared = undefined;
-      return;
-    }
-    assertSharedState(shared);
-    if (shared.perCredentialRps !== this.#perLimit || shared.byoRps !== this.#byoLimit) {
-      throw new RangeError("the shared rate state was allocated for other limits");
-    }
-    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
-    this.#origin = 0;
-    this.#table = new Uint32Array(0);
-    this.#seedA = shared.seedA;
-    this.#seedB = shared.seedB;
-    this.#perLimit = sharedLimit(this.#perLimit);
-    this.#byoLimit = sharedLimit(this.#byoLimit);
-    this.#shared = {
-      words: new Int32Array(shared.rate),
-      perBits: countBitsFor(this.#perLimit),
-      byoBits: countBitsFor(this.#byoLimit),
-    };
+    this.#now = opts.now ?? defaultNow;
+    this.#origin = this.#now();
+    this.#table = new Uint32Array(this.#perLimit > 0 && shared === undefined ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
+    this.#seedA = randomSeed();
+    this.#seedB = randomSeed();
+    // Shared mode: the object built is the subclass (its super() call comes back here without a state).
+    if (shared !== undefined) return new SharedRateGuard(opts, shared);
   }
 
   /**
@@ -160,7 +134,6 @@ export class RateGuard {
    * "the token starts with `bai_`" (the caller already knows; passing it avoids a second look).
    */
   check(token: string, managed: boolean): RateDecision {
-    if (this.#shared !== undefined) return this.#checkShared(this.#shared, token, managed);
     const perLimit = this.#perLimit;
     const byoLimit = this.#byoLimit;
     if (perLimit === 0 && byoLimit === 0) return OK;
@@ -211,13 +184,65 @@ export class RateGuard {
     return est > perLimit ? LIMITED : OK;
   }
 
-  /** Bytes held by the guard's sketch: fixed at construction, whatever the number of keys (shared: the sketch words). */
+  /** Bytes held by the guard's counters: fixed at construction, whatever the number of keys. */
   retainedBytes(): number {
-    return this.#shared !== undefined ? this.#shared.words.byteLength - 4 * RATE_HEADER_INTS : this.#table.byteLength;
+    return this.#table.byteLength;
+  }
+
+  #currentStamp(): number {
+    const now = this.#now();
+    if (now < this.#windowEnd) return this.#stamp;
+    // Rolled over (or first use): recompute from the origin so idle gaps skip whole windows.
+    const index = Math.floor((now - this.#origin) / WINDOW_MS);
+    this.#windowEnd = this.#origin + (index + 1) * WINDOW_MS;
+    // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
+    this.#stamp = (index + 1) >>> 0;
+    return this.#stamp;
+  }
+}
+
+/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
+interface SharedRate {
+  readonly words: Int32Array;
+  readonly perBits: number;
+  readonly byoBits: number;
+}
+
+/** The guard over a SharedState (workers ≥ 2): process-wide counts, see the header. Built by `new RateGuard(opts, shared)`. */
+export class SharedRateGuard extends RateGuard {
+  readonly #perLimit: number;
+  readonly #byoLimit: number;
+  readonly #now: () => number;
+  readonly #seedA: number;
+  readonly #seedB: number;
+  readonly #sh: SharedRate;
+  #stamp = 0;
+  #windowEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(opts: RateGuardOptions, shared: SharedState) {
+    super({ perCredentialRps: 0, byoRps: 0 }); // the private tiers stay off: nothing allocated
+    const per = validLimit(opts.perCredentialRps, "perCredentialRps");
+    const byo = validLimit(opts.byoRps, "byoRps");
+    assertSharedState(shared);
+    if (shared.perCredentialRps !== per || shared.byoRps !== byo) {
+      throw new RangeError("the shared rate state was allocated for other limits");
+    }
+    this.#perLimit = sharedLimit(per);
+    this.#byoLimit = sharedLimit(byo);
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#seedA = shared.seedA;
+    this.#seedB = shared.seedB;
+    this.#sh = { words: new Int32Array(shared.rate), perBits: countBitsFor(this.#perLimit), byoBits: countBitsFor(this.#byoLimit) };
+  }
+
+  /** Bytes of the shared sketch (the same buffer for every worker), whatever the number of keys. */
+  override retainedBytes(): number {
+    return this.#sh.words.byteLength - 4 * RATE_HEADER_INTS;
   }
 
   /** check() over the shared buffer: same tiers and decisions, counts process-wide (see the header). */
-  #checkShared(sh: SharedRate, token: string, managed: boolean): RateDecision {
+  override check(token: string, managed: boolean): RateDecision {
+    const sh = this.#sh;
     const perLimit = this.#perLimit;
     const byoLimit = this.#byoLimit;
     if (perLimit === 0 && byoLimit === 0) return OK;
@@ -279,9 +304,9 @@ export class RateGuard {
   #currentStamp(): number {
     const now = this.#now();
     if (now < this.#windowEnd) return this.#stamp;
-    // Rolled over (or first use): recompute from the origin so idle gaps skip whole windows.
-    const index = Math.floor((now - this.#origin) / WINDOW_MS);
-    this.#windowEnd = this.#origin + (index + 1) * WINDOW_MS;
+    // Rolled over (or first use): recompute from the shared origin (the clock's 0) so idle gaps skip whole windows.
+    const index = Math.floor(now / WINDOW_MS);
+    this.#windowEnd = (index + 1) * WINDOW_MS;
     // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
     this.#stamp = (index + 1) >>> 0;
     return this.#stamp;
