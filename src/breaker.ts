@@ -50,7 +50,9 @@ import {
   BRK_FAILURES,
   BRK_LOCK,
   BRK_PERMITS,
+  BRK_PROBE_OWNER,
   BRK_STATE,
+  lockOwner,
   sharedClock,
   type SharedBreakerSlot,
 } from "./shared-state.ts";
@@ -275,6 +277,7 @@ export class SharedCircuitBreaker extends CircuitBreaker {
       if (s !== HALF_OPEN) Atomics.store(sl.i32, sl.i + BRK_STATE, HALF_OPEN);
       if (permits > 0) {
         Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits - 1);
+        Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, lockOwner); // so a dead thread's probe can be handed back
         permit = PROBE;
       } else {
         Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits);
@@ -309,6 +312,7 @@ export class SharedCircuitBreaker extends CircuitBreaker {
       Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
     } else if (s === HALF_OPEN && permit === PROBE) {
       Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
+      Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
       Atomics.store(sl.i32, sl.i + BRK_STATE, CLOSED);
     }
     unlock(sl);
@@ -345,6 +349,7 @@ export class SharedCircuitBreaker extends CircuitBreaker {
     const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
     if (Atomics.load(sl.i32, sl.i + BRK_STATE) === HALF_OPEN && permits < HALF_OPEN_PERMITS) {
       Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits + 1);
+      Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
     }
     unlock(sl);
   }
@@ -354,8 +359,10 @@ export class SharedCircuitBreaker extends CircuitBreaker {
 // that long unless the holder's thread is preempted, when it spins until the scheduler resumes it (rare; the section is
 // too short for a futex wait to pay off). Atomics are sequentially consistent, so the lock's acquire/release order the
 // plain Float64 time fields between threads.
+// The lock word holds the holder's thread id (shared-state.ts lockOwner), so that the supervisor can free a lock whose
+// thread died inside it (releaseDeadThread).
 function lock(sl: Slot): void {
-  while (Atomics.compareExchange(sl.i32, sl.i + BRK_LOCK, 0, 1) !== 0);
+  while (Atomics.compareExchange(sl.i32, sl.i + BRK_LOCK, 0, lockOwner) !== 0);
 }
 
 function unlock(sl: Slot): void {
@@ -366,5 +373,6 @@ function unlock(sl: Slot): void {
 function openShared(sl: Slot, now: number): void {
   sl.f64[sl.f + BRK_F64_OPENED_AT] = now;
   Atomics.store(sl.i32, sl.i + BRK_PERMITS, 0);
+  Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
   Atomics.store(sl.i32, sl.i + BRK_STATE, OPEN);
 }

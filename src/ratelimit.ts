@@ -44,7 +44,7 @@
 // state and runs today's class unchanged, method for method (no flag tested per call; a thread only ever holds one of
 // the two classes, so its call sites stay monomorphic). Figures: bench/guards.bench.ts.
 
-import { assertSharedState, countBitsFor, RATE_BYO_WORD, RATE_HEADER_INTS, RATE_LOCKS, RATE_LOCKS_AT, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
+import { assertSharedState, countBitsFor, lockOwner, RATE_BYO_WORD, RATE_HEADER_INTS, RATE_LOCKS, RATE_LOCKS_AT, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
 
 
 /** Result of a check. Decisions are shared frozen constants: checking allocates nothing. */
@@ -278,7 +278,7 @@ export class SharedRateGuard extends RateGuard {
     // counter only ever raise it (compare-and-swap to the larger value), which keeps every key's counters at or above
     // its true count: the invariant that makes the sketch an over-estimate. Measured exactness: test/shared-state.test.ts.
     const lk = RATE_LOCKS_AT + ((ha ^ hb) & (RATE_LOCKS - 1));
-    while (Atomics.compareExchange(w, lk, 0, 1) !== 0);
+    while (Atomics.compareExchange(w, lk, 0, lockOwner) !== 0); // holder's id: see releaseDeadThread
     const c0 = windowRead(w, i0, stamp, bits);
     const c1 = windowRead(w, i1, stamp, bits);
     const c2 = windowRead(w, i2, stamp, bits);

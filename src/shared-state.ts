@@ -26,7 +26,7 @@
 // rate (Int32Array):
 //   [0]                 BYO global tier: one packed word (window stamp | count), see packing below.
 //   [1 .. 15]           padding, so the hot BYO word has its own cache line apart from the sketch.
-//   [16 .. 1040)        1,024 stripe locks (0 free, 1 held) for the per-credential tier: a key's check holds lock
+//   [16 .. 1040)        1,024 stripe locks (0 free, else the holder's id) for the per-credential tier: a key's check holds lock
 //                       (hashA ^ hashB) & 1023 while it reads and raises its four counters (see ratelimit.ts).
 //   [1040 .. 1040 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 1040 + (r << 16) + c), one packed
 //                       word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair cannot be
@@ -38,8 +38,9 @@
 // breakers (Int32Array, BREAKER_SLOT_INTS = 16 per provider, 64 bytes = one cache line each, index = position in
 // `providers`):
 //   +0 state (0 closed, 1 open, 2 half-open)   read with one Atomics.load on the CLOSED fast path
-//   +1 lock (0 free, 1 held)                   every transition happens under it; never held across an await
+//   +1 lock (0 free, else the holder's id)     every transition happens under it; never held across an await
 //   +2 failures   +3 permits                   written under the lock with Atomics.store, so lock-free reads see whole values
+//   +4 probe owner                             id of the thread holding the half-open probe (0 none), see releaseDeadThread
 //   +8..9 windowStart, +10..11 openedAt        Float64 (ms on the shared clock) through a Float64Array view, read and
 //                                              written only under the lock
 // cooldowns (SPEC §10, reserved: layout and accessors, no behaviour yet):
@@ -71,6 +72,11 @@ export const BRK_STATE = 0;
 export const BRK_LOCK = 1;
 export const BRK_FAILURES = 2;
 export const BRK_PERMITS = 3;
+export const BRK_PROBE_OWNER = 4;
+/** The state word's values (breaker.ts CLOSED / OPEN / HALF_OPEN). */
+export const BRK_STATE_CLOSED = 0;
+export const BRK_STATE_OPEN = 1;
+export const BRK_STATE_HALF_OPEN = 2;
 /** Float64Array indices within a slot (slot base in float64s = index × BREAKER_SLOT_INTS / 2). */
 export const BRK_F64_WINDOW_START = 4;
 export const BRK_F64_OPENED_AT = 5;
@@ -181,6 +187,56 @@ export function breakerSlot(state: SharedState, provider: string): SharedBreaker
   const index = state.providers.indexOf(provider);
   if (index < 0) return undefined;
   return { buffer: state.breakers, index, originEpochMs: state.originEpochMs };
+}
+
+// ── Lock owners and dead threads ─────────────────────────────────────────────────────────────────────────────────────
+// A worker can die anywhere: Worker.terminate() (the supervisor's kill hook) raises its termination at the next VM trap,
+// which may fall between a lock and its unlock, and a thread that dies holding the half-open probe never reports it.
+// Either would wedge every other worker (a spin on a lock nobody frees; a breaker HALF_OPEN forever). So lock words hold
+// the holder's thread id, breaker slots record who holds the probe, and the supervisor, once a worker has exited (its
+// thread is gone, so it can touch nothing any more), calls releaseDeadThread(shared, id): its locks are freed and its
+// probe handed back (as onNeutral would), so the next request probes. A lock freed this way may leave its section half
+// done; every half-done state is one the section's own steps allow (a sketch counter raised or not; a breaker's fields
+// are each whole), so nothing is torn.
+// Wiring: main gives each worker (and each replacement) a distinct id in workerData; the worker calls setLockOwner(id)
+// before it builds any guard. Without it a thread uses a random id (still unique in practice, just unknown to main).
+
+/** This thread's lock-owner id, 1 … 2^31 − 1. A live binding: the guards read it at each acquisition. */
+export let lockOwner: number = (crypto.getRandomValues(new Uint32Array(1))[0]! & 0x7ffffffe) + 1;
+
+/** Sets this thread's lock-owner id (call before building guards; ids must be distinct per thread, never reused). */
+export function setLockOwner(id: number): void {
+  if (!Number.isInteger(id) || id < 1 || id > 0x7fffffff) throw new RangeError("lock owner id must be an integer from 1 to 2147483647");
+  lockOwner = id;
+}
+
+/**
+ * For the supervisor, after a worker thread has exited: frees every guard lock it held and hands back a half-open probe
+ * it held. Returns how many of each were found (0 and 0 almost always). Only for a thread that is gone: a live holder
+ * would lose its lock mid-section.
+ */
+export function releaseDeadThread(state: SharedState, id: number): { locks: number; probes: number } {
+  let locks = 0;
+  let probes = 0;
+  const rate = new Int32Array(state.rate);
+  for (let i = RATE_LOCKS_AT; i < RATE_LOCKS_AT + RATE_LOCKS; i++) {
+    if (Atomics.compareExchange(rate, i, id, 0) === id) locks++;
+  }
+  const brk = new Int32Array(state.breakers);
+  for (let b = 0; b < brk.length; b += BREAKER_SLOT_INTS) {
+    // Take the slot's lock (freeing it first if the dead thread held it), then fix the probe under it.
+    if (Atomics.compareExchange(brk, b + BRK_LOCK, id, 0) === id) locks++;
+    while (Atomics.compareExchange(brk, b + BRK_LOCK, 0, lockOwner) !== 0);
+    if (Atomics.load(brk, b + BRK_PROBE_OWNER) === id) {
+      Atomics.store(brk, b + BRK_PROBE_OWNER, 0);
+      if (Atomics.load(brk, b + BRK_STATE) === BRK_STATE_HALF_OPEN && Atomics.load(brk, b + BRK_PERMITS) === 0) {
+        Atomics.store(brk, b + BRK_PERMITS, 1);
+        probes++;
+      }
+    }
+    Atomics.store(brk, b + BRK_LOCK, 0);
+  }
+  return { locks, probes };
 }
 
 // ── Packed (stamp | count) words ─────────────────────────────────────────────────────────────────────────────────────

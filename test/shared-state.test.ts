@@ -6,10 +6,11 @@
 //   - the shared clock reads alike on every thread (performance.now() alone does not);
 //   - breaker failures from two workers add up to open it; after the reset exactly one worker gets the probe;
 //     random outcomes from 4 workers never put two probes out at once and leave a consistent slot (no torn state);
+//   - a worker terminated while holding locks and the probe: releaseDeadThread frees them, nothing else wedges;
 //   - SPEC §10 region: cooldown slots claimed concurrently agree, seqlocked times are never read torn, accessors;
 //   - the ratelimit/breaker unit suites pass unchanged in shared mode.
 import { afterEach, describe, expect, test } from "bun:test";
-import { ADMITTED, CircuitBreaker, PROBE } from "../src/breaker.ts";
+import { ADMITTED, CircuitBreaker, DENIED, PROBE } from "../src/breaker.ts";
 import { RateGuard } from "../src/ratelimit.ts";
 import {
   allocateSharedState,
@@ -20,6 +21,9 @@ import {
   BRK_STATE,
   breakerSlot,
   KEY_DEAD_AUTH,
+  RATE_LOCKS,
+  RATE_LOCKS_AT,
+  releaseDeadThread,
   RETRY_BUDGET_BUCKETS,
   type SharedState,
   SharedCooldowns,
@@ -228,6 +232,35 @@ describe("circuit breakers are process-wide across worker threads", () => {
     expect([0, 1]).toContain(Atomics.load(slot, BRK_PERMITS));
     expect(Atomics.load(slot, BRK_FAILURES)).toBeGreaterThanOrEqual(0);
     expect(Atomics.load(slot, BRK_FAILURES)).toBeLessThanOrEqual(3);
+  });
+
+  test("a worker that dies holding locks and the probe is cleaned up by releaseDeadThread: others proceed, the next request probes", async () => {
+    const shared = allocateSharedState({ perCredentialRps: 5, byoRps: 0, providers: ["openai"] });
+    const control = new Int32Array(new SharedArrayBuffer(64));
+    Atomics.store(control, 2, 1_000);
+    const opts = { threshold: 1, windowSecs: 10, resetSecs: 30 };
+    const main = new CircuitBreaker({ ...opts, now: () => Atomics.load(control, 2) }, breakerSlot(shared, "openai"));
+    main.onFailure(ADMITTED);
+    Atomics.store(control, 2, 31_000); // reset time reached: the worker's allow() takes the probe
+    const OWNER = 4242;
+    const run = await start(shared, [{ kind: "die-holding", owner: OWNER }], { testClock: true, breaker: opts }, control);
+    const [held] = (await run.go()) as [{ permit: number }];
+    expect(held.permit).toBe(PROBE);
+    live.pop()!.terminate(); // the thread is gone with the probe out and every stripe lock held
+    await Bun.sleep(20);
+    const rate = new Int32Array(shared.rate);
+    expect(Atomics.load(rate, RATE_LOCKS_AT)).toBe(OWNER);
+    expect(main.allow()).toBe(DENIED); // half-open with the probe out: everyone refused, as long as nobody cleans up
+    expect(releaseDeadThread(shared, OWNER)).toEqual({ locks: RATE_LOCKS, probes: 1 });
+    for (let i = RATE_LOCKS_AT; i < RATE_LOCKS_AT + RATE_LOCKS; i++) expect(Atomics.load(rate, i)).toBe(0);
+    // A rate check (it takes a stripe lock) completes, and the next request is the probe.
+    const g = new RateGuard({ perCredentialRps: 5, byoRps: 0, now: () => 0 }, shared);
+    expect(g.check(KEY, true).ok).toBe(true);
+    expect(main.allow()).toBe(PROBE);
+    main.onSuccess(PROBE);
+    expect(main.state).toBe("closed");
+    // Nothing of another id is touched.
+    expect(releaseDeadThread(shared, OWNER + 1)).toEqual({ locks: 0, probes: 0 });
   });
 
   test("each provider has its own slot; an unknown provider gets none (a private breaker)", () => {

@@ -3,7 +3,17 @@
 // one scenario and posts the result. No mocks: these are the modules the gateway's workers use.
 import { ADMITTED, CircuitBreaker, DENIED, type Permit, PROBE } from "../../src/breaker.ts";
 import { RateGuard } from "../../src/ratelimit.ts";
-import { breakerSlot, type SharedState, SharedCooldowns, SharedKeyStates, sharedClock } from "../../src/shared-state.ts";
+import {
+  breakerSlot,
+  lockOwner,
+  RATE_LOCKS,
+  RATE_LOCKS_AT,
+  type SharedState,
+  SharedCooldowns,
+  SharedKeyStates,
+  setLockOwner,
+  sharedClock,
+} from "../../src/shared-state.ts";
 
 declare const self: Worker;
 
@@ -15,7 +25,8 @@ export type Scenario =
   | { kind: "clock" }
   | { kind: "cooldown-claim"; pairs: Array<[number, string]> }
   | { kind: "seqlock-write"; iterations: number; a: number; b: number }
-  | { kind: "seqlock-read"; iterations: number; a: number; b: number };
+  | { kind: "seqlock-read"; iterations: number; a: number; b: number }
+  | { kind: "die-holding"; owner: number };
 
 export interface Job {
   shared: SharedState;
@@ -31,6 +42,7 @@ export interface Job {
 self.onmessage = (ev: MessageEvent<Job>) => {
   const job = ev.data;
   const ctl = new Int32Array(job.control);
+  if (job.scenario.kind === "die-holding") setLockOwner(job.scenario.owner); // as the worker entry does, before any guard
   const now = job.testClock ? () => Atomics.load(ctl, 2) : undefined;
   const sc = job.scenario;
   // Build everything before the gate, so the burst itself is only the calls under test.
@@ -98,6 +110,16 @@ self.onmessage = (ev: MessageEvent<Job>) => {
       const cd = new SharedCooldowns(job.shared);
       result = sc.pairs.map(([k, m]) => cd.slot(k, m));
       break;
+    }
+    case "die-holding": {
+      // Dies (terminated by the test) holding the half-open probe and every rate stripe lock, as a worker killed
+      // between a lock and its unlock would: the locks hold its id, as the guards write it.
+      const p = breaker!.allow();
+      const rate = new Int32Array(job.shared.rate);
+      for (let i = RATE_LOCKS_AT; i < RATE_LOCKS_AT + RATE_LOCKS; i++) Atomics.store(rate, i, lockOwner);
+      self.postMessage({ permit: p });
+      Atomics.wait(ctl, 5, 0); // never woken: the test terminates this thread here
+      return;
     }
     case "seqlock-write": {
       const keys = new SharedKeyStates(job.shared);
