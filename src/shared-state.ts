@@ -44,16 +44,18 @@
 //   +8..9 windowStart, +10..11 openedAt        Float64 (ms on the shared clock) through a Float64Array view, read and
 //                                              written only under the lock
 // cooldowns (SPEC §10, reserved: layout and accessors, no behaviour yet):
-//   keys: Int32Array, KEY_SLOT_INTS = 4 per pool key (global key index, the order in which the caller numbers them):
+//   keys: Int32Array, KEY_SLOT_INTS = 8 per pool key (global key index, the order in which the caller numbers them):
 //     +0 seq (seqlock: odd while a writer is inside)  +1,+2 dead-until ms (hi, lo)  +3 reason code
+//     +4 writer lock (0 free, else the writer's thread id)  +5..7 spare
 //   table: Int32Array, COOLDOWN_SLOT_INTS = 8 per key×model slot, open addressing (linear probe ≤ COOLDOWN_PROBE):
 //     +0,+1 tag (64-bit hash of key index + model; 0,0 = free)  +2 seq  +3,+4 cooldown-until ms (hi, lo)
-//     +5 consecutive-429 streak  +6 key index  +7 spare
+//     +5 consecutive-429 streak  +6 key index  +7 writer lock (0 free, else the writer's thread id)
 //   retry budgets: Int32Array, RETRY_BUDGET_SLOT_INTS = 32 per provider: RETRY_BUDGET_BUCKETS one-second buckets, each
 //     two packed words (first attempts, retries) with 12 stamp bits and 20 count bits (saturating at 2^20 − 1).
-// Why no reader sees a torn entry: a sketch counter is one word, changed by compare-and-swap; every multi-word value is either written only under its slot's lock and read under
-// it (breaker times), or behind a seqlock that readers validate (cooldown and dead-until times); single words are read
-// and written with Atomics, and packed words change by compare-and-swap only.
+// Why no reader sees a torn entry: a sketch counter or BYO word is one 32-bit word changed only by compare-and-swap;
+// breaker words are single Int32s stored with Atomics, and the two Float64 times are written and read only under the
+// slot's lock; the §10 times span two words behind a seqlock that readers validate (retry while odd or moved). The one
+// way left to leave a half-done entry, a thread dying inside a section, is repaired by releaseDeadThread.
 
 /** Bumped when the layout changes: a worker refuses state from another layout (cannot happen within one binary). */
 export const SHARED_LAYOUT_VERSION = 1;
@@ -81,7 +83,7 @@ export const BRK_STATE_HALF_OPEN = 2;
 export const BRK_F64_WINDOW_START = 4;
 export const BRK_F64_OPENED_AT = 5;
 
-export const KEY_SLOT_INTS = 4;
+export const KEY_SLOT_INTS = 8;
 export const COOLDOWN_SLOT_INTS = 8;
 export const COOLDOWN_PROBE = 16;
 export const RETRY_BUDGET_SLOT_INTS = 32;
@@ -236,6 +238,11 @@ export function releaseDeadThread(state: SharedState, id: number): { locks: numb
     }
     Atomics.store(brk, b + BRK_LOCK, 0);
   }
+  // SPEC §10 region: a writer that died inside a seqlocked write.
+  const keys = new Int32Array(state.keys);
+  for (let b = 0; b < keys.length; b += KEY_SLOT_INTS) if (releaseSeqWriter(keys, b, b + 1, b + 4, id)) locks++;
+  const cds = new Int32Array(state.cooldowns);
+  for (let b = 0; b < cds.length; b += COOLDOWN_SLOT_INTS) if (releaseSeqWriter(cds, b + 2, b + 3, b + 7, id)) locks++;
   return { locks, probes };
 }
 
@@ -269,16 +276,31 @@ export const KEY_DEAD_QUOTA = 2; // 429 insufficient_quota and the like
 
 const TWO32 = 4294967296;
 
-/** Writes a Float64 ms value as two Int32 words behind the seqlock at `seq` (writers serialise on the odd seq). */
-function seqWrite(a: Int32Array, seq: number, hi: number, value: number, extraAt = -1, extra = 0): void {
-  for (;;) {
-    const s = Atomics.load(a, seq);
-    if ((s & 1) === 0 && Atomics.compareExchange(a, seq, s, s + 1) === s) break;
-  }
+/**
+ * Writes a whole-millisecond value (< 2^53) as two Int32 words behind the seqlock at `seq`. Writers serialise on the
+ * writer lock word (holding their thread id, so releaseDeadThread can finish a dead writer's section); readers never
+ * wait for the lock, only retry while seq is odd or moved.
+ */
+function seqWrite(a: Int32Array, seq: number, hi: number, writer: number, value: number, extraAt: number, extra: number): void {
+  while (Atomics.compareExchange(a, writer, 0, lockOwner) !== 0);
+  Atomics.add(a, seq, 1); // odd: a write is in progress
   Atomics.store(a, hi, Math.floor(value / TWO32));
   Atomics.store(a, hi + 1, value >>> 0);
-  if (extraAt >= 0) Atomics.store(a, extraAt, extra);
-  Atomics.add(a, seq, 1);
+  Atomics.store(a, extraAt, extra);
+  Atomics.add(a, seq, 1); // even again: readers that overlapped retry
+  Atomics.store(a, writer, 0);
+}
+
+/** releaseDeadThread's part for one seqlocked entry: a dead writer's half-written value is cleared (fail-open). */
+function releaseSeqWriter(a: Int32Array, seq: number, hi: number, writer: number, id: number): boolean {
+  if (Atomics.load(a, writer) !== id) return false;
+  if ((Atomics.load(a, seq) & 1) !== 0) {
+    Atomics.store(a, hi, 0);
+    Atomics.store(a, hi + 1, 0);
+    Atomics.add(a, seq, 1);
+  }
+  Atomics.store(a, writer, 0);
+  return true;
 }
 
 /** Reads the Float64 written by seqWrite; retries while a writer is inside or finished meanwhile. Never torn. */
@@ -307,7 +329,7 @@ export class SharedKeyStates {
   }
   markDead(key: number, untilMs: number, reason: number): void {
     const b = this.#base(key);
-    seqWrite(this.#a, b, b + 1, untilMs, b + 3, reason);
+    seqWrite(this.#a, b, b + 1, b + 4, untilMs, b + 3, reason);
   }
   #base(key: number): number {
     if (!Number.isInteger(key) || key < 0 || key >= this.size) throw new RangeError(`key index ${key} out of range`);
@@ -367,7 +389,7 @@ export class SharedCooldowns {
   }
   set(slot: number, untilMs: number, streak: number): void {
     const b = slot * COOLDOWN_SLOT_INTS;
-    seqWrite(this.#a, b + 2, b + 3, untilMs, b + 5, streak);
+    seqWrite(this.#a, b + 2, b + 3, b + 7, untilMs, b + 5, streak);
   }
 }
 

@@ -259,6 +259,16 @@ describe("circuit breakers are process-wide across worker threads", () => {
     expect(main.allow()).toBe(PROBE);
     main.onSuccess(PROBE);
     expect(main.state).toBe("closed");
+    // §10 seqlocks: a writer that died mid-write (writer word = its id, seq odd) is finished as "no value".
+    const keyWords = new Int32Array(shared.keys);
+    new SharedKeyStates(shared).markDead(0, 77_000, KEY_DEAD_AUTH);
+    Atomics.store(keyWords, 4, OWNER); // writer lock held by the dead thread…
+    Atomics.add(keyWords, 0, 1); // …inside its write
+    Atomics.store(keyWords, 2, 123); // half of a new value written
+    expect(releaseDeadThread(shared, OWNER)).toEqual({ locks: 1, probes: 0 });
+    expect(new SharedKeyStates(shared).deadUntil(0)).toBe(0); // readable again, and cleared rather than torn
+    new SharedKeyStates(shared).markDead(0, 88_000, KEY_DEAD_AUTH); // and writable (the writer lock is free)
+    expect(new SharedKeyStates(shared).deadUntil(0)).toBe(88_000);
     // Nothing of another id is touched.
     expect(releaseDeadThread(shared, OWNER + 1)).toEqual({ locks: 0, probes: 0 });
   });
