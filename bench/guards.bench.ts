@@ -7,6 +7,9 @@
 // clock read (performance.now()); the two native xxHash32 calls are most of the rest.
 // "shared" rows are the same guards over a SharedState (workers >= 2: packed words moved by compare-and-swap, breaker
 // slots behind a spin lock), measured on one thread, so without contention; the private rows are workers = 1.
+// In JSC an Atomics.load costs ~11-14 ns against ~3 ns for a plain read (measured), so the shared rows cost what their
+// atomic operations count: the closed breaker sequence is 4 loads (~40 ns against ~15 ns private), a per-credential
+// check ~14 atomic operations (pre-check, stripe lock, reads, raises: ~+120 ns), a BYO-global rejection 1 load + 1 CAS.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { ADMITTED, CircuitBreaker, DENIED } from "../src/breaker.ts";
 import { RateGuard } from "../src/ratelimit.ts";

@@ -1,16 +1,22 @@
 // Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the reserved region for
 // SPEC §10's key cooldowns and retry budgets, all in SharedArrayBuffers mutated with Atomics.
 //
-// ── API (W1 calls this) ─────────────────────────────────────────────────────────────────────────────────────────────
+// ── API (the runtime calls this) ────────────────────────────────────────────────────────────────────────────────────
 //   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name) });
-//                  new Worker(entry, { workerData: { configPath, shared } })   // SharedState is plain data: postMessage-safe
-//   each worker:   new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts
+//                  new Worker(entry, { workerData: { configPath, shared, lockOwner: nextId++ } })
+//                                         // SharedState is plain data + SharedArrayBuffers: postMessage/workerData-safe
+//                  worker.on("exit") →   releaseDeadThread(shared, thatWorkersLockOwner)   // before or after replacing it
+//   each worker:   setLockOwner(workerData.lockOwner)                            // first, before any guard is built
+//                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts → SharedRateGuard
 //                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
-//                                                                              // src/breaker.ts; undefined slot → private
-//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's code path.
+//                                                                              // src/breaker.ts → SharedCircuitBreaker
+//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path.
 // The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
-// packing depends on them. Every worker loads the same config file, so they do.
-//
+// packing depends on them. Every worker loads the same config file, so they do. Lock-owner ids: distinct per thread
+// and never reused (a replacement gets a new one), 1 … 2^31 − 1; main itself never takes a guard lock.
+// SPEC §10 (reserved, nothing wired): SharedKeyStates (dead-until per pool key), SharedCooldowns (per key×model
+// cooldown-until and 429 streak), SharedRetryBudgets (per-provider first attempts / retries over 10 s).
+
 // ── Clock ───────────────────────────────────────────────────────────────────────────────────────────────────────────
 // performance.now() has a per-thread origin (a worker's starts at 0 when the worker starts; Bun.nanoseconds() too,
 // measured), so raw readings cannot be compared across threads. Date.now() is comparable but not monotonic: an NTP
@@ -26,11 +32,11 @@
 // rate (Int32Array):
 //   [0]                 BYO global tier: one packed word (window stamp | count), see packing below.
 //   [1 .. 15]           padding, so the hot BYO word has its own cache line apart from the sketch.
-//   [16 .. 1040)        1,024 stripe locks (0 free, else the holder's id) for the per-credential tier: a key's check holds lock
-//                       (hashA ^ hashB) & 1023 while it reads and raises its four counters (see ratelimit.ts).
-//   [1040 .. 1040 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 1040 + (r << 16) + c), one packed
-//                       word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair cannot be
-//                       updated atomically, a word can). Absent (length 16 only) when the per-credential tier is off.
+//   [16 .. 1040)        1,024 stripe locks (0 free, else the holder's id) for the per-credential tier: a key's check
+//                       holds lock (hashA ^ hashB) & 1023 while it reads and raises its four counters (ratelimit.ts).
+//   [1040 .. 1040 + 4·2^16)  per-credential count-min sketch, row-major (row r, column c at 1040 + (r << 16) + c), one
+//                       packed word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair
+//                       cannot be updated atomically, a word can). Absent (1040 ints only) when the tier is off.
 //   Packing: count in the low `countBits` bits, window stamp (window index + 1, wrapped) in the high 32 − countBits.
 //   countBits fits limit + 1 (counts saturate there), so a tier with limit 20 keeps 27 stamp bits (a stamp repeats
 //   after 2^27 s); limit 1,000,000 keeps 12 (68 min). A counter untouched for exactly a multiple of that period reads as
