@@ -607,7 +607,7 @@ describe("a worker that dies is replaced", () => {
   // hanging. Every connection the surviving worker holds must see no failure at all, and every new connection
   // after the replacement must succeed, with both workers answering again.
   test(
-    "POST /debug/kill-worker (BEYOND_AI_TEST_HOOKS=1): logged, replaced (ai_worker_restarts_total 1, ai_workers 2); the survivor's connections never fail; new connections all succeed on both workers",
+    "POST /debug/kill-worker (BEYOND_AI_TEST_HOOKS=1): logged, replaced (ai_worker_restarts_total 1, ai_workers 2, ai_requests_total never drops); the survivor's connections never fail; new connections all succeed on both workers",
     async () => {
       const mock = newMock();
       const gw = await launch(gatewayConfig(mock, { workers: 2 }), { BEYOND_AI_TEST_HOOKS: "1" });
@@ -639,6 +639,9 @@ describe("a worker that dies is replaced", () => {
       });
       await waitFor("traffic on every connection", () => conns.every((_, i) => outcomes.filter((o) => o.conn === i).length >= 3), 10_000, 10);
 
+      // Counters stay monotonic across a death: a process total that dropped would read as a reset to rate().
+      const requestsBeforeKill = await metric(gw, "ai_requests_total");
+      expect(requestsBeforeKill).toBeGreaterThanOrEqual(3 * CONNS);
       const kill = await fetch(`${gw.metricsUrl}/debug/kill-worker?index=1`, { method: "POST" });
       await kill.text();
       expect(kill.status).toBeGreaterThanOrEqual(200);
@@ -646,6 +649,7 @@ describe("a worker that dies is replaced", () => {
 
       await waitFor("ai_worker_restarts_total 1", async () => (await metric(gw, "ai_worker_restarts_total")) === 1, 10_000, 25);
       await waitFor("ai_workers back to 2", async () => (await metric(gw, "ai_workers")) === 2, 10_000, 25);
+      expect(await metric(gw, "ai_requests_total")).toBeGreaterThanOrEqual(requestsBeforeKill);
       const died = await gw.waitForLog((l) => l["target"] === "ai.gateway" && l["level"] === "error" && (l["worker"] === 1 || l["index"] === 1), 5000);
       expect(JSON.stringify(died)).not.toContain(BYO);
       // The survivor keeps serving its connections after the replacement too.
