@@ -28,6 +28,15 @@
 // permit only just before the upstream send (after a small body has been read), never while waiting on
 // its client; wouldAllow() is the side-effect-free check it makes earlier, to refuse without reading.
 //
+// Shared mode (workers ≥ 2, `new CircuitBreaker(opts, breakerSlot(shared, name))`, layout in shared-state.ts): the same
+// machine over one 64-byte slot per provider in a SharedArrayBuffer, so failures on every worker add up and exactly one
+// half-open probe is out process-wide. Every transition (and every read of the two times) happens under the slot's spin
+// lock, a compare-and-swap on one word, held for a few dozen instructions of arithmetic: never across an await, never
+// around a call out of this file except the clock. The hot paths stay lock-free: allow()/wouldAllow() when CLOSED are
+// one Atomics.load of the state; onSuccess() when CLOSED with no failures counted is two loads and no write.
+// Clock: the shared clock (shared-state.ts), because performance.now() has a per-thread origin: a worker's reading of
+// "opened at" would mean nothing to another. workers = 1 builds no slot and runs the private fields below as before.
+//
 // Clock: milliseconds (the seed used whole seconds). Millisecond resolution makes "reset after 30 s"
 // mean 30 s, not anywhere in 29–30 s depending on where in the second the breaker opened.
 
@@ -70,6 +79,27 @@ export function isBreakerFailure(status: number | undefined, errored: boolean): 
   return status === undefined ? errored : status >= 500;
 }
 
+import {
+  assertBreakerSlot,
+  BREAKER_SLOT_INTS,
+  BRK_F64_OPENED_AT,
+  BRK_F64_WINDOW_START,
+  BRK_FAILURES,
+  BRK_LOCK,
+  BRK_PERMITS,
+  BRK_STATE,
+  sharedClock,
+  type SharedBreakerSlot,
+} from "./shared-state.ts";
+
+/** Shared-mode views of one slot: Int32 words at i + BRK_*, Float64 times at f + BRK_F64_*. */
+interface Slot {
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  readonly i: number;
+  readonly f: number;
+}
+
 export class CircuitBreaker {
   readonly #threshold: number;
   readonly #windowMs: number;
@@ -80,8 +110,10 @@ export class CircuitBreaker {
   #windowStart = 0;
   #openedAt = 0;
   #permits = 0;
+  /** Set only in shared mode; the private path tests it once and goes on exactly as before. */
+  readonly #slot: Slot | undefined;
 
-  constructor(opts: CircuitBreakerOptions) {
+  constructor(opts: CircuitBreakerOptions, shared?: SharedBreakerSlot) {
     if (!Number.isInteger(opts.threshold) || opts.threshold < 0) {
       throw new RangeError("threshold must be a non-negative integer");
     }
@@ -91,10 +123,23 @@ export class CircuitBreaker {
     this.#threshold = opts.threshold;
     this.#windowMs = opts.windowSecs * 1000;
     this.#resetMs = opts.resetSecs * 1000;
-    this.#now = opts.now ?? defaultNow;
+    if (shared === undefined) {
+      this.#now = opts.now ?? defaultNow;
+      this.#slot = undefined;
+      return;
+    }
+    assertBreakerSlot(shared);
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#slot = {
+      i32: new Int32Array(shared.buffer),
+      f64: new Float64Array(shared.buffer),
+      i: shared.index * BREAKER_SLOT_INTS,
+      f: (shared.index * BREAKER_SLOT_INTS) / 2,
+    };
   }
 
   get state(): BreakerState {
+    if (this.#slot !== undefined) return STATE_NAMES[Atomics.load(this.#slot.i32, this.#slot.i + BRK_STATE)]!;
     return STATE_NAMES[this.#state]!;
   }
 
@@ -103,6 +148,7 @@ export class CircuitBreaker {
    * Lets the pipeline refuse an open provider early, without reading a body it would not send.
    */
   wouldAllow(): boolean {
+    if (this.#slot !== undefined) return this.#wouldAllowShared(this.#slot);
     if (this.#state === CLOSED) return true;
     if (this.#state === OPEN) return this.#now() - this.#openedAt >= this.#resetMs;
     return this.#permits > 0;
@@ -113,6 +159,7 @@ export class CircuitBreaker {
    * request is sent upstream, and report the outcome with the permit it returned, exactly once.
    */
   allow(): Permit {
+    if (this.#slot !== undefined) return this.#allowShared(this.#slot);
     // CLOSED first and without a clock read: it is the state of nearly every request.
     if (this.#state === CLOSED) return ADMITTED;
     if (this.#state === OPEN) {
@@ -129,12 +176,14 @@ export class CircuitBreaker {
 
   /** Whole seconds until allow() would let a probe through (at least 1): the 503's Retry-After. */
   retryAfterSecs(): number {
+    if (this.#slot !== undefined) return this.#retryAfterShared(this.#slot);
     if (this.#state !== OPEN) return 1; // HALF_OPEN: the probe in flight decides any moment now
     return Math.max(1, Math.ceil((this.#resetMs - (this.#now() - this.#openedAt)) / 1000));
   }
 
   /** The provider answered (any status < 500, 429 included). */
   onSuccess(permit: Permit): void {
+    if (this.#slot !== undefined) return this.#onSuccessShared(this.#slot, permit);
     const s = this.#state;
     if (s === CLOSED) {
       this.#failures = 0;
@@ -148,6 +197,7 @@ export class CircuitBreaker {
   /** Status ≥ 500, or a connect failure / reset / timeout before the response head that the provider caused. */
   onFailure(permit: Permit): void {
     if (this.#threshold === 0) return;
+    if (this.#slot !== undefined) return this.#onFailureShared(this.#slot, permit);
     const s = this.#state;
     if (s === CLOSED) {
       const now = this.#now();
@@ -169,7 +219,113 @@ export class CircuitBreaker {
    * answer): the count is left as it is, and a probe's permit goes back, so the next request probes instead.
    */
   onNeutral(permit: Permit): void {
+    if (this.#slot !== undefined) return this.#onNeutralShared(this.#slot, permit);
     if (this.#state === HALF_OPEN && permit === PROBE && this.#permits < HALF_OPEN_PERMITS) this.#permits++;
+  }
+
+  // ── Shared mode: the same transitions, on the slot, under its lock ───────────────────────────────────────────────
+
+  #wouldAllowShared(sl: Slot): boolean {
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (st === CLOSED) return true;
+    lock(sl);
+    try {
+      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+      if (s === CLOSED) return true;
+      if (s === OPEN) return this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]! >= this.#resetMs;
+      return Atomics.load(sl.i32, sl.i + BRK_PERMITS) > 0;
+    } finally {
+      unlock(sl);
+    }
+  }
+
+  #allowShared(sl: Slot): Permit {
+    if (Atomics.load(sl.i32, sl.i + BRK_STATE) === CLOSED) return ADMITTED;
+    lock(sl);
+    try {
+      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+      if (s === CLOSED) return ADMITTED;
+      if (s === OPEN) {
+        if (this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]! < this.#resetMs) return DENIED;
+        Atomics.store(sl.i32, sl.i + BRK_PERMITS, HALF_OPEN_PERMITS);
+        Atomics.store(sl.i32, sl.i + BRK_STATE, HALF_OPEN);
+      }
+      const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
+      if (permits > 0) {
+        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits - 1);
+        return PROBE;
+      }
+      return DENIED;
+    } finally {
+      unlock(sl);
+    }
+  }
+
+  #retryAfterShared(sl: Slot): number {
+    lock(sl);
+    try {
+      if (Atomics.load(sl.i32, sl.i + BRK_STATE) !== OPEN) return 1;
+      return Math.max(1, Math.ceil((this.#resetMs - (this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]!)) / 1000));
+    } finally {
+      unlock(sl);
+    }
+  }
+
+  #onSuccessShared(sl: Slot, permit: Permit): void {
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    // The common case, lock-free and without a write: closed with nothing counted, so nothing to reset.
+    if (st === CLOSED && Atomics.load(sl.i32, sl.i + BRK_FAILURES) === 0) return;
+    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
+    lock(sl);
+    try {
+      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+      if (s === CLOSED) {
+        Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
+      } else if (s === HALF_OPEN && permit === PROBE) {
+        Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
+        Atomics.store(sl.i32, sl.i + BRK_STATE, CLOSED);
+      }
+    } finally {
+      unlock(sl);
+    }
+  }
+
+  #onFailureShared(sl: Slot, permit: Permit): void {
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
+    lock(sl);
+    try {
+      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+      if (s === CLOSED) {
+        const now = this.#now();
+        let failures = Atomics.load(sl.i32, sl.i + BRK_FAILURES);
+        if (failures === 0 || now - sl.f64[sl.f + BRK_F64_WINDOW_START]! >= this.#windowMs) {
+          failures = 1;
+          sl.f64[sl.f + BRK_F64_WINDOW_START] = now;
+        } else {
+          failures++;
+        }
+        Atomics.store(sl.i32, sl.i + BRK_FAILURES, failures);
+        if (failures >= this.#threshold) openShared(sl, now);
+      } else if (s === HALF_OPEN && permit === PROBE) {
+        openShared(sl, this.#now());
+      }
+    } finally {
+      unlock(sl);
+    }
+  }
+
+  #onNeutralShared(sl: Slot, permit: Permit): void {
+    if (permit !== PROBE || Atomics.load(sl.i32, sl.i + BRK_STATE) !== HALF_OPEN) return;
+    lock(sl);
+    try {
+      const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
+      if (Atomics.load(sl.i32, sl.i + BRK_STATE) === HALF_OPEN && permits < HALF_OPEN_PERMITS) {
+        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits + 1);
+      }
+    } finally {
+      unlock(sl);
+    }
   }
 
   #open(now: number): void {
@@ -177,4 +333,23 @@ export class CircuitBreaker {
     this.#openedAt = now;
     this.#permits = 0;
   }
+}
+
+// Spin lock on the slot's lock word. The holder runs a few dozen instructions without awaiting, so a waiter spins at most
+// that long unless the holder's thread is preempted, when it spins until the scheduler resumes it (rare; the section is
+// too short for a futex wait to pay off). Atomics are sequentially consistent, so the lock's acquire/release order the
+// plain Float64 time fields between threads.
+function lock(sl: Slot): void {
+  while (Atomics.compareExchange(sl.i32, sl.i + BRK_LOCK, 0, 1) !== 0);
+}
+
+function unlock(sl: Slot): void {
+  Atomics.store(sl.i32, sl.i + BRK_LOCK, 0);
+}
+
+/** Opens the slot at `now`; called under the lock. The state is stored last, after the time it will be read with. */
+function openShared(sl: Slot, now: number): void {
+  sl.f64[sl.f + BRK_F64_OPENED_AT] = now;
+  Atomics.store(sl.i32, sl.i + BRK_PERMITS, 0);
+  Atomics.store(sl.i32, sl.i + BRK_STATE, OPEN);
 }

@@ -2,6 +2,7 @@
 // Every failure is a ConfigError naming the key, so boot can print one line and exit 2.
 
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { parse as parseToml } from "smol-toml";
 import { parseKid, parsePublicKey } from "./keys.ts";
 import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "./providers.ts";
@@ -36,6 +37,11 @@ export interface Config {
   upstream_tls: boolean;
   upstream_verify_cert: boolean;
   upstream_transport: UpstreamTransport;
+  /** Worker threads serving the client listener (SPEC §14), resolved: `auto` is os.availableParallelism(). 1 = the
+   * single-thread path (no Worker at all). */
+  workers: number;
+  /** How `workers` was chosen, for the logs: "auto" or "config" (file or AI_WORKERS). */
+  workers_from: "auto" | "config";
   /** false: managed traffic is still verified, denied, swapped and rate-limited, but not metered (no ai.usage line). */
   usage_metering: boolean;
   max_request_body_bytes: number;
@@ -58,7 +64,7 @@ export interface Config {
   warnings: string[];
 }
 
-type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr" | "transport";
+type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr" | "transport" | "workers";
 
 /** The scalar keys and their defaults, in the order check-config prints them. */
 const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknown]> = [
@@ -77,6 +83,7 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["upstream_tls", "bool", true],
   ["upstream_verify_cert", "bool", true],
   ["upstream_transport", "transport", "pool"],
+  ["workers", "workers", "auto"],
   ["usage_metering", "bool", true],
   ["max_request_body_bytes", "posint", 104857600],
   ["require_signing_keys", "bool", false],
@@ -100,6 +107,9 @@ export interface LoadOptions {
   configPath?: string | undefined;
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** The file's text as already read (a worker thread gets the text main read at boot, so a worker that is
+   * replaced later runs the config the process started with, not an edited file). */
+  fileText?: string;
 }
 
 /** Resolve which file (if any) to read: --config, else $AI_CONFIG_PATH, else ./config.toml if present. */
@@ -119,7 +129,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (path !== undefined) {
     let text: string;
     try {
-      text = readFileSync(path, "utf8");
+      text = opts.fileText ?? readFileSync(path, "utf8");
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new ConfigError("config", code === "ENOENT" ? `file not found: ${path}` : `cannot read ${path}: ${code ?? String(e)}`);
@@ -259,6 +269,9 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   cfg.pool_keys = pool;
   cfg.signing_keys = signing;
   cfg.warnings = envTypoWarnings(env);
+  // "auto" resolves here, once, so every consumer (and every worker loading the same file) sees one number.
+  cfg.workers_from = cfg.workers === "auto" ? "auto" : "config";
+  if (cfg.workers === "auto") cfg.workers = Math.max(1, availableParallelism());
   return cfg as unknown as Config;
 }
 
@@ -435,6 +448,12 @@ function scalarFromToml(key: string, kind: ScalarKind, v: unknown): unknown {
     case "transport":
       if (typeof v !== "string") throw new ConfigError(key, `must be a string, got ${describe(v)}`);
       return checkTransport(key, v);
+    case "workers": {
+      if (typeof v === "string") return checkWorkers(key, v);
+      const n = typeof v === "bigint" ? Number(v) : v;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) throw new ConfigError(key, `must be "auto" or an integer >= 1, got ${describe(v)}`);
+      return checkWorkerCount(key, n);
+    }
     case "bool":
       if (typeof v !== "boolean") throw new ConfigError(key, `must be true or false, got ${describe(v)}`);
       return v;
@@ -460,6 +479,8 @@ function scalarFromEnv(name: string, kind: ScalarKind, v: string): unknown {
       return new Secret(v);
     case "transport":
       return checkTransport(name, v);
+    case "workers":
+      return checkWorkers(name, v);
     case "bool": {
       const t = v.trim().toLowerCase();
       if (t === "true" || t === "1") return true;
@@ -491,6 +512,26 @@ function checkTransport(key: string, v: string): UpstreamTransport {
   const t = v.trim() as UpstreamTransport;
   if (!TRANSPORTS.includes(t)) throw new ConfigError(key, `"${v}" is not one of ${TRANSPORTS.join(", ")}`);
   return t;
+}
+
+/** More threads than this is a typo, not a machine (each worker holds its own pools and caches). */
+const MAX_WORKERS = 1024;
+
+/** `auto` (any case, trimmed) or a decimal count >= 1. From the environment the message names the setting as well
+ * as the variable (AI_WORKERS: … the workers setting …), so either is found in it. */
+function checkWorkers(key: string, v: string): number | "auto" {
+  const t = v.trim();
+  if (t.toLowerCase() === "auto") return "auto";
+  const what = key === "workers" ? "" : " (the workers setting)";
+  if (!/^\d+$/.test(t)) throw new ConfigError(key, `must be "auto" or an integer >= 1${what}, got "${v}"`);
+  const n = Number(t);
+  if (n < 1) throw new ConfigError(key, `must be "auto" or an integer >= 1${what}, got "${v}"`);
+  return checkWorkerCount(key, n);
+}
+
+function checkWorkerCount(key: string, n: number): number {
+  if (n > MAX_WORKERS) throw new ConfigError(key, `${n} is more than ${MAX_WORKERS} worker threads`);
+  return n;
 }
 
 function checkListen(key: string, v: string): void {

@@ -123,6 +123,42 @@ export class DenySet {
   }
 }
 
+/** What the main thread sends a worker about the deny-set (workers >= 2). */
+export type DenyMessage =
+  | { t: "deny"; op: DenyOp }
+  | { t: "denyAll"; entries: [string, DenyReason][]; revision: bigint };
+
+/**
+ * The main thread's set with workers >= 2: every change is also handed to `broadcast` (the supervisor posts it to
+ * every worker). A worker applies one message in one event-loop step (DenySet.apply / replaceAll), so a request
+ * there sees the set before or after a change, never halfway; postMessage delivers within milliseconds (SPEC §14
+ * asks for 1 s). A whole-set message is what a worker that starts or restarts gets first (`message()`).
+ */
+export class BroadcastDenySet extends DenySet {
+  broadcast: ((msg: DenyMessage) => void) | undefined;
+
+  override apply(op: DenyOp): void {
+    super.apply(op);
+    this.broadcast?.({ t: "deny", op });
+  }
+
+  override replaceAll(entries: Iterable<[string, DenyReason]>, revision: bigint): void {
+    super.replaceAll(entries, revision);
+    if (this.broadcast !== undefined) this.broadcast(this.message());
+  }
+
+  /** The whole set as one message. */
+  message(): DenyMessage {
+    return { t: "denyAll", entries: [...this.entries()], revision: this.revision };
+  }
+}
+
+/** A worker's side: apply one message from the main thread. */
+export function applyDenyMessage(set: DenySet, msg: DenyMessage): void {
+  if (msg.t === "deny") set.apply(msg.op);
+  else set.replaceAll(new Map(msg.entries), msg.revision);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Snapshot file, format version 1 (our own; not byte compatible with slipstream's "PGSS" log, which
 // only matters to a gateway that must read files the Rust gateway wrote: none does).

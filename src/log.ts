@@ -1,6 +1,11 @@
 // Structured logs: one JSON object per line on stdout, each with "target" and "ts" (SPEC §1).
 // Lines are batched into one buffered sink and flushed within a few milliseconds, so logging never
 // costs a write syscall per request on the hot path; flush() drains it at shutdown.
+//
+// With workers ≥ 2 (SPEC §14) the main thread is the only writer of stdout: a worker's logger hands each batch of
+// whole lines to main (toMain, the encoded bytes transferred, not copied), and main appends it to its own sink in
+// arrival order (writeBatch). One writer and whole-line batches mean lines never interleave or split, whatever their
+// length: the pipe's 4 KiB atomic-write limit never comes into it, since no two threads write fd 1.
 
 export type Level = "error" | "warn" | "info" | "debug";
 const LEVELS: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -85,8 +90,33 @@ class Logger {
 
   private pending = "";
 
+  /** Worker mode: batches go here (to the main thread) instead of to stdout. */
+  private forward: ((batch: Uint8Array) => void) | undefined;
+  private readonly encoder = new TextEncoder();
+
+  /** Worker threads: send every batch of whole lines to `post` instead of writing stdout. */
+  toMain(post: (batch: Uint8Array) => void): void {
+    this.forward = post;
+  }
+
+  /** Main thread: a worker's batch of whole lines, written after every line this thread has logged so far. */
+  writeBatch(batch: Uint8Array): void {
+    if (this.pending.length > 0) {
+      this.sink.write(this.pending);
+      this.pending = "";
+    }
+    this.sink.write(batch);
+    void this.sink.flush();
+  }
+
   private drain(): void {
     if (this.pending.length === 0) return;
+    if (this.forward !== undefined) {
+      const text = this.pending;
+      this.pending = "";
+      this.forward(this.encoder.encode(text));
+      return;
+    }
     this.sink.write(this.pending);
     this.pending = "";
     void this.sink.flush();
@@ -101,7 +131,7 @@ class Logger {
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.drain();
-    await this.sink.flush();
+    if (this.forward === undefined) await this.sink.flush();
   }
 
   gateway(level: Level, msg: string, fields: Fields = {}): void {

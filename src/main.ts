@@ -332,7 +332,7 @@ async function serve(configPath: string | undefined): Promise<number> {
   const cfg = loadOrExit(configPath);
   let running;
   try {
-    running = await startGateway(cfg);
+    running = await startGateway(cfg, { configPath });
   } catch (e) {
     if (e instanceof ListenError) throw new CliError(`cannot start: ${e.message}`, 2);
     throw new CliError(`cannot start: ${(e as Error).message}`, 1);

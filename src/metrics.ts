@@ -141,6 +141,16 @@ class Histogram {
   }
 }
 
+/**
+ * A worker's cells as plain data (structured-clone safe), for the main thread's scrape (SPEC §14): counters,
+ * gauges and histograms by series name and rendered label key.
+ */
+export interface MetricsSnapshot {
+  series: [name: string, cells: [labelKey: string, v: number][]][];
+  histograms: [name: string, cells: [labelKey: string, counts: Float64Array, sum: number, count: number][]][];
+  tokens: { input: number; output: number; cacheRead: number; cacheWrite: number; metered: boolean };
+}
+
 const TOKEN_KIND = { input: { kind: "input" }, output: { kind: "output" }, cacheRead: { kind: "cache_read" }, cacheWrite: { kind: "cache_write" } };
 
 const LABELLED = new Set(["ai_rejections_total", "ai_upstream_responses_total", "ai_connect_retries_total", "ai_tokens_total"]);
@@ -166,6 +176,8 @@ export class Metrics {
     this.gauge("ai_deny_set_size", "Tenants currently denied.");
     this.gauge("ai_deny_set_revision", "Last deny-set revision (JetStream sequence) applied.");
     this.gauge("ai_nats_connected", "1 while the deny-set watch is connected to NATS, else 0.");
+    this.gauge("ai_workers", "Worker threads serving the client listener now.");
+    this.counter("ai_worker_restarts_total", "Worker threads that died and were replaced.");
     this.histogram("ai_ttft_seconds", "Time from admission to the upstream response head.", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.histogram("ai_upstream_latency_seconds", "Time from admission to the end of the response.", [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
     this.histogram("ai_gateway_overhead_seconds", "Time the gateway itself adds: before the upstream request is sent, and from the upstream head to the client head.", [
@@ -215,6 +227,63 @@ export class Metrics {
 
   value(name: string, labels?: Labels): number {
     return this.series.get(name)?.values.get(labelKey(labels))?.v ?? 0;
+  }
+
+  /** This thread's cells as plain data (a worker answering a scrape). */
+  snapshot(): MetricsSnapshot {
+    const series: MetricsSnapshot["series"] = [];
+    for (const s of this.series.values()) {
+      if (s.values.size === 0) continue;
+      const cells: [string, number][] = [];
+      for (const [k, c] of s.values) cells.push([k, c.v]);
+      series.push([s.name, cells]);
+    }
+    const histograms: MetricsSnapshot["histograms"] = [];
+    for (const h of this.histograms.values()) {
+      if (h.byLabels.size === 0) continue;
+      const cells: [string, Float64Array, number, number][] = [];
+      for (const [k, c] of h.byLabels) cells.push([k, c.counts.slice(), c.sum, c.count]);
+      histograms.push([h.name, cells]);
+    }
+    return { series, histograms, tokens: { ...this.tokens } };
+  }
+
+  /**
+   * Adds a snapshot's values into these cells: counters and histograms sum; gauges sum too, which is right for the
+   * per-worker counts workers own (in-flight requests, active streams). Process-level gauges (deny-set, NATS,
+   * ai_workers) are set by the main thread only, never by a worker, so summing leaves them as main set them.
+   * `countersOnly`: a dead worker's last snapshot, kept so totals never go backwards (its gauges died with it).
+   */
+  merge(snap: MetricsSnapshot, countersOnly = false): void {
+    for (const [name, cells] of snap.series) {
+      const s = this.series.get(name);
+      if (s === undefined || (countersOnly && s.type !== "counter")) continue;
+      for (const [k, v] of cells) s.cell(k).v += v;
+    }
+    for (const [name, cells] of snap.histograms) {
+      const h = this.histograms.get(name);
+      if (h === undefined) continue;
+      for (const [k, counts, sum, count] of cells) {
+        const c = h.cell(k);
+        for (let i = 0; i < c.counts.length && i < counts.length; i++) c.counts[i] = (c.counts[i] as number) + (counts[i] as number);
+        c.sum += sum;
+        c.count += count;
+      }
+    }
+    const t = this.tokens;
+    t.input += snap.tokens.input;
+    t.output += snap.tokens.output;
+    t.cacheRead += snap.tokens.cacheRead;
+    t.cacheWrite += snap.tokens.cacheWrite;
+    t.metered ||= snap.tokens.metered;
+  }
+
+  /** The process totals: this thread's cells plus every worker's snapshot, rendered (nothing here is changed). */
+  renderMerged(snaps: readonly MetricsSnapshot[]): string {
+    const total = new Metrics();
+    total.merge(this.snapshot());
+    for (const s of snaps) total.merge(s);
+    return total.render();
   }
 
   render(): string {

@@ -26,6 +26,24 @@
 //     requests of its budget, and it never gets more than N.
 //   - A hash-flooding attacker gains nothing useful: the seed is random per process, and crowding
 //     another key's four counters past N would need millions of requests per second to this process.
+//
+// Shared mode (workers ≥ 2, `new RateGuard(opts, shared)`, layout in shared-state.ts): the same two tiers over a
+// SharedArrayBuffer, so the limits are process-wide. Every counter is one packed 32-bit word (window stamp | count)
+// changed only by compare-and-swap, so no worker ever sees half an update, and each increment returns a count no other
+// increment returned: one key bursting on every worker at once is admitted exactly N times per window, not N × workers.
+// Differences from the private guard, both deliberate:
+//   - plain count-min (every counter of the key +1, saturating at N + 1) instead of conservative update: "raise the
+//     counters below the estimate" reads four words and writes some, which is not atomic, and racing workers would
+//     each admit the N-th request. Plain count-min has the classic bound above; measured at T = 1,000,000 a key loses
+//     ~10 requests of its budget instead of ~7, and at T ≤ 100,000 the two are alike. It still never over-admits.
+//   - windows are aligned to the shared clock's origin (when main allocated the state), and hashes use the shared seeds,
+//     so every worker counts in the same windows and the same counters. Worker clocks can disagree by a fraction of a
+//     millisecond (shared-state.ts, Clock): a worker still in window n that meets a counter already in window n + 1
+//     counts in n + 1 rather than resetting it, so a boundary never erases another worker's counts.
+// workers = 1 never builds a shared guard: the private path below is today's, at today's cost (one extra test of an
+// always-undefined field, see bench/guards.bench.ts).
+
+import { assertSharedState, countBitsFor, RATE_BYO_WORD, RATE_HEADER_INTS, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
 
 /** Result of a check. Decisions are shared frozen constants: checking allocates nothing. */
 export type RateDecision =
@@ -37,7 +55,10 @@ export interface RateGuardOptions {
   perCredentialRps: number;
   /** Shared ceiling for all BYO (non-`bai_`) traffic; 0 disables the tier. */
   byoRps: number;
-  /** Millisecond clock, injectable for tests. Default: `performance.now()` (monotonic). */
+  /**
+   * Millisecond clock, injectable for tests. Default: `performance.now()` (monotonic) privately, the shared clock of
+   * shared-state.ts in shared mode. In shared mode windows start at the clock's 0, not at construction.
+   */
   now?: () => number;
 }
 
@@ -77,7 +98,15 @@ function randomSeed(): number {
 }
 
 // Bound once: a property lookup on Bun.hash per call is measurable at this scale.
+// (shared-state.ts binds its own; both are the same native function.)
 const xxHash32 = Bun.hash.xxHash32;
+
+/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
+interface SharedRate {
+  readonly words: Int32Array;
+  readonly perBits: number;
+  readonly byoBits: number;
+}
 
 export class RateGuard {
   readonly #perLimit: number;
@@ -93,15 +122,37 @@ export class RateGuard {
   #windowEnd = Number.NEGATIVE_INFINITY;
   #byoStamp = 0;
   #byoCount = 0;
+  /** Set only in shared mode; the private path tests it once and goes on exactly as before. */
+  readonly #shared: SharedRate | undefined;
 
-  constructor(opts: RateGuardOptions) {
+  constructor(opts: RateGuardOptions, shared?: SharedState) {
     this.#perLimit = validLimit(opts.perCredentialRps, "perCredentialRps");
     this.#byoLimit = validLimit(opts.byoRps, "byoRps");
-    this.#now = opts.now ?? defaultNow;
-    this.#origin = this.#now();
-    this.#table = new Uint32Array(this.#perLimit > 0 ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
-    this.#seedA = randomSeed();
-    this.#seedB = randomSeed();
+    if (shared === undefined) {
+      this.#now = opts.now ?? defaultNow;
+      this.#origin = this.#now();
+      this.#table = new Uint32Array(this.#perLimit > 0 ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
+      this.#seedA = randomSeed();
+      this.#seedB = randomSeed();
+      this.#shared = undefined;
+      return;
+    }
+    assertSharedState(shared);
+    if (shared.perCredentialRps !== this.#perLimit || shared.byoRps !== this.#byoLimit) {
+      throw new RangeError("the shared rate state was allocated for other limits");
+    }
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#origin = 0;
+    this.#table = new Uint32Array(0);
+    this.#seedA = shared.seedA;
+    this.#seedB = shared.seedB;
+    this.#perLimit = sharedLimit(this.#perLimit);
+    this.#byoLimit = sharedLimit(this.#byoLimit);
+    this.#shared = {
+      words: new Int32Array(shared.rate),
+      perBits: countBitsFor(this.#perLimit),
+      byoBits: countBitsFor(this.#byoLimit),
+    };
   }
 
   /**
@@ -109,6 +160,7 @@ export class RateGuard {
    * "the token starts with `bai_`" (the caller already knows; passing it avoids a second look).
    */
   check(token: string, managed: boolean): RateDecision {
+    if (this.#shared !== undefined) return this.#checkShared(this.#shared, token, managed);
     const perLimit = this.#perLimit;
     const byoLimit = this.#byoLimit;
     if (perLimit === 0 && byoLimit === 0) return OK;
@@ -159,9 +211,51 @@ export class RateGuard {
     return est > perLimit ? LIMITED : OK;
   }
 
-  /** Bytes held by the guard's counters: fixed at construction, whatever the number of keys. */
+  /** Bytes held by the guard's sketch: fixed at construction, whatever the number of keys (shared: the sketch words). */
   retainedBytes(): number {
-    return this.#table.byteLength;
+    return this.#shared !== undefined ? this.#shared.words.byteLength - 4 * RATE_HEADER_INTS : this.#table.byteLength;
+  }
+
+  /** check() over the shared buffer: same tiers and decisions, counts process-wide (see the header). */
+  #checkShared(sh: SharedRate, token: string, managed: boolean): RateDecision {
+    const perLimit = this.#perLimit;
+    const byoLimit = this.#byoLimit;
+    if (perLimit === 0 && byoLimit === 0) return OK;
+    const stamp = this.#currentStamp();
+    const w = sh.words;
+
+    if (byoLimit > 0 && !managed) {
+      // Saturates at limit + 1: a request arriving there is refused without a write, as privately.
+      if (windowIncrement(w, RATE_BYO_WORD, stamp, sh.byoBits, byoLimit + 1) > byoLimit) return LIMITED_BYO;
+    }
+    if (perLimit === 0) return OK;
+
+    const ha = xxHash32(token, this.#seedA);
+    const hb = xxHash32(token, this.#seedB);
+    const bits = sh.perBits;
+    const i0 = RATE_HEADER_INTS + (ha & 0xffff);
+    const i1 = RATE_HEADER_INTS + ((1 << ROW_SHIFT) | (ha >>> 16));
+    const i2 = RATE_HEADER_INTS + ((2 << ROW_SHIFT) | (hb & 0xffff));
+    const i3 = RATE_HEADER_INTS + ((3 << ROW_SHIFT) | (hb >>> 16));
+    // Already over (all four rows at the cap): refuse without writing, as privately; the counters cannot move anyway.
+    const cap = perLimit + 1;
+    if (
+      windowRead(w, i0, stamp, bits) >= cap &&
+      windowRead(w, i1, stamp, bits) >= cap &&
+      windowRead(w, i2, stamp, bits) >= cap &&
+      windowRead(w, i3, stamp, bits) >= cap
+    ) {
+      return LIMITED;
+    }
+    // Each increment is atomic and returns this request's own count in that row; the estimate is their minimum.
+    let est = windowIncrement(w, i0, stamp, bits, cap);
+    const e1 = windowIncrement(w, i1, stamp, bits, cap);
+    if (e1 < est) est = e1;
+    const e2 = windowIncrement(w, i2, stamp, bits, cap);
+    if (e2 < est) est = e2;
+    const e3 = windowIncrement(w, i3, stamp, bits, cap);
+    if (e3 < est) est = e3;
+    return est > perLimit ? LIMITED : OK;
   }
 
   #currentStamp(): number {
@@ -173,6 +267,44 @@ export class RateGuard {
     // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
     this.#stamp = (index + 1) >>> 0;
     return this.#stamp;
+  }
+}
+
+/**
+ * Count of packed word `i` in window `stamp`, also when another worker has already moved it to the next window (its
+ * clock is a hair ahead): that count is the one this request will join. Any older window reads as 0.
+ */
+function windowRead(a: Int32Array, i: number, stamp: number, bits: number): number {
+  const word = Atomics.load(a, i);
+  const ws = word >>> bits;
+  const mine = stamp & (0xffffffff >>> bits);
+  return ws === mine || ws === ((mine + 1) & (0xffffffff >>> bits)) ? word & ((1 << bits) - 1) : 0;
+}
+
+/**
+ * Adds one to packed word `i` for window `stamp`, saturating at `cap`, and returns the new count. A word from an older
+ * window restarts at 1; one already in the next window (a worker whose clock is a hair ahead) is joined, never reset.
+ * A compare-and-swap loop on one word: lock-free, and every successful increment returns a distinct count.
+ */
+function windowIncrement(a: Int32Array, i: number, stamp: number, bits: number, cap: number): number {
+  const stampMask = 0xffffffff >>> bits;
+  const countMask = (1 << bits) - 1;
+  const mine = stamp & stampMask;
+  const next = (mine + 1) & stampMask;
+  for (;;) {
+    const word = Atomics.load(a, i);
+    const ws = word >>> bits;
+    let count: number;
+    let base: number;
+    if (ws === mine || ws === next) {
+      count = word & countMask;
+      base = word & ~countMask;
+    } else {
+      count = 0;
+      base = mine << bits;
+    }
+    if (count >= cap) return cap;
+    if (Atomics.compareExchange(a, i, word, base | (count + 1)) === word) return count + 1;
   }
 }
 

@@ -4,7 +4,7 @@ import type { Server } from "bun";
 import pkg from "../package.json" with { type: "json" };
 import { type Config, parseListen } from "./config.ts";
 import { CircuitBreaker } from "./breaker.ts";
-import { DenySet } from "./denyset.ts";
+import { BroadcastDenySet, DenySet } from "./denyset.ts";
 import { DenyWatcher } from "./denyset-nats.ts";
 import { KeyVerifier, mint } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
@@ -14,8 +14,10 @@ import { clientIdleSecs, createHandler, type Gateway } from "./pipeline.ts";
 import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } from "./providers.ts";
 import { Router } from "./route.ts";
 import { Secret } from "./secret.ts";
+import { breakerSlot, type SharedState } from "./shared-state.ts";
 import { FetchTransport } from "./transport.ts";
 import { PoolTransport } from "./transport-pool.ts";
+import { startWorkers } from "./workers.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -67,7 +69,7 @@ function listenFailure(code: string | undefined): string {
   }
 }
 
-function bind<T>(key: "listen" | "metrics_listen", address: string, serve: () => T, onFail?: () => void): T {
+export function bind<T>(key: "listen" | "metrics_listen", address: string, serve: () => T, onFail?: () => void): T {
   try {
     return serve();
   } catch (e) {
@@ -78,14 +80,123 @@ function bind<T>(key: "listen" | "metrics_listen", address: string, serve: () =>
 }
 
 export interface Running {
-  gateway: Gateway;
-  server: Server<undefined>;
+  /** The single-thread path's gateway; undefined with workers >= 2 (each worker has its own). */
+  gateway: Gateway | undefined;
   admin: Server<undefined>;
   /** Stop accepting, let in-flight requests finish (up to the grace period), flush logs. */
   shutdown(reason: string): Promise<void>;
 }
 
-export async function startGateway(cfg: Config): Promise<Running> {
+/**
+ * The request pipeline's state for one serving thread: the single-thread path's, or one worker's. `shared` (workers
+ * >= 2) is the process-wide rate-limit and breaker state allocated by the main thread; undefined keeps each guard's
+ * private state, exactly the single-thread path.
+ */
+export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySet, metrics: Metrics, shared?: SharedState): Gateway {
+  const verifier = new KeyVerifier(cfg.signing_keys);
+  // The first Ed25519 operation builds noble's precomputed tables (hundreds of ms): pay that at boot, not on the
+  // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
+  const firstKid = cfg.signing_keys.keys().next();
+  if (!firstKid.done) verifier.verify(mint(firstKid.value, crypto.getRandomValues(new Uint8Array(32)), 0n, 0n));
+  return {
+    denySet,
+    cfg,
+    rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }, shared),
+    breakers: new Map(
+      providers.map((p) => [
+        p.name,
+        new CircuitBreaker(
+          { threshold: cfg.circuit_breaker_threshold, windowSecs: cfg.circuit_breaker_window_secs, resetSecs: cfg.circuit_breaker_reset_secs },
+          shared !== undefined ? breakerSlot(shared, p.name) : undefined,
+        ),
+      ]),
+    ),
+    router: new Router(providers),
+    verifier,
+    transport:
+      cfg.upstream_transport === "pool"
+        ? new PoolTransport({
+            tls: cfg.upstream_tls,
+            verifyCert: cfg.upstream_verify_cert,
+            connectTimeoutMs: cfg.connect_timeout_secs * 1000,
+            idleTimeoutMs: cfg.idle_timeout_secs * 1000,
+            writeTimeoutMs: cfg.write_timeout_secs > 0 ? cfg.write_timeout_secs * 1000 : undefined,
+          })
+        : new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
+    metrics,
+  };
+}
+
+/**
+ * The client listener for one serving thread. `reusePort` (workers >= 2): every worker binds the same port and the
+ * kernel spreads connections among them. Throws ListenError.
+ */
+export function serveClient(cfg: Config, gateway: Gateway, port: number, reusePort: boolean, onFail?: () => void): Server<undefined> {
+  const handler = createHandler(gateway);
+  const listen = parseListen(cfg.listen);
+  return bind("listen", cfg.listen, () => Bun.serve({
+    hostname: listen.hostname,
+    port,
+    reusePort,
+    // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline), and the
+    // pipeline's own watch answers a client that stalls its body with 408 after the same time.
+    idleTimeout: clientIdleSecs(cfg),
+    // The gateway enforces max_request_body_bytes itself, with a 413 in the caller's dialect.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    fetch: handler,
+    error(err) {
+      log.gateway("error", "unhandled error in request handler", { error: String(err?.message ?? err) });
+      return new Response(JSON.stringify({ error: { message: "internal gateway error", type: "api_error", code: "internal" } }), {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    },
+  }), onFail);
+}
+
+/** The admin listener's routes other than /metrics, shared by both paths. */
+export interface AdminRoutes {
+  metrics(): string | Promise<string>;
+  /** Extra routes (the test-only worker kill hook); undefined = not mine. */
+  extra?(req: Request, path: string): Response | Promise<Response> | undefined;
+}
+
+export function serveAdmin(cfg: Config, watcher: DenyWatcher, metrics: Metrics, routes: AdminRoutes, onFail: () => void): Server<undefined> {
+  // /readyz is always 200 (fail-open: never pulled from the load balancer). `status` is SPEC §9's: ok while NATS is
+  // connected, degraded while it is configured but not connected; with nats_url = "" NATS is off by choice, so
+  // nothing is degraded: ok, with `nats` saying "disabled".
+  const natsOff = watcher.disabled;
+  const readyz = (): Response => {
+    if (natsOff) return Response.json({ status: "ok", nats: "disabled", version: VERSION });
+    const up = metrics.value("ai_nats_connected") === 1;
+    return Response.json({ status: up ? "ok" : "degraded", nats: up ? "connected" : "disconnected", version: VERSION });
+  };
+  const adminListen = parseListen(cfg.metrics_listen);
+  const text = (body: string) => new Response(body, { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
+  return bind("metrics_listen", cfg.metrics_listen, () => Bun.serve({
+    hostname: adminListen.hostname,
+    port: adminListen.port,
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === "/livez") return Response.json({ status: "ok", version: VERSION });
+      if (path === "/readyz") return readyz();
+      if (path === "/metrics") {
+        const m = routes.metrics();
+        return typeof m === "string" ? text(m) : m.then(text);
+      }
+      const extra = routes.extra?.(req, path);
+      if (extra !== undefined) return extra;
+      return Response.json({ status: "not_found", version: VERSION }, { status: 404 });
+    },
+  }), onFail);
+}
+
+export interface StartOptions {
+  /** The --config argument main was given (undefined: found as loadConfig finds it); workers load the same. */
+  configPath?: string | undefined;
+}
+
+export async function startGateway(cfg: Config, opts: StartOptions = {}): Promise<Running> {
   const providers = buildProviders(cfg);
   for (const name of Object.keys(cfg.pool_keys)) {
     if (!providers.some((p) => p.name === name)) log.gateway("warn", "pool key for an unknown provider is ignored", { provider: name });
@@ -95,8 +206,14 @@ export async function startGateway(cfg: Config): Promise<Running> {
   }
   for (const w of cfg.warnings) log.gateway("warn", w);
   if (!cfg.usage_metering) log.gateway("warn", "usage_metering = false: managed requests are forwarded without ai.usage lines");
+  let workers = cfg.workers;
+  if (workers > 1 && process.platform !== "linux") {
+    // SO_REUSEPORT spreading connections among sockets is Linux's; elsewhere only one socket would get them.
+    log.gateway("warn", "workers > 1 needs SO_REUSEPORT load balancing (Linux): serving from one worker", { workers_configured: workers, platform: process.platform });
+    workers = 1;
+  }
   const metrics = new Metrics();
-  const denySet = new DenySet();
+  const denySet = workers > 1 ? new BroadcastDenySet() : new DenySet();
   const watcher = new DenyWatcher({
     natsUrl: cfg.nats_url,
     credsBase64: cfg.nats_creds?.expose(),
@@ -116,83 +233,22 @@ export async function startGateway(cfg: Config): Promise<Running> {
   await watcher.start();
   metrics.setGauge("ai_deny_set_size", denySet.size);
   metrics.setGauge("ai_deny_set_revision", Number(denySet.revision));
-  const verifier = new KeyVerifier(cfg.signing_keys);
-  // The first Ed25519 operation builds noble's precomputed tables (hundreds of ms): pay that at boot, not on the
-  // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
-  const firstKid = cfg.signing_keys.keys().next();
-  if (!firstKid.done) verifier.verify(mint(firstKid.value, crypto.getRandomValues(new Uint8Array(32)), 0n, 0n));
-  const gateway: Gateway = {
-    denySet,
-    cfg,
-    rate: new RateGuard({ perCredentialRps: cfg.rate_limit_rps, byoRps: cfg.byo_rate_limit_rps }),
-    breakers: new Map(
-      providers.map((p) => [
-        p.name,
-        new CircuitBreaker({ threshold: cfg.circuit_breaker_threshold, windowSecs: cfg.circuit_breaker_window_secs, resetSecs: cfg.circuit_breaker_reset_secs }),
-      ]),
-    ),
-    router: new Router(providers),
-    verifier,
-    transport:
-      cfg.upstream_transport === "pool"
-        ? new PoolTransport({
-            tls: cfg.upstream_tls,
-            verifyCert: cfg.upstream_verify_cert,
-            connectTimeoutMs: cfg.connect_timeout_secs * 1000,
-            idleTimeoutMs: cfg.idle_timeout_secs * 1000,
-            writeTimeoutMs: cfg.write_timeout_secs > 0 ? cfg.write_timeout_secs * 1000 : undefined,
-          })
-        : new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
-    metrics,
-  };
-  const handler = createHandler(gateway);
+  if (workers > 1) return startWorkers({ cfg, configPath: opts.configPath, workers, providers, denySet: denySet as BroadcastDenySet, watcher, metrics });
+
+  metrics.setGauge("ai_workers", 1);
+  const gateway = buildGateway(cfg, providers, denySet, metrics);
   const listen = parseListen(cfg.listen);
-  const server = bind("listen", cfg.listen, () => Bun.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    // Idle keep-alive client connections close after this; admitted requests switch it off (pipeline), and the
-    // pipeline's own watch answers a client that stalls its body with 408 after the same time.
-    idleTimeout: clientIdleSecs(cfg),
-    // The gateway enforces max_request_body_bytes itself, with a 413 in the caller's dialect.
-    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    fetch: handler,
-    error(err) {
-      log.gateway("error", "unhandled error in request handler", { error: String(err?.message ?? err) });
-      return new Response(JSON.stringify({ error: { message: "internal gateway error", type: "api_error", code: "internal" } }), {
-        status: 500,
-        headers: { "content-type": "application/json" },
-      });
-    },
-  }), () => {
+  const server = serveClient(cfg, gateway, listen.port, false, () => {
     gateway.transport.close();
     void watcher.stop();
   });
-  // /readyz is always 200 (fail-open: never pulled from the load balancer). `status` is SPEC §9's: ok while NATS is
-  // connected, degraded while it is configured but not connected; with nats_url = "" NATS is off by choice, so
-  // nothing is degraded: ok, with `nats` saying "disabled".
-  const natsOff = watcher.disabled;
-  const readyz = (): Response => {
-    if (natsOff) return Response.json({ status: "ok", nats: "disabled", version: VERSION });
-    const up = metrics.value("ai_nats_connected") === 1;
-    return Response.json({ status: up ? "ok" : "degraded", nats: up ? "connected" : "disconnected", version: VERSION });
-  };
-  const adminListen = parseListen(cfg.metrics_listen);
-  const admin = bind("metrics_listen", cfg.metrics_listen, () => Bun.serve({
-    hostname: adminListen.hostname,
-    port: adminListen.port,
-    fetch(req) {
-      const path = new URL(req.url).pathname;
-      if (path === "/livez") return Response.json({ status: "ok", version: VERSION });
-      if (path === "/readyz") return readyz();
-      if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
-      return Response.json({ status: "not_found", version: VERSION }, { status: 404 });
-    },
-  }), () => {
+  const admin = serveAdmin(cfg, watcher, metrics, { metrics: () => metrics.render() }, () => {
     // The client listener is already up: close it, so the failed boot leaves nothing bound behind it.
     void server.stop(true);
     gateway.transport.close();
     void watcher.stop();
   });
+  const adminListen = parseListen(cfg.metrics_listen);
   log.gateway("info", "listening", {
     addr: `${listen.hostname}:${server.port}`,
     metrics_addr: `${adminListen.hostname}:${admin.port}`,
@@ -200,6 +256,7 @@ export async function startGateway(cfg: Config): Promise<Running> {
     config: cfg.source,
     providers: providers.length,
     signing_keys: cfg.signing_keys.size,
+    workers: 1,
   });
 
   let stopping: Promise<void> | undefined;
@@ -220,5 +277,5 @@ export async function startGateway(cfg: Config): Promise<Running> {
     })();
     return stopping;
   };
-  return { gateway, server, admin, shutdown };
+  return { gateway, admin, shutdown };
 }

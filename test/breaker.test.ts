@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { ADMITTED, CircuitBreaker, DENIED, isBreakerFailure, PROBE } from "../src/breaker.ts";
+import { allocateSharedState, breakerSlot } from "../src/shared-state.ts";
+
+// BEYOND_AI_GUARDS_SHARED=1 runs every test below against a breaker on a shared slot (workers >= 2) instead of private
+// fields; test/shared-state.test.ts does that run. Each breaker gets a fresh state, so tests stay independent.
+const SHARED = process.env.BEYOND_AI_GUARDS_SHARED === "1";
 
 /** A hand-driven millisecond clock: tests move time instead of sleeping. */
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -9,7 +14,9 @@ function clock(start = 1_000_000): { now: () => number; advance: (ms: number) =>
 
 /** threshold 3, window 10 s, reset 30 s unless overridden. */
 function breaker(c: { now: () => number }, threshold = 3, windowSecs = 10, resetSecs = 30): CircuitBreaker {
-  return new CircuitBreaker({ threshold, windowSecs, resetSecs, now: c.now });
+  const opts = { threshold, windowSecs, resetSecs, now: c.now };
+  if (!SHARED) return new CircuitBreaker(opts);
+  return new CircuitBreaker(opts, breakerSlot(allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["p"] }), "p"));
 }
 
 function fail(b: CircuitBreaker, times: number): void {

@@ -3,6 +3,9 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  applyDenyMessage,
+  BroadcastDenySet,
+  type DenyMessage,
   DenySet,
   decodeSnapshot,
   denyKeyTenant,
@@ -299,5 +302,37 @@ describe("snapshot files", () => {
       const r = await loadSnapshot(dir);
       expect("error" in r).toBe(true);
     });
+  });
+});
+
+describe("deny-set messages to worker threads (workers >= 2)", () => {
+  test("every change to a BroadcastDenySet is broadcast, and a worker's set that applies the messages matches it", () => {
+    const main = new BroadcastDenySet();
+    const worker = new DenySet();
+    const sent: DenyMessage[] = [];
+    main.broadcast = (m) => {
+      sent.push(m);
+      applyDenyMessage(worker, structuredClone(m));
+    };
+    main.apply({ kind: "put", tenant: "42", reason: "spend", revision: 5n });
+    main.apply({ kind: "put", tenant: "43", reason: "fraud", revision: 6n });
+    main.apply({ kind: "del", tenant: "42", revision: 7n });
+    expect(sent.map((m) => m.t)).toEqual(["deny", "deny", "deny"]);
+    expect(worker.lookup("42")).toBeUndefined();
+    expect(worker.lookup("43")).toBe("fraud");
+    expect(worker.revision).toBe(7n);
+    main.replaceAll(new Map([["44", "spend"]]), 9n);
+    expect(sent.at(-1)?.t).toBe("denyAll");
+    expect(worker.lookup("43")).toBeUndefined();
+    expect(worker.lookup("44")).toBe("spend");
+    expect(worker.revision).toBe(9n);
+  });
+
+  test("a starting worker gets the whole set as one message", () => {
+    const main = new BroadcastDenySet([["1", "spend"], ["2", "unknown"]], 3n);
+    const worker = new DenySet();
+    applyDenyMessage(worker, structuredClone(main.message()));
+    expect([...worker.entries()]).toEqual([["1", "spend"], ["2", "unknown"]]);
+    expect(worker.revision).toBe(3n);
   });
 });

@@ -10,6 +10,7 @@ import { concatBytes } from "./bytes.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 export const MAIN_TS = join(REPO_ROOT, "src", "main.ts");
+export const WORKER_TS = join(REPO_ROOT, "src", "worker.ts");
 
 export type LogLine = Record<string, unknown>;
 
@@ -86,6 +87,10 @@ export function baseConfig(opts: { authorities?: Record<string, string>; extra?:
     // The whole e2e suite runs once per upstream transport: `BEYOND_AI_TRANSPORT=fetch bun test` (see package.json).
     `upstream_transport = "${upstreamTransport()}"`,
   ];
+  // Both serving paths run the whole e2e suite at no extra time: the pool run keeps the default (workers = "auto":
+  // 2 worker threads on the 2-core CI box), the fetch run pins the single-thread path. A test that sets `workers`
+  // itself (in `extra`) wins.
+  if (upstreamTransport() === "fetch" && !/^workers\s*=/m.test(opts.extra ?? "")) lines.push(`workers = 1`);
   if (opts.extra) lines.push(opts.extra);
   if (opts.authorities && Object.keys(opts.authorities).length > 0) {
     lines.push("", "[provider_authorities]");
@@ -130,14 +135,15 @@ function gatewayCommand(args: string[]): { argv: string[]; cwd: string } {
 let binaryBuild: Promise<string> | undefined;
 
 /**
- * Compiles the gateway (`bun build --compile --minify src/main.ts`) once per test process and returns the path
+ * Compiles the gateway as package.json's "build" does (`bun build --compile --minify src/main.ts src/worker.ts`: the
+ * worker thread's entry is embedded too) once per test process and returns the path
  * of a copy that sits alone in a fresh empty temp folder (so a test proves it needs nothing beside it).
  */
 export function buildBinary(): Promise<string> {
   binaryBuild ??= (async () => {
     const buildDir = makeTempDir();
     const built = join(buildDir, "beyond-ai");
-    const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", MAIN_TS, "--outfile", built], {
+    const proc = Bun.spawn([process.execPath, "build", "--compile", "--minify", MAIN_TS, WORKER_TS, "--outfile", built], {
       cwd: REPO_ROOT,
       stdin: "ignore",
       stdout: "pipe",

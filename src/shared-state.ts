@@ -1,0 +1,370 @@
+// Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the reserved region for
+// SPEC §10's key cooldowns and retry budgets, all in SharedArrayBuffers mutated with Atomics.
+//
+// ── API (W1 calls this) ─────────────────────────────────────────────────────────────────────────────────────────────
+//   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name) });
+//                  new Worker(entry, { workerData: { configPath, shared } })   // SharedState is plain data: postMessage-safe
+//   each worker:   new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts
+//                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
+//                                                                              // src/breaker.ts; undefined slot → private
+//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's code path.
+// The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
+// packing depends on them. Every worker loads the same config file, so they do.
+//
+// ── Clock ───────────────────────────────────────────────────────────────────────────────────────────────────────────
+// performance.now() has a per-thread origin (a worker's starts at 0 when the worker starts; Bun.nanoseconds() too,
+// measured), so raw readings cannot be compared across threads. Date.now() is comparable but not monotonic: an NTP
+// step would move every window and breaker deadline. The shared clock is performance.now() + (performance.timeOrigin −
+// originEpochMs): monotonic within a thread (it is performance.now() plus a constant), and comparable across threads
+// because each thread's timeOrigin is the wall-clock time at which its own performance.now() was 0. The only cross-thread
+// error is how far the wall clock moved, other than by elapsed time, between two threads' starts (< 1 ms measured,
+// unless the clock is stepped in that instant). Readings are milliseconds since the state was allocated, which is also
+// the shared origin of the rate-limit windows. Where a sub-millisecond disagreement matters (a 1-second window
+// boundary) the code tolerates it: see the "adopt the next window" rule in ratelimit.ts.
+//
+// ── Layout ──────────────────────────────────────────────────────────────────────────────────────────────────────────
+// rate (Int32Array):
+//   [0]                 BYO global tier: one packed word (window stamp | count), see packing below.
+//   [1 .. 15]           padding, so the hot BYO word has its own cache line apart from the sketch.
+//   [16 .. 16 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 16 + (r << 16) + c), one packed
+//                       word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair cannot be
+//                       updated atomically, a word can). Absent (length 16 only) when the per-credential tier is off.
+//   Packing: count in the low `countBits` bits, window stamp (window index + 1, wrapped) in the high 32 − countBits.
+//   countBits fits limit + 1 (counts saturate there), so a tier with limit 20 keeps 27 stamp bits (a stamp repeats
+//   after 2^27 s); limit 1,000,000 keeps 12 (68 min). A counter untouched for exactly a multiple of that period reads as
+//   current: it can only over-estimate, and a key is affected only if all four of its counters alias at once.
+// breakers (Int32Array, BREAKER_SLOT_INTS = 16 per provider, 64 bytes = one cache line each, index = position in
+// `providers`):
+//   +0 state (0 closed, 1 open, 2 half-open)   read with one Atomics.load on the CLOSED fast path
+//   +1 lock (0 free, 1 held)                   every transition happens under it; never held across an await
+//   +2 failures   +3 permits                   written under the lock with Atomics.store, so lock-free reads see whole values
+//   +8..9 windowStart, +10..11 openedAt        Float64 (ms on the shared clock) through a Float64Array view, read and
+//                                              written only under the lock
+// cooldowns (SPEC §10, reserved: layout and accessors, no behaviour yet):
+//   keys: Int32Array, KEY_SLOT_INTS = 4 per pool key (global key index, the order in which the caller numbers them):
+//     +0 seq (seqlock: odd while a writer is inside)  +1,+2 dead-until ms (hi, lo)  +3 reason code
+//   table: Int32Array, COOLDOWN_SLOT_INTS = 8 per key×model slot, open addressing (linear probe ≤ COOLDOWN_PROBE):
+//     +0,+1 tag (64-bit hash of key index + model; 0,0 = free)  +2 seq  +3,+4 cooldown-until ms (hi, lo)
+//     +5 consecutive-429 streak  +6 key index  +7 spare
+//   retry budgets: Int32Array, RETRY_BUDGET_SLOT_INTS = 32 per provider: RETRY_BUDGET_BUCKETS one-second buckets, each
+//     two packed words (first attempts, retries) with 12 stamp bits and 20 count bits (saturating at 2^20 − 1).
+// Why no reader sees a torn entry: every multi-word value is either written only under its slot's lock and read under
+// it (breaker times), or behind a seqlock that readers validate (cooldown and dead-until times); single words are read
+// and written with Atomics, and packed words change by compare-and-swap only.
+
+/** Bumped when the layout changes: a worker refuses state from another layout (cannot happen within one binary). */
+export const SHARED_LAYOUT_VERSION = 1;
+
+export const SKETCH_ROWS = 4;
+export const SKETCH_WIDTH = 65536;
+/** Ints before the sketch in `rate`: the BYO word and its cache-line padding. */
+export const RATE_HEADER_INTS = 16;
+export const RATE_BYO_WORD = 0;
+
+export const BREAKER_SLOT_INTS = 16;
+export const BRK_STATE = 0;
+export const BRK_LOCK = 1;
+export const BRK_FAILURES = 2;
+export const BRK_PERMITS = 3;
+/** Float64Array indices within a slot (slot base in float64s = index × BREAKER_SLOT_INTS / 2). */
+export const BRK_F64_WINDOW_START = 4;
+export const BRK_F64_OPENED_AT = 5;
+
+export const KEY_SLOT_INTS = 4;
+export const COOLDOWN_SLOT_INTS = 8;
+export const COOLDOWN_PROBE = 16;
+export const RETRY_BUDGET_SLOT_INTS = 32;
+export const RETRY_BUDGET_BUCKETS = 10;
+const BUDGET_COUNT_BITS = 20;
+
+export interface SharedStateOptions {
+  /** rate_limit_rps (0 = tier off: no sketch is allocated). */
+  perCredentialRps: number;
+  /** byo_rate_limit_rps (0 = tier off). */
+  byoRps: number;
+  /** Provider names, in a fixed order: a provider's breaker and retry-budget slot is its index here. */
+  providers: readonly string[];
+  /** SPEC §10 (reserved): how many pool keys to give a dead-until slot (default 256). */
+  poolKeys?: number;
+  /** SPEC §10 (reserved): key×model cooldown slots, a power of two (default 4096). */
+  cooldownSlots?: number;
+}
+
+/** Everything a worker needs to attach. Plain data and SharedArrayBuffers only, so it survives postMessage/workerData. */
+export interface SharedState {
+  readonly version: number;
+  /** Wall-clock ms (performance.timeOrigin + performance.now() of the allocating thread) = 0 on the shared clock. */
+  readonly originEpochMs: number;
+  /** Sketch hash seeds, shared so that every worker maps a token to the same counters. */
+  readonly seedA: number;
+  readonly seedB: number;
+  /** The limits the counters were packed for. */
+  readonly perCredentialRps: number;
+  readonly byoRps: number;
+  readonly rate: SharedArrayBuffer;
+  readonly providers: readonly string[];
+  readonly breakers: SharedArrayBuffer;
+  readonly poolKeys: number;
+  readonly keys: SharedArrayBuffer;
+  readonly cooldownSlots: number;
+  readonly cooldowns: SharedArrayBuffer;
+  readonly retryBudgets: SharedArrayBuffer;
+}
+
+/** What a CircuitBreaker needs to use a shared slot: the breakers buffer, its slot index, and the clock origin. */
+export interface SharedBreakerSlot {
+  readonly buffer: SharedArrayBuffer;
+  readonly index: number;
+  readonly originEpochMs: number;
+}
+
+export function allocateSharedState(opts: SharedStateOptions): SharedState {
+  const poolKeys = opts.poolKeys ?? 256;
+  const cooldownSlots = opts.cooldownSlots ?? 4096;
+  if (!Number.isInteger(cooldownSlots) || cooldownSlots < 1 || (cooldownSlots & (cooldownSlots - 1)) !== 0) {
+    throw new RangeError("cooldownSlots must be a power of two");
+  }
+  if (!Number.isInteger(poolKeys) || poolKeys < 0) throw new RangeError("poolKeys must be a non-negative integer");
+  if (!Number.isInteger(opts.perCredentialRps) || opts.perCredentialRps < 0 || !Number.isInteger(opts.byoRps) || opts.byoRps < 0) {
+    throw new RangeError("perCredentialRps and byoRps must be non-negative integers");
+  }
+  const seeds = crypto.getRandomValues(new Uint32Array(2));
+  const sketchInts = opts.perCredentialRps > 0 ? SKETCH_ROWS * SKETCH_WIDTH : 0;
+  return {
+    version: SHARED_LAYOUT_VERSION,
+    originEpochMs: performance.timeOrigin + performance.now(),
+    seedA: seeds[0]!,
+    seedB: seeds[1]!,
+    perCredentialRps: opts.perCredentialRps,
+    byoRps: opts.byoRps,
+    rate: new SharedArrayBuffer(4 * (RATE_HEADER_INTS + sketchInts)),
+    providers: [...opts.providers],
+    breakers: new SharedArrayBuffer(4 * BREAKER_SLOT_INTS * Math.max(1, opts.providers.length)),
+    poolKeys,
+    keys: new SharedArrayBuffer(4 * KEY_SLOT_INTS * Math.max(1, poolKeys)),
+    cooldownSlots,
+    cooldowns: new SharedArrayBuffer(4 * COOLDOWN_SLOT_INTS * cooldownSlots),
+    retryBudgets: new SharedArrayBuffer(4 * RETRY_BUDGET_SLOT_INTS * Math.max(1, opts.providers.length)),
+  };
+}
+
+/** Throws unless `state` is a SharedState of this layout (a worker's first check on what it was handed). */
+export function assertSharedState(state: SharedState): void {
+  if (state === null || typeof state !== "object" || state.version !== SHARED_LAYOUT_VERSION) {
+    throw new TypeError(`shared state of layout ${String((state as { version?: unknown } | null)?.version)}, expected ${SHARED_LAYOUT_VERSION}`);
+  }
+}
+
+/**
+ * The shared clock: milliseconds since `originEpochMs`, monotonic within the calling thread and comparable across
+ * threads (see the header). One performance.now() and an add per reading.
+ */
+export function sharedClock(originEpochMs: number): () => number {
+  const offset = performance.timeOrigin - originEpochMs;
+  return () => performance.now() + offset;
+}
+
+/** Throws unless `slot` names a whole slot of a breakers buffer. */
+export function assertBreakerSlot(slot: SharedBreakerSlot): void {
+  if (!(slot.buffer instanceof SharedArrayBuffer) || !Number.isInteger(slot.index) || slot.index < 0 || (slot.index + 1) * BREAKER_SLOT_INTS * 4 > slot.buffer.byteLength) {
+    throw new RangeError("not a breaker slot of a shared state");
+  }
+}
+
+/** The breaker slot of a provider, or undefined for a name the state was not allocated with (→ private breaker). */
+export function breakerSlot(state: SharedState, provider: string): SharedBreakerSlot | undefined {
+  const index = state.providers.indexOf(provider);
+  if (index < 0) return undefined;
+  return { buffer: state.breakers, index, originEpochMs: state.originEpochMs };
+}
+
+// ── Packed (stamp | count) words ─────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Largest limit a shared counter holds (30 count bits, leaving 2 stamp bits at the very least). A configured limit above
+ * it is the same in practice (no process admits 2^30 requests in one second), so shared mode clamps to it.
+ */
+export const SHARED_RATE_LIMIT_MAX = 0x3ffffffe;
+
+/** The limit shared mode enforces for a configured one (validated as a non-negative integer elsewhere). */
+export function sharedLimit(limit: number): number {
+  return limit > SHARED_RATE_LIMIT_MAX ? SHARED_RATE_LIMIT_MAX : limit;
+}
+
+/** Bits a count needs to hold limit + 1 (where counts saturate), at least 1, for a limit sharedLimit() returned. */
+export function countBitsFor(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 0 || limit > SHARED_RATE_LIMIT_MAX) {
+    throw new RangeError(`a shared rate limit must be an integer from 0 to ${SHARED_RATE_LIMIT_MAX}`);
+  }
+  return Math.max(1, 32 - Math.clz32(limit + 1));
+}
+
+// ── SPEC §10 reserved region: accessors only ─────────────────────────────────────────────────────────────────────────
+
+/** Reason codes for a key's dead-until entry. */
+export const KEY_DEAD_NONE = 0;
+export const KEY_DEAD_AUTH = 1; // 401/403
+export const KEY_DEAD_QUOTA = 2; // 429 insufficient_quota and the like
+
+const TWO32 = 4294967296;
+
+/** Writes a Float64 ms value as two Int32 words behind the seqlock at `seq` (writers serialise on the odd seq). */
+function seqWrite(a: Int32Array, seq: number, hi: number, value: number, extraAt = -1, extra = 0): void {
+  for (;;) {
+    const s = Atomics.load(a, seq);
+    if ((s & 1) === 0 && Atomics.compareExchange(a, seq, s, s + 1) === s) break;
+  }
+  Atomics.store(a, hi, Math.floor(value / TWO32));
+  Atomics.store(a, hi + 1, value >>> 0);
+  if (extraAt >= 0) Atomics.store(a, extraAt, extra);
+  Atomics.add(a, seq, 1);
+}
+
+/** Reads the Float64 written by seqWrite; retries while a writer is inside or finished meanwhile. Never torn. */
+function seqRead(a: Int32Array, seq: number, hi: number): number {
+  for (;;) {
+    const s1 = Atomics.load(a, seq);
+    if ((s1 & 1) !== 0) continue;
+    const v = Atomics.load(a, hi) * TWO32 + (Atomics.load(a, hi + 1) >>> 0);
+    if (Atomics.load(a, seq) === s1) return v;
+  }
+}
+
+/** Per-key dead-until (SPEC §10 dead_key_ms), on the shared clock. */
+export class SharedKeyStates {
+  readonly #a: Int32Array;
+  readonly size: number;
+  constructor(state: SharedState) {
+    this.#a = new Int32Array(state.keys);
+    this.size = state.poolKeys;
+  }
+  deadUntil(key: number): number {
+    return seqRead(this.#a, this.#base(key), this.#base(key) + 1);
+  }
+  reason(key: number): number {
+    return Atomics.load(this.#a, this.#base(key) + 3);
+  }
+  markDead(key: number, untilMs: number, reason: number): void {
+    const b = this.#base(key);
+    seqWrite(this.#a, b, b + 1, untilMs, b + 3, reason);
+  }
+  #base(key: number): number {
+    if (!Number.isInteger(key) || key < 0 || key >= this.size) throw new RangeError(`key index ${key} out of range`);
+    return key * KEY_SLOT_INTS;
+  }
+}
+
+const xxHash32 = Bun.hash.xxHash32;
+
+/**
+ * Per key×model cooldown-until and consecutive-429 streak (SPEC §10 cooldown_ms doubling). slot() finds or claims the
+ * slot of (key, model) once; the caller may cache the number. Tags are two seeded 32-bit hashes (a false match needs a
+ * 64-bit collision). A full probe run returns -1: the caller then treats the pair as not cooling (fail-open).
+ */
+export class SharedCooldowns {
+  readonly #a: Int32Array;
+  readonly #mask: number;
+  readonly #seedA: number;
+  readonly #seedB: number;
+  constructor(state: SharedState) {
+    this.#a = new Int32Array(state.cooldowns);
+    this.#mask = state.cooldownSlots - 1;
+    this.#seedA = state.seedA ^ 0x5bd1e995;
+    this.#seedB = state.seedB ^ 0x1b873593;
+  }
+  slot(key: number, model: string): number {
+    const text = `${key}\u0000${model}`;
+    const t0 = xxHash32(text, this.#seedA) | 0 || 1; // word 0 = 0 marks a free slot
+    const t1 = xxHash32(text, this.#seedB) | 0 || 1; // word 1 = 0 marks "being claimed"
+    const a = this.#a;
+    for (let p = 0; p < COOLDOWN_PROBE; p++) {
+      const i = ((t1 + p) & this.#mask) * COOLDOWN_SLOT_INTS;
+      let w0 = Atomics.load(a, i);
+      if (w0 === 0) {
+        w0 = Atomics.compareExchange(a, i, 0, t0);
+        if (w0 === 0) {
+          Atomics.store(a, i + 6, key);
+          Atomics.store(a, i + 1, t1); // last: a reader that sees word 1 sees the whole claim
+          return i / COOLDOWN_SLOT_INTS;
+        }
+      }
+      if (w0 === t0) {
+        // Claimed by someone with the same first word, maybe an instant ago: wait for its second word (two stores).
+        let w1: number;
+        while ((w1 = Atomics.load(a, i + 1)) === 0);
+        if (w1 === t1) return i / COOLDOWN_SLOT_INTS;
+      }
+    }
+    return -1;
+  }
+  until(slot: number): number {
+    const b = slot * COOLDOWN_SLOT_INTS;
+    return seqRead(this.#a, b + 2, b + 3);
+  }
+  streak(slot: number): number {
+    return Atomics.load(this.#a, slot * COOLDOWN_SLOT_INTS + 5);
+  }
+  set(slot: number, untilMs: number, streak: number): void {
+    const b = slot * COOLDOWN_SLOT_INTS;
+    seqWrite(this.#a, b + 2, b + 3, untilMs, b + 5, streak);
+  }
+}
+
+/** Per-provider retry budget counters (SPEC §10 budget_ratio over the last 10 s): one-second buckets of packed words. */
+export class SharedRetryBudgets {
+  readonly #a: Int32Array;
+  readonly providers: number;
+  constructor(state: SharedState) {
+    this.#a = new Int32Array(state.retryBudgets);
+    this.providers = state.providers.length;
+  }
+  /** Counts one attempt (retry = false: a first attempt) in the bucket of `nowMs` (shared clock). */
+  record(provider: number, retry: boolean, nowMs: number): void {
+    const sec = Math.floor(nowMs / 1000);
+    const i = provider * RETRY_BUDGET_SLOT_INTS + (sec % RETRY_BUDGET_BUCKETS) * 2 + (retry ? 1 : 0);
+    packedIncrement(this.#a, i, stampOf(sec), BUDGET_COUNT_BITS, (1 << BUDGET_COUNT_BITS) - 1);
+  }
+  /** First attempts and retries over the RETRY_BUDGET_BUCKETS seconds ending with the one holding `nowMs`. */
+  totals(provider: number, nowMs: number): { first: number; retries: number } {
+    const sec = Math.floor(nowMs / 1000);
+    let first = 0;
+    let retries = 0;
+    for (let k = 0; k < RETRY_BUDGET_BUCKETS; k++) {
+      const s = sec - k;
+      if (s < 0) break;
+      const i = provider * RETRY_BUDGET_SLOT_INTS + (s % RETRY_BUDGET_BUCKETS) * 2;
+      first += packedRead(this.#a, i, stampOf(s), BUDGET_COUNT_BITS);
+      retries += packedRead(this.#a, i + 1, stampOf(s), BUDGET_COUNT_BITS);
+    }
+    return { first, retries };
+  }
+}
+
+/** Window stamp for window/second index n: n + 1, so a zero word never reads as current. */
+function stampOf(n: number): number {
+  return n + 1;
+}
+
+// countBits is 1..30 here (countBitsFor caps limits at 2^30 − 2; budgets use 20), so both fields are non-empty.
+
+/** Count in packed word `i` if its stamp is `stamp` (compared on the stamp bits kept), else 0. */
+export function packedRead(a: Int32Array, i: number, stamp: number, countBits: number): number {
+  const w = Atomics.load(a, i);
+  return w >>> countBits === (stamp & (0xffffffff >>> countBits)) ? w & ((1 << countBits) - 1) : 0;
+}
+
+/**
+ * Adds one to packed word `i` for window `stamp`, saturating at `cap`; a word from another window restarts at 1.
+ * Returns the new count (cap when saturated). Lock-free: a compare-and-swap loop on the single word.
+ */
+export function packedIncrement(a: Int32Array, i: number, stamp: number, countBits: number, cap: number): number {
+  const stampBits = stamp & (0xffffffff >>> countBits);
+  const countMask = (1 << countBits) - 1;
+  const base = stampBits << countBits;
+  for (;;) {
+    const w = Atomics.load(a, i);
+    const count = w >>> countBits === stampBits ? w & countMask : 0;
+    if (count >= cap) return cap;
+    if (Atomics.compareExchange(a, i, w, base | (count + 1)) === w) return count + 1;
+  }
+}
