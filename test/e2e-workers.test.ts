@@ -66,6 +66,11 @@ function gatewayConfig(mock: MockProvider, settings: Record<string, string | num
   return firstTable < 0 ? `${text}${extra.join("\n")}\n` : `${text.slice(0, firstTable)}\n${extra.join("\n")}${text.slice(firstTable)}`;
 }
 
+/** The config without any `workers` line (baseConfig pins workers = 1 in the fetch-transport run). */
+function withoutWorkers(config: string): string {
+  return config.replace(/^workers\s*=.*\n/gm, "");
+}
+
 const started: Gateway[] = [];
 const mocks: MockProvider[] = [];
 const natsServers: NatsServer[] = [];
@@ -808,7 +813,8 @@ describe("the workers setting", () => {
   ];
   test.each(bad)("%s: the boot fails with exit 2 and one stderr line naming `workers`", async (_name, value, env) => {
     const mock = newMock();
-    let config = gatewayConfig(mock);
+    // baseConfig's own `workers` line (the fetch run pins 1) goes; the bad value, if any, takes its place.
+    let config = withoutWorkers(gatewayConfig(mock));
     if (value !== "") config = config.replace(/^(listen = .*)$/m, `$1\nworkers = ${value}`);
     const r = await runGatewayExpectExit({ config, env });
     expect(r.code).toBe(2);
@@ -825,7 +831,7 @@ describe("the workers setting", () => {
     expect(await metric(auto, "ai_workers")).toBe(availableParallelism());
     expect((await fetch(`${auto.url}/v1/models`, { headers: { authorization: `Bearer ${BYO}` } })).status).toBe(200);
     expect(await auto.stop()).toBe(0);
-    const env = await launch(gatewayConfig(mock), { AI_WORKERS: "2" });
+    const env = await launch(withoutWorkers(gatewayConfig(mock)), { AI_WORKERS: "2" });
     expect(await metric(env, "ai_workers")).toBe(2);
     const conns = await openConnections(env, 16, () => modelsRequest(BYO));
     expect(new Set(conns.map((c) => c.worker)).size).toBe(2);
