@@ -648,9 +648,18 @@ describe("a worker that dies is replaced", () => {
       });
       await waitFor("traffic on every connection", () => conns.every((_, i) => outcomes.filter((o) => o.conn === i).length >= 3), 10_000, 10);
 
-      // Counters stay monotonic across a death: a process total that dropped would read as a reset to rate().
-      const requestsBeforeKill = await metric(gw, "ai_requests_total");
-      expect(requestsBeforeKill).toBeGreaterThanOrEqual(3 * CONNS);
+      // Counters stay monotonic across a death (a process total that dropped would read as a reset to rate()):
+      // ai_requests_total is scraped every 20 ms from before the kill until after the replacement serves.
+      const samples: number[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          samples.push(await metric(gw, "ai_requests_total"));
+          await Bun.sleep(20);
+        }
+      })();
+      await waitFor("a first ai_requests_total sample", () => samples.length > 0, 5000, 5);
+      expect(samples[0]).toBeGreaterThanOrEqual(3 * CONNS);
       const kill = await fetch(`${gw.metricsUrl}/debug/kill-worker?index=1`, { method: "POST" });
       await kill.text();
       expect(kill.status).toBeGreaterThanOrEqual(200);
@@ -658,14 +667,19 @@ describe("a worker that dies is replaced", () => {
 
       await waitFor("ai_worker_restarts_total 1", async () => (await metric(gw, "ai_worker_restarts_total")) === 1, 10_000, 25);
       await waitFor("ai_workers back to 2", async () => (await metric(gw, "ai_workers")) === 2, 10_000, 25);
-      expect(await metric(gw, "ai_requests_total")).toBeGreaterThanOrEqual(requestsBeforeKill);
       const died = await gw.waitForLog((l) => l["target"] === "ai.gateway" && l["level"] === "error" && (l["worker"] === 1 || l["index"] === 1), 5000);
       expect(JSON.stringify(died)).not.toContain(BYO);
       // The survivor keeps serving its connections after the replacement too.
       const mark = outcomes.length;
       await waitFor("more answers after the replacement", () => outcomes.length >= mark + 2 * CONNS || outcomes.slice(mark).filter((o) => o.ok).length >= CONNS, 10_000, 10);
+      const sampled = samples.length;
+      await waitFor("an ai_requests_total sample after the replacement", () => samples.length > sampled, 5000, 5);
       stop = true;
       await Promise.all(loops);
+      sampling = false;
+      await sampler;
+      const drops = samples.flatMap((v, i) => (i > 0 && v < (samples[i - 1] as number) ? [`${samples[i - 1]} -> ${v}`] : []));
+      expect({ samples: samples.length >= 2, drops }).toEqual({ samples: true, drops: [] });
 
       // New connections after the replacement: every request succeeds, and both workers (the survivor and the new
       // one) answer; the dead worker's id prefix never appears again.
