@@ -9,13 +9,16 @@
 # With too few cores for separate gateway and load cores the load shares the last core and the script says the
 # figures are not a scaling measurement (it then only shows that the script runs); with a single load core it warns
 # that the load may be the bottleneck.
-# Needs nginx, wrk, node, taskset and curl (NOT RUN, exit 3, naming what is missing). Ports 127.0.0.1:18080, 18089.
+# Needs nginx, wrk, node, taskset and curl (NOT RUN, exit 3, naming what is missing). Ports 127.0.0.1:18097 (its own mock) and 18098
+# (the gateway), used by no other load script, so a compare.sh or ab-pinned.sh running beside it cannot answer for it.
 # Usage: bash bench/scaling.sh   env: WORKERS="1 2 4 8" DURATION=10s WARMUP=2s ROUNDS=1 CONNS=256
 #        LOAD_CPUS=<list for wrk and the mock, default the cores after the largest W> MOCK_PROCS=<nginx workers>
 source "$(dirname "$0")/lib.sh"
 require scaling nginx wrk node taskset curl
 WORKERS=${WORKERS:-"1 2 4 8"}; DURATION=${DURATION:-10s}; WARMUP=${WARMUP:-2s}; ROUNDS=${ROUNDS:-1}; CONNS=${CONNS:-256}
-PORT=18089
+PORT=18098
+MOCK_PORT=18097
+export UPSTREAM=127.0.0.1:$MOCK_PORT
 ncpu=$(nproc)
 maxw=0; for w in $WORKERS; do [ "$w" -gt "$maxw" ] && maxw=$w; done
 # shared: the load runs on a core the gateway also uses; cramped: the load has a single core of its own.
@@ -42,9 +45,13 @@ fi
 mint_key
 # The canned nginx provider with as many workers as the load cores allow (the stock config has one, which would cap
 # eight gateway workers).
-sed "s/^worker_processes .*/worker_processes $MOCK_PROCS;/" "$load/upstream.nginx.conf" > "$work/upstream.nginx.conf"
-taskset -c "$LOAD_CPUS" nginx -c "$work/upstream.nginx.conf" -p "$work" -g "pid $work/up.pid; error_log $work/up.err;" & pids+=($!)
-wait_port 18080 "the nginx mock provider"
+for p in "$MOCK_PORT" "$PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "FAILED: 127.0.0.1:$p is already in use (another scaling.sh?)"; exit 1; fi
+done
+sed -e "s/^worker_processes .*/worker_processes $MOCK_PROCS;/" -e "s/listen 127.0.0.1:18080;/listen 127.0.0.1:$MOCK_PORT;/" "$load/upstream.nginx.conf" > "$work/upstream.nginx.conf"
+taskset -c "$LOAD_CPUS" nginx -c "$work/upstream.nginx.conf" -p "$work" -g "pid $work/up.pid; error_log $work/up.err;" & mock_pid=$!; pids+=($mock_pid)
+wait_port "$MOCK_PORT" "the nginx mock provider"
+kill -0 "$mock_pid" 2>/dev/null || { echo "FAILED: the nginx mock exited:"; cat "$work/up.err"; exit 1; }
 
 # wrk against the gateway: "req/s p50 p99 non2xx".
 load_run() { AUTH="Bearer $token" taskset -c "$LOAD_CPUS" wrk -t"$wrk_threads" -c"$CONNS" -d"$1" --latency -s "$load/post.lua" "http://127.0.0.1:$PORT/v1/chat/completions" 2>&1 |

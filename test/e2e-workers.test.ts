@@ -4,11 +4,14 @@
 //   - hundreds of requests over many keep-alive connections: every one answered, both workers serve (request ids
 //     carry two distinct per-thread instance prefixes; a connection stays on one worker), ids unique, exactly one
 //     ai.access line each, /metrics ai_requests_total equals the count, the exposition stays valid, ai_workers = 2;
-//   - log lines of 8 KiB and more from both workers under load: every stdout line parses as JSON, no path is cut;
+//   - ~8 MB of 8-14 KiB log lines (long request paths) from both workers under load: every stdout line parses as
+//     JSON and carries its whole path;
 //   - the per-credential rate limit is process-wide: a burst of 80 on one key at rate_limit_rps = 20 admits 20, not 40;
 //   - a blackhole.<tenant> put while traffic flows is enforced on every connection within 1 s, and never undone;
-//   - a worker killed through the test hook is logged and replaced (ai_worker_restarts_total 1, ai_workers 2); the
-//     surviving worker's connections never fail; the hook is 404 without BEYOND_AI_TEST_HOOKS=1;
+//   - a worker killed through the test hook is logged and replaced (ai_worker_restarts_total 1, ai_workers 2,
+//     ai_requests_total never drops); the surviving worker's connections never fail, each of the dead worker's fails
+//     exactly once (closed, not hung), new connections all succeed on both workers; the hook is 404 without
+//     BEYOND_AI_TEST_HOOKS=1;
 //   - SIGTERM with SSE streams open on both workers: every stream completes, its access line is written, the deny-set
 //     snapshot is written, exit 0;
 //   - bad `workers` values (config and AI_WORKERS) fail the boot with exit 2 naming the key; "auto" and AI_WORKERS boot;
