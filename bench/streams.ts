@@ -11,7 +11,8 @@
 // script exits 1 when any N failed.
 //
 // Run: node_modules/.bin/bun bench/streams.ts [N ...]      (default: 1000 then 10000; env STREAMS_N="1000,10000")
-// Env: BEYOND_AI_TRANSPORT=fetch|pool (the gateway's upstream_transport, default pool), STALL_MS (default 1000: a
+// Env: BEYOND_AI_TRANSPORT=fetch|pool (the gateway's upstream_transport, default pool), AI_WORKERS (the gateway's
+// worker threads, passed through; unset: the e2e default, "auto" in the pool run, 1 in the fetch run), STALL_MS (default 1000: a
 // stream is stalled when two events arrive further apart than this, 20 intervals), STREAM_TIMEOUT_MS (default 120000),
 // STREAMS_FD_POLICY=cap|run (default cap: see below), BUN_CONFIG_MAX_HTTP_REQUESTS (passed to the gateway when set).
 //
@@ -382,6 +383,8 @@ export interface StreamsSummary {
   capped: boolean;
   fdLimit: number;
   transport: string;
+  /** AI_WORKERS as given to the gateway (undefined: the config default). */
+  workers?: string;
   directMs: number;
   gatewayMs: number;
   ratio: number;
@@ -450,6 +453,8 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
   const env: Record<string, string> = { AI_POOL_KEY_OPENAI: "sk-pool-bench" };
   const maxHttp = process.env["BUN_CONFIG_MAX_HTTP_REQUESTS"];
   if (maxHttp !== undefined) env["BUN_CONFIG_MAX_HTTP_REQUESTS"] = maxHttp;
+  const workers = process.env["AI_WORKERS"];
+  if (workers !== undefined) env["AI_WORKERS"] = workers;
   const gw = await startGateway({
     config: baseConfig({
       authorities: { openai: mock.authority },
@@ -577,6 +582,7 @@ async function scenario(requested: number, limits: FdLimits, policy: "cap" | "ru
       capped,
       fdLimit: limits.soft,
       transport,
+      workers,
       directMs: direct.ms,
       gatewayMs: c.ms,
       ratio: Math.round((c.ms / direct.ms) * 100) / 100,

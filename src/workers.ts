@@ -54,6 +54,16 @@ function workerUrl(): string {
   return new URL("./worker.ts", import.meta.url).href;
 }
 
+/**
+ * The error's own line from a worker ErrorEvent. Bun's message is the formatted report (a code frame quoting the
+ * source line, the "error: …" line, the stack): only the "error: …" line goes into the log.
+ */
+function errorLine(ev: ErrorEvent): string {
+  const text = String(ev.message ?? "");
+  const line = text.split("\n").find((l) => /^\w*error\b.*:/i.test(l.trim()));
+  return (line ?? text.split("\n")[0] ?? "").trim().slice(0, 500);
+}
+
 interface Slot {
   readonly index: number;
   worker: Worker;
@@ -129,7 +139,7 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
       }
     };
     worker.addEventListener("error", (ev: ErrorEvent) => {
-      died(slot, `uncaught error: ${ev.message}`);
+      died(slot, `uncaught error: ${errorLine(ev)}`);
       worker.terminate();
     });
     worker.addEventListener("close", (ev: Event) => {
