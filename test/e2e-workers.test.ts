@@ -7,6 +7,7 @@
 //   - ~8 MB of 8-14 KiB log lines (long request paths) from both workers under load: every stdout line parses as
 //     JSON and carries its whole path;
 //   - the per-credential rate limit is process-wide: a burst of 80 on one key at rate_limit_rps = 20 admits 20, not 40;
+//   - circuit breakers are process-wide: 3 failures on each of 2 workers open a threshold-6 breaker on every connection;
 //   - a blackhole.<tenant> put while traffic flows is enforced on every connection within 1 s, and never undone;
 //   - a worker killed through the test hook is logged and replaced (ai_worker_restarts_total 1, ai_workers 2,
 //     ai_requests_total never drops); the surviving worker's connections never fail, each of the dead worker's fails
@@ -526,6 +527,50 @@ describe("rate limits are process-wide", () => {
       const totalLimited = bursts.reduce((n, b) => n + b.limited, 0);
       await waitFor("rate_limit rejections counted", async () => (await metric(gw, "ai_rejections_total", { reason: "rate_limit" })) >= totalLimited, 5000, 25);
       expect(await metric(gw, "ai_rejections_total", { reason: "rate_limit" })).toBe(totalLimited);
+    },
+    60_000,
+  );
+});
+
+describe("circuit breakers are process-wide", () => {
+  test(
+    "circuit_breaker_threshold = 6 with 2 workers: 3 provider failures on each worker open the breaker for every connection (503), not 6 per worker; another provider still passes",
+    async () => {
+      const mock = newMock();
+      mock.setMode({ kind: "status", status: 500 }, "/v1/chat/completions");
+      const gw = await launch(gatewayConfig(mock, { workers: 2, circuit_breaker_threshold: 6, circuit_breaker_window_secs: 60, circuit_breaker_reset_secs: 120 }));
+      // Warm on /v1/models (200 from the mock: a success, which leaves the failure count at 0).
+      const conns = await openConnections(gw, 16, () => modelsRequest(BYO));
+      const byWorker = new Map<string, KeepAlive[]>();
+      for (const { conn, worker } of conns) byWorker.set(worker, [...(byWorker.get(worker) ?? []), conn]);
+      expect(byWorker.size).toBe(2);
+      const [onA, onB] = [...byWorker.values()].map((list) => list[0] as KeepAlive);
+
+      // Six failures, one at a time, alternating between the workers: three each.
+      const failures: Array<{ status: number; worker: string }> = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await (i % 2 === 0 ? (onA as KeepAlive) : (onB as KeepAlive)).send(chatRequest(BYO));
+        failures.push({ status: r.status, worker: workerOf(r.id) });
+      }
+      expect(failures.map((f) => f.status)).toEqual([500, 500, 500, 500, 500, 500]);
+      expect(new Set(failures.map((f) => f.worker)).size).toBe(2);
+      const forwarded = mock.requests.filter((q) => q.path === "/v1/chat/completions").length;
+      expect(forwarded).toBe(6);
+
+      // Open everywhere: every connection on both workers gets the breaker's 503, and nothing more is forwarded.
+      for (const { conn } of conns) {
+        const r = await conn.send(chatRequest(BYO));
+        expectGatewayError({ status: r.status, headers: new Headers(r.headers), text: r.body, json: JSON.parse(r.body) }, "openai", 503, "api_error", "provider temporarily unavailable");
+      }
+      expect(mock.requests.filter((q) => q.path === "/v1/chat/completions").length).toBe(forwarded);
+      // The breaker is per provider: Anthropic on the same connections is untouched.
+      for (const { conn } of conns) {
+        const r = await conn.send(
+          httpRequest("POST", "/v1/messages", { "x-api-key": BYO, "anthropic-version": "2023-06-01" }, JSON.stringify({ model: "claude-test", max_tokens: 16, messages: [{ role: "user", content: "hi" }] })),
+        );
+        expect(r.status).toBe(200);
+      }
+      closeAll(conns);
     },
     60_000,
   );
