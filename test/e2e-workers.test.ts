@@ -7,6 +7,7 @@
 //   - ~8 MB of 8-14 KiB log lines (long request paths) from both workers under load: every stdout line parses as
 //     JSON and carries its whole path;
 //   - the per-credential rate limit is process-wide: a burst of 80 on one key at rate_limit_rps = 20 admits 20, not 40;
+//   - the failed-verification budget for forged managed keys (100 a second) is process-wide, not 100 per worker;
 //   - circuit breakers are process-wide: 3 failures on each of 2 workers open a threshold-6 breaker on every connection;
 //   - a blackhole.<tenant> put while traffic flows is enforced on every connection within 1 s, and never undone;
 //   - a worker killed through the test hook is logged and replaced (ai_worker_restarts_total 1, ai_workers 2,
@@ -25,6 +26,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { Socket } from "bun";
 import { connect, type KV, type NatsConnection } from "nats";
 import OpenAI from "openai";
+import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { loadSnapshot } from "../src/denyset.ts";
@@ -527,6 +529,60 @@ describe("rate limits are process-wide", () => {
       const totalLimited = bursts.reduce((n, b) => n + b.limited, 0);
       await waitFor("rate_limit rejections counted", async () => (await metric(gw, "ai_rejections_total", { reason: "rate_limit" })) >= totalLimited, 5000, 25);
       expect(await metric(gw, "ai_rejections_total", { reason: "rate_limit" })).toBe(totalLimited);
+    },
+    60_000,
+  );
+});
+
+describe("the forged-key budget is process-wide", () => {
+  /** Well-formed under the trusted kid 1, random payload and signature (canonical S): a full verification to reject. */
+  function forged(): string {
+    const sig = randomBytes(64);
+    sig[63] = (sig[63] as number) & 0x0f;
+    return `bai_v1.1.${randomBytes(16).toString("base64url")}.${sig.toString("base64url")}`;
+  }
+
+  test(
+    "failed-verification budget (100 a second) with 2 workers: a burst of 200 forged keys over 40 connections gets 100 verified (401), the rest 429 before any signature work, not 100 per worker",
+    async () => {
+      const mock = newMock();
+      const gw = await launch(gatewayConfig(mock, { workers: 2 }));
+      const conns = await openConnections(gw, 40, () => modelsRequest(BYO));
+      expect(new Set(conns.map((c) => c.worker)).size).toBe(2);
+      // As for the rate limit: a burst may straddle a 1-s window and legitimately get up to 2 × 100 checks, so three
+      // bursts, each after a full window without failures, and the budget is judged on the smallest. Counting per
+      // worker (the bug) would verify about 200 in every burst.
+      const bursts: Array<{ verified: number; throttled: number; other: number; workers: number }> = [];
+      for (let b = 0; b < 3; b++) {
+        await Bun.sleep(1100); // one budget window with no failures
+        const replies = (
+          await Promise.all(
+            conns.map(async ({ conn }) => {
+              const out: HttpReply[] = [];
+              for (let k = 0; k < 5; k++) out.push(await conn.send(chatRequest(forged())));
+              return out;
+            }),
+          )
+        ).flat();
+        const throttled = replies.filter((r) => r.status === 429);
+        if (throttled[0] !== undefined) expect(JSON.parse(throttled[0].body)).toMatchObject({ error: { type: "rate_limit_error" } });
+        bursts.push({
+          verified: replies.filter((r) => r.status === 401).length,
+          throttled: throttled.length,
+          other: replies.filter((r) => r.status !== 401 && r.status !== 429).length,
+          workers: new Set(replies.map((r) => workerOf(r.id))).size,
+        });
+      }
+      closeAll(conns);
+      expect(mock.requests.filter((q) => q.path === "/v1/chat/completions").length).toBe(0);
+      for (const b of bursts) {
+        expect(b).toMatchObject({ other: 0, workers: 2 });
+        expect(b.verified + b.throttled).toBe(200);
+        expect(b.verified).toBeGreaterThanOrEqual(100);
+      }
+      const fewest = Math.min(...bursts.map((b) => b.verified));
+      expect({ fewestVerified: fewest <= 110, bursts: bursts.map((b) => b.verified) }).toMatchObject({ fewestVerified: true });
+      expect(await metric(gw, "ai_rejections_total", { reason: "auth_throttled" })).toBe(bursts.reduce((n, b) => n + b.throttled, 0));
     },
     60_000,
   );
