@@ -32,13 +32,30 @@
 // machine over one 64-byte slot per provider in a SharedArrayBuffer, so failures on every worker add up and exactly one
 // half-open probe is out process-wide. Every transition (and every read of the two times) happens under the slot's spin
 // lock, a compare-and-swap on one word, held for a few dozen instructions of arithmetic: never across an await, never
-// around a call out of this file except the clock. The hot paths stay lock-free: allow()/wouldAllow() when CLOSED are
+// around any call (the clock is read just before the lock is taken). The hot paths stay lock-free: allow()/wouldAllow() when CLOSED are
 // one Atomics.load of the state; onSuccess() when CLOSED with no failures counted is two loads and no write.
 // Clock: the shared clock (shared-state.ts), because performance.now() has a per-thread origin: a worker's reading of
-// "opened at" would mean nothing to another. workers = 1 builds no slot and runs the private fields below as before.
+// "opened at" would mean nothing to another. It lives in a subclass, SharedCircuitBreaker, which `new CircuitBreaker(opts,
+// slot)` returns: workers = 1 passes no slot and runs today's class unchanged, method for method (no flag tested per
+// call; a thread only ever holds one of the two classes, so its call sites stay monomorphic).
 //
 // Clock: milliseconds (the seed used whole seconds). Millisecond resolution makes "reset after 30 s"
 // mean 30 s, not anywhere in 29–30 s depending on where in the second the breaker opened.
+
+import {
+  assertBreakerSlot,
+  BREAKER_SLOT_INTS,
+  BRK_F64_OPENED_AT,
+  BRK_F64_WINDOW_START,
+  BRK_FAILURES,
+  BRK_LOCK,
+  BRK_PERMITS,
+  BRK_PROBE_OWNER,
+  BRK_STATE,
+  lockOwner,
+  sharedClock,
+  type SharedBreakerSlot,
+} from "./shared-state.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
 
@@ -79,19 +96,6 @@ export function isBreakerFailure(status: number | undefined, errored: boolean): 
   return status === undefined ? errored : status >= 500;
 }
 
-import {
-  assertBreakerSlot,
-  BREAKER_SLOT_INTS,
-  BRK_F64_OPENED_AT,
-  BRK_F64_WINDOW_START,
-  BRK_FAILURES,
-  BRK_LOCK,
-  BRK_PERMITS,
-  BRK_STATE,
-  sharedClock,
-  type SharedBreakerSlot,
-} from "./shared-state.ts";
-
 /** Shared-mode views of one slot: Int32 words at i + BRK_*, Float64 times at f + BRK_F64_*. */
 interface Slot {
   readonly i32: Int32Array;
@@ -110,8 +114,6 @@ export class CircuitBreaker {
   #windowStart = 0;
   #openedAt = 0;
   #permits = 0;
-  /** Set only in shared mode; the private path tests it once and goes on exactly as before. */
-  readonly #slot: Slot | undefined;
 
   constructor(opts: CircuitBreakerOptions, shared?: SharedBreakerSlot) {
     if (!Number.isInteger(opts.threshold) || opts.threshold < 0) {
@@ -123,23 +125,12 @@ export class CircuitBreaker {
     this.#threshold = opts.threshold;
     this.#windowMs = opts.windowSecs * 1000;
     this.#resetMs = opts.resetSecs * 1000;
-    if (shared === undefined) {
-      this.#now = opts.now ?? defaultNow;
-      this.#slot = undefined;
-      return;
-    }
-    assertBreakerSlot(shared);
-    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
-    this.#slot = {
-      i32: new Int32Array(shared.buffer),
-      f64: new Float64Array(shared.buffer),
-      i: shared.index * BREAKER_SLOT_INTS,
-      f: (shared.index * BREAKER_SLOT_INTS) / 2,
-    };
+    this.#now = opts.now ?? defaultNow;
+    // Shared mode: the object built is the subclass (its super() call comes back here without a slot).
+    if (shared !== undefined) return new SharedCircuitBreaker(opts, shared);
   }
 
   get state(): BreakerState {
-    if (this.#slot !== undefined) return STATE_NAMES[Atomics.load(this.#slot.i32, this.#slot.i + BRK_STATE)]!;
     return STATE_NAMES[this.#state]!;
   }
 
@@ -148,7 +139,6 @@ export class CircuitBreaker {
    * Lets the pipeline refuse an open provider early, without reading a body it would not send.
    */
   wouldAllow(): boolean {
-    if (this.#slot !== undefined) return this.#wouldAllowShared(this.#slot);
     if (this.#state === CLOSED) return true;
     if (this.#state === OPEN) return this.#now() - this.#openedAt >= this.#resetMs;
     return this.#permits > 0;
@@ -159,7 +149,6 @@ export class CircuitBreaker {
    * request is sent upstream, and report the outcome with the permit it returned, exactly once.
    */
   allow(): Permit {
-    if (this.#slot !== undefined) return this.#allowShared(this.#slot);
     // CLOSED first and without a clock read: it is the state of nearly every request.
     if (this.#state === CLOSED) return ADMITTED;
     if (this.#state === OPEN) {
@@ -176,14 +165,12 @@ export class CircuitBreaker {
 
   /** Whole seconds until allow() would let a probe through (at least 1): the 503's Retry-After. */
   retryAfterSecs(): number {
-    if (this.#slot !== undefined) return this.#retryAfterShared(this.#slot);
     if (this.#state !== OPEN) return 1; // HALF_OPEN: the probe in flight decides any moment now
     return Math.max(1, Math.ceil((this.#resetMs - (this.#now() - this.#openedAt)) / 1000));
   }
 
   /** The provider answered (any status < 500, 429 included). */
   onSuccess(permit: Permit): void {
-    if (this.#slot !== undefined) return this.#onSuccessShared(this.#slot, permit);
     const s = this.#state;
     if (s === CLOSED) {
       this.#failures = 0;
@@ -197,7 +184,6 @@ export class CircuitBreaker {
   /** Status ≥ 500, or a connect failure / reset / timeout before the response head that the provider caused. */
   onFailure(permit: Permit): void {
     if (this.#threshold === 0) return;
-    if (this.#slot !== undefined) return this.#onFailureShared(this.#slot, permit);
     const s = this.#state;
     if (s === CLOSED) {
       const now = this.#now();
@@ -219,113 +205,7 @@ export class CircuitBreaker {
    * answer): the count is left as it is, and a probe's permit goes back, so the next request probes instead.
    */
   onNeutral(permit: Permit): void {
-    if (this.#slot !== undefined) return this.#onNeutralShared(this.#slot, permit);
     if (this.#state === HALF_OPEN && permit === PROBE && this.#permits < HALF_OPEN_PERMITS) this.#permits++;
-  }
-
-  // ── Shared mode: the same transitions, on the slot, under its lock ───────────────────────────────────────────────
-
-  #wouldAllowShared(sl: Slot): boolean {
-    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
-    if (st === CLOSED) return true;
-    lock(sl);
-    try {
-      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
-      if (s === CLOSED) return true;
-      if (s === OPEN) return this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]! >= this.#resetMs;
-      return Atomics.load(sl.i32, sl.i + BRK_PERMITS) > 0;
-    } finally {
-      unlock(sl);
-    }
-  }
-
-  #allowShared(sl: Slot): Permit {
-    if (Atomics.load(sl.i32, sl.i + BRK_STATE) === CLOSED) return ADMITTED;
-    lock(sl);
-    try {
-      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
-      if (s === CLOSED) return ADMITTED;
-      if (s === OPEN) {
-        if (this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]! < this.#resetMs) return DENIED;
-        Atomics.store(sl.i32, sl.i + BRK_PERMITS, HALF_OPEN_PERMITS);
-        Atomics.store(sl.i32, sl.i + BRK_STATE, HALF_OPEN);
-      }
-      const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
-      if (permits > 0) {
-        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits - 1);
-        return PROBE;
-      }
-      return DENIED;
-    } finally {
-      unlock(sl);
-    }
-  }
-
-  #retryAfterShared(sl: Slot): number {
-    lock(sl);
-    try {
-      if (Atomics.load(sl.i32, sl.i + BRK_STATE) !== OPEN) return 1;
-      return Math.max(1, Math.ceil((this.#resetMs - (this.#now() - sl.f64[sl.f + BRK_F64_OPENED_AT]!)) / 1000));
-    } finally {
-      unlock(sl);
-    }
-  }
-
-  #onSuccessShared(sl: Slot, permit: Permit): void {
-    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
-    // The common case, lock-free and without a write: closed with nothing counted, so nothing to reset.
-    if (st === CLOSED && Atomics.load(sl.i32, sl.i + BRK_FAILURES) === 0) return;
-    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
-    lock(sl);
-    try {
-      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
-      if (s === CLOSED) {
-        Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
-      } else if (s === HALF_OPEN && permit === PROBE) {
-        Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
-        Atomics.store(sl.i32, sl.i + BRK_STATE, CLOSED);
-      }
-    } finally {
-      unlock(sl);
-    }
-  }
-
-  #onFailureShared(sl: Slot, permit: Permit): void {
-    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
-    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
-    lock(sl);
-    try {
-      const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
-      if (s === CLOSED) {
-        const now = this.#now();
-        let failures = Atomics.load(sl.i32, sl.i + BRK_FAILURES);
-        if (failures === 0 || now - sl.f64[sl.f + BRK_F64_WINDOW_START]! >= this.#windowMs) {
-          failures = 1;
-          sl.f64[sl.f + BRK_F64_WINDOW_START] = now;
-        } else {
-          failures++;
-        }
-        Atomics.store(sl.i32, sl.i + BRK_FAILURES, failures);
-        if (failures >= this.#threshold) openShared(sl, now);
-      } else if (s === HALF_OPEN && permit === PROBE) {
-        openShared(sl, this.#now());
-      }
-    } finally {
-      unlock(sl);
-    }
-  }
-
-  #onNeutralShared(sl: Slot, permit: Permit): void {
-    if (permit !== PROBE || Atomics.load(sl.i32, sl.i + BRK_STATE) !== HALF_OPEN) return;
-    lock(sl);
-    try {
-      const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
-      if (Atomics.load(sl.i32, sl.i + BRK_STATE) === HALF_OPEN && permits < HALF_OPEN_PERMITS) {
-        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits + 1);
-      }
-    } finally {
-      unlock(sl);
-    }
   }
 
   #open(now: number): void {
@@ -335,12 +215,154 @@ export class CircuitBreaker {
   }
 }
 
+/**
+ * The breaker over a shared slot (workers ≥ 2): the same transitions as CircuitBreaker, on the slot, under its lock.
+ * Built by `new CircuitBreaker(opts, slot)`.
+ */
+export class SharedCircuitBreaker extends CircuitBreaker {
+  readonly #threshold: number;
+  readonly #windowMs: number;
+  readonly #resetMs: number;
+  readonly #now: () => number;
+  readonly #slot: Slot;
+
+  constructor(opts: CircuitBreakerOptions, shared: SharedBreakerSlot) {
+    super(opts); // validates; no slot, so it builds this object, not another
+    assertBreakerSlot(shared);
+    this.#threshold = opts.threshold;
+    this.#windowMs = opts.windowSecs * 1000;
+    this.#resetMs = opts.resetSecs * 1000;
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#slot = {
+      i32: new Int32Array(shared.buffer),
+      f64: new Float64Array(shared.buffer),
+      i: shared.index * BREAKER_SLOT_INTS,
+      f: (shared.index * BREAKER_SLOT_INTS) / 2,
+    };
+  }
+
+  override get state(): BreakerState {
+    return STATE_NAMES[Atomics.load(this.#slot.i32, this.#slot.i + BRK_STATE)]!;
+  }
+
+  // No try/finally: JSC compiles a function holding one far worse (measured: a closed onSuccess went from ~15 to ~140 ns),
+  // and nothing between lock() and unlock() can throw: the clock is read before the lock is taken (which also keeps the
+  // hold short), the rest is arithmetic on the slot. A reading a few nanoseconds old is indistinguishable from a call
+  // that arrived those nanoseconds earlier.
+
+  override wouldAllow(): boolean {
+    const sl = this.#slot;
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (st === CLOSED) return true;
+    const now = this.#now();
+    lock(sl);
+    const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    const ok = s === CLOSED || (s === OPEN ? now - sl.f64[sl.f + BRK_F64_OPENED_AT]! >= this.#resetMs : Atomics.load(sl.i32, sl.i + BRK_PERMITS) > 0);
+    unlock(sl);
+    return ok;
+  }
+
+  override allow(): Permit {
+    const sl = this.#slot;
+    if (Atomics.load(sl.i32, sl.i + BRK_STATE) === CLOSED) return ADMITTED;
+    const now = this.#now();
+    lock(sl);
+    const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    let permit: Permit = DENIED;
+    if (s === CLOSED) {
+      permit = ADMITTED;
+    } else if (s === HALF_OPEN || now - sl.f64[sl.f + BRK_F64_OPENED_AT]! >= this.#resetMs) {
+      // HALF_OPEN, or OPEN with the reset time passed: this caller turns it HALF_OPEN and takes the permit.
+      const permits = s === HALF_OPEN ? Atomics.load(sl.i32, sl.i + BRK_PERMITS) : HALF_OPEN_PERMITS;
+      if (s !== HALF_OPEN) Atomics.store(sl.i32, sl.i + BRK_STATE, HALF_OPEN);
+      if (permits > 0) {
+        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits - 1);
+        Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, lockOwner); // so a dead thread's probe can be handed back
+        permit = PROBE;
+      } else {
+        Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits);
+      }
+    }
+    unlock(sl);
+    return permit;
+  }
+
+  override retryAfterSecs(): number {
+    const sl = this.#slot;
+    if (Atomics.load(sl.i32, sl.i + BRK_STATE) !== OPEN) return 1;
+    const now = this.#now();
+    lock(sl);
+    const secs =
+      Atomics.load(sl.i32, sl.i + BRK_STATE) === OPEN
+        ? Math.max(1, Math.ceil((this.#resetMs - (now - sl.f64[sl.f + BRK_F64_OPENED_AT]!)) / 1000))
+        : 1;
+    unlock(sl);
+    return secs;
+  }
+
+  override onSuccess(permit: Permit): void {
+    const sl = this.#slot;
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    // The common case, lock-free and without a write: closed with nothing counted, so nothing to reset.
+    if (st === CLOSED && Atomics.load(sl.i32, sl.i + BRK_FAILURES) === 0) return;
+    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
+    lock(sl);
+    const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (s === CLOSED) {
+      Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
+    } else if (s === HALF_OPEN && permit === PROBE) {
+      Atomics.store(sl.i32, sl.i + BRK_FAILURES, 0);
+      Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
+      Atomics.store(sl.i32, sl.i + BRK_STATE, CLOSED);
+    }
+    unlock(sl);
+  }
+
+  override onFailure(permit: Permit): void {
+    if (this.#threshold === 0) return;
+    const sl = this.#slot;
+    const st = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (st === OPEN || (st === HALF_OPEN && permit !== PROBE)) return; // ignored, as privately
+    const now = this.#now();
+    lock(sl);
+    const s = Atomics.load(sl.i32, sl.i + BRK_STATE);
+    if (s === CLOSED) {
+      let failures = Atomics.load(sl.i32, sl.i + BRK_FAILURES);
+      if (failures === 0 || now - sl.f64[sl.f + BRK_F64_WINDOW_START]! >= this.#windowMs) {
+        failures = 1;
+        sl.f64[sl.f + BRK_F64_WINDOW_START] = now;
+      } else {
+        failures++;
+      }
+      Atomics.store(sl.i32, sl.i + BRK_FAILURES, failures);
+      if (failures >= this.#threshold) openShared(sl, now);
+    } else if (s === HALF_OPEN && permit === PROBE) {
+      openShared(sl, now);
+    }
+    unlock(sl);
+  }
+
+  override onNeutral(permit: Permit): void {
+    const sl = this.#slot;
+    if (permit !== PROBE || Atomics.load(sl.i32, sl.i + BRK_STATE) !== HALF_OPEN) return;
+    lock(sl);
+    const permits = Atomics.load(sl.i32, sl.i + BRK_PERMITS);
+    if (Atomics.load(sl.i32, sl.i + BRK_STATE) === HALF_OPEN && permits < HALF_OPEN_PERMITS) {
+      Atomics.store(sl.i32, sl.i + BRK_PERMITS, permits + 1);
+      Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
+    }
+    unlock(sl);
+  }
+}
+
 // Spin lock on the slot's lock word. The holder runs a few dozen instructions without awaiting, so a waiter spins at most
 // that long unless the holder's thread is preempted, when it spins until the scheduler resumes it (rare; the section is
 // too short for a futex wait to pay off). Atomics are sequentially consistent, so the lock's acquire/release order the
 // plain Float64 time fields between threads.
+// The lock word holds the holder's thread id (shared-state.ts lockOwner), so that the supervisor can free a lock whose
+// thread died inside it (releaseDeadThread).
 function lock(sl: Slot): void {
-  while (Atomics.compareExchange(sl.i32, sl.i + BRK_LOCK, 0, 1) !== 0);
+  while (Atomics.compareExchange(sl.i32, sl.i + BRK_LOCK, 0, lockOwner) !== 0);
 }
 
 function unlock(sl: Slot): void {
@@ -351,5 +373,6 @@ function unlock(sl: Slot): void {
 function openShared(sl: Slot, now: number): void {
   sl.f64[sl.f + BRK_F64_OPENED_AT] = now;
   Atomics.store(sl.i32, sl.i + BRK_PERMITS, 0);
+  Atomics.store(sl.i32, sl.i + BRK_PROBE_OWNER, 0);
   Atomics.store(sl.i32, sl.i + BRK_STATE, OPEN);
 }

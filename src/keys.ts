@@ -16,6 +16,7 @@
 
 import * as ed from "@noble/ed25519";
 import { createHash, createPublicKey, verify as nodeVerify, type KeyObject } from "node:crypto";
+import { countBitsFor, packedIncrement, packedRead, sharedClock } from "./shared-state.ts";
 
 // noble's synchronous API needs a synchronous SHA-512; node:crypto's is native and fast. Only set it
 // when nobody else has, so a module that wired its own hash first keeps it.
@@ -63,8 +64,26 @@ export interface KeyVerifierOptions {
    * the success cache is refused as `throttled` before any signature work. 0 = unlimited. Default 100.
    */
   failedVerifyBudget?: number;
-  /** Millisecond clock for the budget's windows, injectable for tests. Default `performance.now()`. */
+  /** Millisecond clock for the budget's windows, injectable for tests. Default `performance.now()` (with
+   * `sharedBudget`: the shared clock, so every thread's windows line up). */
   now?: () => number;
+  /**
+   * Workers >= 2: the failure budget is counted in this shared word instead of a private counter, so it stays
+   * process-wide (one budget, not one per worker). The success cache stays per worker.
+   */
+  sharedBudget?: SharedVerifyBudget;
+}
+
+/** One Int32 (a packed window stamp | count word, see shared-state.ts) every worker's verifier counts failures in. */
+export interface SharedVerifyBudget {
+  readonly buffer: SharedArrayBuffer;
+  /** The shared clock's origin (SharedState.originEpochMs): windows are whole seconds on it. */
+  readonly originEpochMs: number;
+}
+
+/** A buffer for SharedVerifyBudget (main thread, workers >= 2). */
+export function allocateVerifyBudget(originEpochMs: number): SharedVerifyBudget {
+  return { buffer: new SharedArrayBuffer(4), originEpochMs };
 }
 
 export const MANAGED_PREFIX = "bai_";
@@ -494,6 +513,9 @@ export class KeyVerifier {
   private readonly origin: number;
   private windowEnd = Number.NEGATIVE_INFINITY;
   private failures = 0;
+  /** Set with sharedBudget: the process-wide word, and its count width. */
+  private readonly sharedWord: Int32Array | undefined;
+  private readonly sharedBits: number = 0;
 
   constructor(ring: KeyRing, opts?: KeyVerifierOptions) {
     const max = opts?.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
@@ -502,8 +524,16 @@ export class KeyVerifier {
     const budget = opts?.failedVerifyBudget ?? DEFAULT_FAILED_VERIFY_BUDGET;
     if (!Number.isInteger(budget) || budget < 0) throw new RangeError(`failedVerifyBudget must be a non-negative integer, got ${budget}`);
     this.budget = budget;
-    this.now = opts?.now ?? defaultNow;
-    this.origin = this.now();
+    if (opts?.sharedBudget !== undefined) {
+      this.sharedWord = new Int32Array(opts.sharedBudget.buffer, 0, 1);
+      this.sharedBits = countBitsFor(budget);
+      this.now = opts.now ?? sharedClock(opts.sharedBudget.originEpochMs);
+      this.origin = 0; // windows are whole seconds of the shared clock, the same in every thread
+    } else {
+      this.sharedWord = undefined;
+      this.now = opts?.now ?? defaultNow;
+      this.origin = this.now();
+    }
     const engine = opts?.engine ?? (NATIVE_ED25519 ? "native" : "noble");
     for (const [kid, publicKey] of ring) {
       if (!Number.isInteger(kid) || kid < 0 || kid > U32_MAX) throw new RangeError(`kid out of u32 range: ${kid}`);
@@ -561,7 +591,9 @@ export class KeyVerifier {
     msg[m++] = 46; // .
     for (let i = d2 + 1; i < d3; i++) msg[m++] = token.charCodeAt(i); // alphabet-checked ASCII
     if (!check(msg.subarray(0, m), sig)) {
-      this.failures++;
+      const word = this.sharedWord;
+      if (word === undefined) this.failures++;
+      else packedIncrement(word, 0, this.windowStamp(), this.sharedBits, this.budget);
       return BAD_SIGNATURE;
     }
     // 7. exactly 16 payload bytes
@@ -584,12 +616,19 @@ export class KeyVerifier {
 
   /** Whether this window's failures reached the budget; rolls the window over when it has ended. */
   private budgetSpent(): boolean {
+    const word = this.sharedWord;
+    if (word !== undefined) return packedRead(word, 0, this.windowStamp(), this.sharedBits) >= this.budget;
     const now = this.now();
     if (now >= this.windowEnd) {
       this.windowEnd = this.origin + (Math.floor((now - this.origin) / BUDGET_WINDOW_MS) + 1) * BUDGET_WINDOW_MS;
       this.failures = 0;
     }
     return this.failures >= this.budget;
+  }
+
+  /** The shared budget's current window as a packed-word stamp (window index + 1, so a zero word is never current). */
+  private windowStamp(): number {
+    return Math.floor((this.now() - this.origin) / BUDGET_WINDOW_MS) + 1;
   }
 
   private remember(token: string, result: VerifyResult): void {

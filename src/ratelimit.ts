@@ -29,21 +29,23 @@
 //
 // Shared mode (workers ≥ 2, `new RateGuard(opts, shared)`, layout in shared-state.ts): the same two tiers over a
 // SharedArrayBuffer, so the limits are process-wide. Every counter is one packed 32-bit word (window stamp | count)
-// changed only by compare-and-swap, so no worker ever sees half an update, and each increment returns a count no other
-// increment returned: one key bursting on every worker at once is admitted exactly N times per window, not N × workers.
-// Differences from the private guard, both deliberate:
-//   - plain count-min (every counter of the key +1, saturating at N + 1) instead of conservative update: "raise the
-//     counters below the estimate" reads four words and writes some, which is not atomic, and racing workers would
-//     each admit the N-th request. Plain count-min has the classic bound above; measured at T = 1,000,000 a key loses
-//     ~10 requests of its budget instead of ~7, and at T ≤ 100,000 the two are alike. It still never over-admits.
-//   - windows are aligned to the shared clock's origin (when main allocated the state), and hashes use the shared seeds,
-//     so every worker counts in the same windows and the same counters. Worker clocks can disagree by a fraction of a
-//     millisecond (shared-state.ts, Clock): a worker still in window n that meets a counter already in window n + 1
-//     counts in n + 1 rather than resetting it, so a boundary never erases another worker's counts.
-// workers = 1 never builds a shared guard: the private path below is today's, at today's cost (one extra test of an
-// always-undefined field, see bench/guards.bench.ts).
+// changed only by compare-and-swap, so no worker ever sees half an update. The BYO tier is one word: each increment returns a count no other returned, so exactly N pass per window. The
+// per-credential tier keeps conservative update, which reads four counters and writes some, so one key's checks are
+// serialised by a stripe lock (1,024 lock words; a key always takes the same one, other keys rarely share it; held for
+// four loads and up to four compare-and-swaps, never across a call): one key bursting on every worker at once is
+// admitted exactly N times per window, not N × workers, and the error bound above holds unchanged. (Plain lock-free
+// count-min was tried first: a request's estimate is the minimum of four increments, and two racing requests can each
+// see the other's row as their minimum, so both pass at N: 22 of 20 admitted in test/shared-state.test.ts.)
+// Windows are aligned to the shared clock's origin (when main allocated the state) and hashes use the shared seeds, so
+// every worker counts in the same windows and the same counters. Worker clocks can disagree by a fraction of a
+// millisecond (shared-state.ts, Clock): a worker still in window n that meets a counter already in window n + 1 counts
+// in n + 1 rather than resetting it, so a boundary never erases another worker's counts.
+// The shared guard is a subclass, SharedRateGuard, which `new RateGuard(opts, shared)` returns: workers = 1 passes no
+// state and runs today's class unchanged, method for method (no flag tested per call; a thread only ever holds one of
+// the two classes, so its call sites stay monomorphic). Figures: bench/guards.bench.ts.
 
-import { assertSharedState, countBitsFor, RATE_BYO_WORD, RATE_HEADER_INTS, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
+import { assertSharedState, countBitsFor, lockOwner, RATE_BYO_WORD, RATE_HEADER_INTS, RATE_LOCKS, RATE_LOCKS_AT, sharedClock, sharedLimit, type SharedState } from "./shared-state.ts";
+
 
 /** Result of a check. Decisions are shared frozen constants: checking allocates nothing. */
 export type RateDecision =
@@ -98,15 +100,7 @@ function randomSeed(): number {
 }
 
 // Bound once: a property lookup on Bun.hash per call is measurable at this scale.
-// (shared-state.ts binds its own; both are the same native function.)
 const xxHash32 = Bun.hash.xxHash32;
-
-/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
-interface SharedRate {
-  readonly words: Int32Array;
-  readonly perBits: number;
-  readonly byoBits: number;
-}
 
 export class RateGuard {
   readonly #perLimit: number;
@@ -122,37 +116,17 @@ export class RateGuard {
   #windowEnd = Number.NEGATIVE_INFINITY;
   #byoStamp = 0;
   #byoCount = 0;
-  /** Set only in shared mode; the private path tests it once and goes on exactly as before. */
-  readonly #shared: SharedRate | undefined;
 
   constructor(opts: RateGuardOptions, shared?: SharedState) {
     this.#perLimit = validLimit(opts.perCredentialRps, "perCredentialRps");
     this.#byoLimit = validLimit(opts.byoRps, "byoRps");
-    if (shared === undefined) {
-      this.#now = opts.now ?? defaultNow;
-      this.#origin = this.#now();
-      this.#table = new Uint32Array(this.#perLimit > 0 ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
-      this.#seedA = randomSeed();
-      this.#seedB = randomSeed();
-      this.#shared = undefined;
-      return;
-    }
-    assertSharedState(shared);
-    if (shared.perCredentialRps !== this.#perLimit || shared.byoRps !== this.#byoLimit) {
-      throw new RangeError("the shared rate state was allocated for other limits");
-    }
-    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
-    this.#origin = 0;
-    this.#table = new Uint32Array(0);
-    this.#seedA = shared.seedA;
-    this.#seedB = shared.seedB;
-    this.#perLimit = sharedLimit(this.#perLimit);
-    this.#byoLimit = sharedLimit(this.#byoLimit);
-    this.#shared = {
-      words: new Int32Array(shared.rate),
-      perBits: countBitsFor(this.#perLimit),
-      byoBits: countBitsFor(this.#byoLimit),
-    };
+    this.#now = opts.now ?? defaultNow;
+    this.#origin = this.#now();
+    this.#table = new Uint32Array(this.#perLimit > 0 && shared === undefined ? 2 * SKETCH_ROWS * SKETCH_WIDTH : 0);
+    this.#seedA = randomSeed();
+    this.#seedB = randomSeed();
+    // Shared mode: the object built is the subclass (its super() call comes back here without a state).
+    if (shared !== undefined) return new SharedRateGuard(opts, shared);
   }
 
   /**
@@ -160,7 +134,6 @@ export class RateGuard {
    * "the token starts with `bai_`" (the caller already knows; passing it avoids a second look).
    */
   check(token: string, managed: boolean): RateDecision {
-    if (this.#shared !== undefined) return this.#checkShared(this.#shared, token, managed);
     const perLimit = this.#perLimit;
     const byoLimit = this.#byoLimit;
     if (perLimit === 0 && byoLimit === 0) return OK;
@@ -211,13 +184,65 @@ export class RateGuard {
     return est > perLimit ? LIMITED : OK;
   }
 
-  /** Bytes held by the guard's sketch: fixed at construction, whatever the number of keys (shared: the sketch words). */
+  /** Bytes held by the guard's counters: fixed at construction, whatever the number of keys. */
   retainedBytes(): number {
-    return this.#shared !== undefined ? this.#shared.words.byteLength - 4 * RATE_HEADER_INTS : this.#table.byteLength;
+    return this.#table.byteLength;
+  }
+
+  #currentStamp(): number {
+    const now = this.#now();
+    if (now < this.#windowEnd) return this.#stamp;
+    // Rolled over (or first use): recompute from the origin so idle gaps skip whole windows.
+    const index = Math.floor((now - this.#origin) / WINDOW_MS);
+    this.#windowEnd = this.#origin + (index + 1) * WINDOW_MS;
+    // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
+    this.#stamp = (index + 1) >>> 0;
+    return this.#stamp;
+  }
+}
+
+/** Shared-mode state: the Int32Array over SharedState.rate and the packing of each tier. */
+interface SharedRate {
+  readonly words: Int32Array;
+  readonly perBits: number;
+  readonly byoBits: number;
+}
+
+/** The guard over a SharedState (workers ≥ 2): process-wide counts, see the header. Built by `new RateGuard(opts, shared)`. */
+export class SharedRateGuard extends RateGuard {
+  readonly #perLimit: number;
+  readonly #byoLimit: number;
+  readonly #now: () => number;
+  readonly #seedA: number;
+  readonly #seedB: number;
+  readonly #sh: SharedRate;
+  #stamp = 0;
+  #windowEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(opts: RateGuardOptions, shared: SharedState) {
+    super({ perCredentialRps: 0, byoRps: 0 }); // the private tiers stay off: nothing allocated
+    const per = validLimit(opts.perCredentialRps, "perCredentialRps");
+    const byo = validLimit(opts.byoRps, "byoRps");
+    assertSharedState(shared);
+    if (shared.perCredentialRps !== per || shared.byoRps !== byo) {
+      throw new RangeError("the shared rate state was allocated for other limits");
+    }
+    this.#perLimit = sharedLimit(per);
+    this.#byoLimit = sharedLimit(byo);
+    this.#now = opts.now ?? sharedClock(shared.originEpochMs);
+    this.#seedA = shared.seedA;
+    this.#seedB = shared.seedB;
+    this.#sh = { words: new Int32Array(shared.rate), perBits: countBitsFor(this.#perLimit), byoBits: countBitsFor(this.#byoLimit) };
+  }
+
+  /** Bytes of the shared sketch (the same buffer for every worker), whatever the number of keys. */
+  override retainedBytes(): number {
+    return this.#sh.words.byteLength - 4 * RATE_HEADER_INTS;
   }
 
   /** check() over the shared buffer: same tiers and decisions, counts process-wide (see the header). */
-  #checkShared(sh: SharedRate, token: string, managed: boolean): RateDecision {
+  override check(token: string, managed: boolean): RateDecision {
+    const sh = this.#sh;
     const perLimit = this.#perLimit;
     const byoLimit = this.#byoLimit;
     if (perLimit === 0 && byoLimit === 0) return OK;
@@ -237,8 +262,9 @@ export class RateGuard {
     const i1 = RATE_HEADER_INTS + ((1 << ROW_SHIFT) | (ha >>> 16));
     const i2 = RATE_HEADER_INTS + ((2 << ROW_SHIFT) | (hb & 0xffff));
     const i3 = RATE_HEADER_INTS + ((3 << ROW_SHIFT) | (hb >>> 16));
-    // Already over (all four rows at the cap): refuse without writing, as privately; the counters cannot move anyway.
     const cap = perLimit + 1;
+    // Already over (all four rows at the cap): refuse without the lock or a write, as privately; within a window the
+    // counters only rise, so this cannot refuse a request that the locked path below would admit.
     if (
       windowRead(w, i0, stamp, bits) >= cap &&
       windowRead(w, i1, stamp, bits) >= cap &&
@@ -247,23 +273,40 @@ export class RateGuard {
     ) {
       return LIMITED;
     }
-    // Each increment is atomic and returns this request's own count in that row; the estimate is their minimum.
-    let est = windowIncrement(w, i0, stamp, bits, cap);
-    const e1 = windowIncrement(w, i1, stamp, bits, cap);
-    if (e1 < est) est = e1;
-    const e2 = windowIncrement(w, i2, stamp, bits, cap);
-    if (e2 < est) est = e2;
-    const e3 = windowIncrement(w, i3, stamp, bits, cap);
-    if (e3 < est) est = e3;
+    // One key's checks are serialised by its stripe lock (a key always maps to the same one), so its estimate counts
+    // every earlier request of its own: exactly N pass per window however many workers race. Other keys sharing a
+    // counter only ever raise it (compare-and-swap to the larger value), which keeps every key's counters at or above
+    // its true count: the invariant that makes the sketch an over-estimate. Measured exactness: test/shared-state.test.ts.
+    const lk = RATE_LOCKS_AT + ((ha ^ hb) & (RATE_LOCKS - 1));
+    while (Atomics.compareExchange(w, lk, 0, lockOwner) !== 0); // holder's id: see releaseDeadThread
+    const c0 = windowRead(w, i0, stamp, bits);
+    const c1 = windowRead(w, i1, stamp, bits);
+    const c2 = windowRead(w, i2, stamp, bits);
+    const c3 = windowRead(w, i3, stamp, bits);
+    let min = c0 < c1 ? c0 : c1;
+    if (c2 < min) min = c2;
+    if (c3 < min) min = c3;
+    if (min > perLimit) {
+      // Went over between the check above and the lock (an earlier request of this key, on another worker).
+      Atomics.store(w, lk, 0);
+      return LIMITED;
+    }
+    const est = min + 1; // ≤ cap, so it fits the count bits
+    // Conservative update, as privately: only counters below the new estimate are raised to it.
+    if (c0 < est) windowRaise(w, i0, stamp, bits, est);
+    if (c1 < est) windowRaise(w, i1, stamp, bits, est);
+    if (c2 < est) windowRaise(w, i2, stamp, bits, est);
+    if (c3 < est) windowRaise(w, i3, stamp, bits, est);
+    Atomics.store(w, lk, 0);
     return est > perLimit ? LIMITED : OK;
   }
 
   #currentStamp(): number {
     const now = this.#now();
     if (now < this.#windowEnd) return this.#stamp;
-    // Rolled over (or first use): recompute from the origin so idle gaps skip whole windows.
-    const index = Math.floor((now - this.#origin) / WINDOW_MS);
-    this.#windowEnd = this.#origin + (index + 1) * WINDOW_MS;
+    // Rolled over (or first use): recompute from the shared origin (the clock's 0) so idle gaps skip whole windows.
+    const index = Math.floor(now / WINDOW_MS);
+    this.#windowEnd = (index + 1) * WINDOW_MS;
     // +1 so a zero-filled slot never matches; >>> 0 matches what a Uint32Array slot holds.
     this.#stamp = (index + 1) >>> 0;
     return this.#stamp;
@@ -279,6 +322,25 @@ function windowRead(a: Int32Array, i: number, stamp: number, bits: number): numb
   const ws = word >>> bits;
   const mine = stamp & (0xffffffff >>> bits);
   return ws === mine || ws === ((mine + 1) & (0xffffffff >>> bits)) ? word & ((1 << bits) - 1) : 0;
+}
+
+/**
+ * Raises packed word `i` to `value` in window `stamp` unless it already holds as much (another key sharing the counter
+ * may have raised it meanwhile); a word from an older window restarts at `value`, one in the next window is joined.
+ */
+function windowRaise(a: Int32Array, i: number, stamp: number, bits: number, value: number): void {
+  const stampMask = 0xffffffff >>> bits;
+  const countMask = (1 << bits) - 1;
+  const mine = stamp & stampMask;
+  const next = (mine + 1) & stampMask;
+  for (;;) {
+    const word = Atomics.load(a, i);
+    const ws = word >>> bits;
+    const current = ws === mine || ws === next;
+    if (current && (word & countMask) >= value) return;
+    const base = current ? word & ~countMask : mine << bits;
+    if (Atomics.compareExchange(a, i, word, base | value) === word) return;
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { type Config, parseListen } from "./config.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import { BroadcastDenySet, DenySet } from "./denyset.ts";
 import { DenyWatcher } from "./denyset-nats.ts";
-import { KeyVerifier, mint } from "./keys.ts";
+import { KeyVerifier, mint, type SharedVerifyBudget } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -92,8 +92,9 @@ export interface Running {
  * >= 2) is the process-wide rate-limit and breaker state allocated by the main thread; undefined keeps each guard's
  * private state, exactly the single-thread path.
  */
-export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySet, metrics: Metrics, shared?: SharedState): Gateway {
-  const verifier = new KeyVerifier(cfg.signing_keys);
+export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySet, metrics: Metrics, shared?: SharedState, verifyBudget?: SharedVerifyBudget): Gateway {
+  // With workers the failed-verification budget is process-wide (one shared word); the success cache is per worker.
+  const verifier = new KeyVerifier(cfg.signing_keys, verifyBudget !== undefined ? { sharedBudget: verifyBudget } : undefined);
   // The first Ed25519 operation builds noble's precomputed tables (hundreds of ms): pay that at boot, not on the
   // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
   const firstKid = cfg.signing_keys.keys().next();

@@ -1,16 +1,22 @@
 // Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the reserved region for
 // SPEC §10's key cooldowns and retry budgets, all in SharedArrayBuffers mutated with Atomics.
 //
-// ── API (W1 calls this) ─────────────────────────────────────────────────────────────────────────────────────────────
+// ── API (the runtime calls this) ────────────────────────────────────────────────────────────────────────────────────
 //   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name) });
-//                  new Worker(entry, { workerData: { configPath, shared } })   // SharedState is plain data: postMessage-safe
-//   each worker:   new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts
+//                  new Worker(entry, { workerData: { configPath, shared, lockOwner: nextId++ } })
+//                                         // SharedState is plain data + SharedArrayBuffers: postMessage/workerData-safe
+//                  worker.on("exit") →   releaseDeadThread(shared, thatWorkersLockOwner)   // before or after replacing it
+//   each worker:   setLockOwner(workerData.lockOwner)                            // first, before any guard is built
+//                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts → SharedRateGuard
 //                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
-//                                                                              // src/breaker.ts; undefined slot → private
-//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's code path.
+//                                                                              // src/breaker.ts → SharedCircuitBreaker
+//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path.
 // The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
-// packing depends on them. Every worker loads the same config file, so they do.
-//
+// packing depends on them. Every worker loads the same config file, so they do. Lock-owner ids: distinct per thread
+// and never reused (a replacement gets a new one), 1 … 2^31 − 1; main itself never takes a guard lock.
+// SPEC §10 (reserved, nothing wired): SharedKeyStates (dead-until per pool key), SharedCooldowns (per key×model
+// cooldown-until and 429 streak), SharedRetryBudgets (per-provider first attempts / retries over 10 s).
+
 // ── Clock ───────────────────────────────────────────────────────────────────────────────────────────────────────────
 // performance.now() has a per-thread origin (a worker's starts at 0 when the worker starts; Bun.nanoseconds() too,
 // measured), so raw readings cannot be compared across threads. Date.now() is comparable but not monotonic: an NTP
@@ -26,9 +32,11 @@
 // rate (Int32Array):
 //   [0]                 BYO global tier: one packed word (window stamp | count), see packing below.
 //   [1 .. 15]           padding, so the hot BYO word has its own cache line apart from the sketch.
-//   [16 .. 16 + 4·2^16) per-credential count-min sketch, row-major (row r, column c at 16 + (r << 16) + c), one packed
-//                       word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair cannot be
-//                       updated atomically, a word can). Absent (length 16 only) when the per-credential tier is off.
+//   [16 .. 1040)        1,024 stripe locks (0 free, else the holder's id) for the per-credential tier: a key's check
+//                       holds lock (hashA ^ hashB) & 1023 while it reads and raises its four counters (ratelimit.ts).
+//   [1040 .. 1040 + 4·2^16)  per-credential count-min sketch, row-major (row r, column c at 1040 + (r << 16) + c), one
+//                       packed word per counter (the single-thread guard keeps [stamp, count] pairs instead; a pair
+//                       cannot be updated atomically, a word can). Absent (1040 ints only) when the tier is off.
 //   Packing: count in the low `countBits` bits, window stamp (window index + 1, wrapped) in the high 32 − countBits.
 //   countBits fits limit + 1 (counts saturate there), so a tier with limit 20 keeps 27 stamp bits (a stamp repeats
 //   after 2^27 s); limit 1,000,000 keeps 12 (68 min). A counter untouched for exactly a multiple of that period reads as
@@ -36,41 +44,52 @@
 // breakers (Int32Array, BREAKER_SLOT_INTS = 16 per provider, 64 bytes = one cache line each, index = position in
 // `providers`):
 //   +0 state (0 closed, 1 open, 2 half-open)   read with one Atomics.load on the CLOSED fast path
-//   +1 lock (0 free, 1 held)                   every transition happens under it; never held across an await
+//   +1 lock (0 free, else the holder's id)     every transition happens under it; never held across an await
 //   +2 failures   +3 permits                   written under the lock with Atomics.store, so lock-free reads see whole values
+//   +4 probe owner                             id of the thread holding the half-open probe (0 none), see releaseDeadThread
 //   +8..9 windowStart, +10..11 openedAt        Float64 (ms on the shared clock) through a Float64Array view, read and
 //                                              written only under the lock
 // cooldowns (SPEC §10, reserved: layout and accessors, no behaviour yet):
-//   keys: Int32Array, KEY_SLOT_INTS = 4 per pool key (global key index, the order in which the caller numbers them):
+//   keys: Int32Array, KEY_SLOT_INTS = 8 per pool key (global key index, the order in which the caller numbers them):
 //     +0 seq (seqlock: odd while a writer is inside)  +1,+2 dead-until ms (hi, lo)  +3 reason code
+//     +4 writer lock (0 free, else the writer's thread id)  +5..7 spare
 //   table: Int32Array, COOLDOWN_SLOT_INTS = 8 per key×model slot, open addressing (linear probe ≤ COOLDOWN_PROBE):
 //     +0,+1 tag (64-bit hash of key index + model; 0,0 = free)  +2 seq  +3,+4 cooldown-until ms (hi, lo)
-//     +5 consecutive-429 streak  +6 key index  +7 spare
+//     +5 consecutive-429 streak  +6 key index  +7 writer lock (0 free, else the writer's thread id)
 //   retry budgets: Int32Array, RETRY_BUDGET_SLOT_INTS = 32 per provider: RETRY_BUDGET_BUCKETS one-second buckets, each
 //     two packed words (first attempts, retries) with 12 stamp bits and 20 count bits (saturating at 2^20 − 1).
-// Why no reader sees a torn entry: every multi-word value is either written only under its slot's lock and read under
-// it (breaker times), or behind a seqlock that readers validate (cooldown and dead-until times); single words are read
-// and written with Atomics, and packed words change by compare-and-swap only.
+// Why no reader sees a torn entry: a sketch counter or BYO word is one 32-bit word changed only by compare-and-swap;
+// breaker words are single Int32s stored with Atomics, and the two Float64 times are written and read only under the
+// slot's lock; the §10 times span two words behind a seqlock that readers validate (retry while odd or moved). The one
+// way left to leave a half-done entry, a thread dying inside a section, is repaired by releaseDeadThread.
 
 /** Bumped when the layout changes: a worker refuses state from another layout (cannot happen within one binary). */
 export const SHARED_LAYOUT_VERSION = 1;
 
 export const SKETCH_ROWS = 4;
 export const SKETCH_WIDTH = 65536;
-/** Ints before the sketch in `rate`: the BYO word and its cache-line padding. */
-export const RATE_HEADER_INTS = 16;
 export const RATE_BYO_WORD = 0;
+/** Where the per-credential stripe locks start in `rate`, and how many (a power of two). */
+export const RATE_LOCKS_AT = 16;
+export const RATE_LOCKS = 1024;
+/** Ints before the sketch in `rate`: the BYO word, its cache-line padding, the stripe locks. */
+export const RATE_HEADER_INTS = RATE_LOCKS_AT + RATE_LOCKS;
 
 export const BREAKER_SLOT_INTS = 16;
 export const BRK_STATE = 0;
 export const BRK_LOCK = 1;
 export const BRK_FAILURES = 2;
 export const BRK_PERMITS = 3;
+export const BRK_PROBE_OWNER = 4;
+/** The state word's values (breaker.ts CLOSED / OPEN / HALF_OPEN). */
+export const BRK_STATE_CLOSED = 0;
+export const BRK_STATE_OPEN = 1;
+export const BRK_STATE_HALF_OPEN = 2;
 /** Float64Array indices within a slot (slot base in float64s = index × BREAKER_SLOT_INTS / 2). */
 export const BRK_F64_WINDOW_START = 4;
 export const BRK_F64_OPENED_AT = 5;
 
-export const KEY_SLOT_INTS = 4;
+export const KEY_SLOT_INTS = 8;
 export const COOLDOWN_SLOT_INTS = 8;
 export const COOLDOWN_PROBE = 16;
 export const RETRY_BUDGET_SLOT_INTS = 32;
@@ -178,6 +197,61 @@ export function breakerSlot(state: SharedState, provider: string): SharedBreaker
   return { buffer: state.breakers, index, originEpochMs: state.originEpochMs };
 }
 
+// ── Lock owners and dead threads ─────────────────────────────────────────────────────────────────────────────────────
+// A worker can die anywhere: Worker.terminate() (the supervisor's kill hook) raises its termination at the next VM trap,
+// which may fall between a lock and its unlock, and a thread that dies holding the half-open probe never reports it.
+// Either would wedge every other worker (a spin on a lock nobody frees; a breaker HALF_OPEN forever). So lock words hold
+// the holder's thread id, breaker slots record who holds the probe, and the supervisor, once a worker has exited (its
+// thread is gone, so it can touch nothing any more), calls releaseDeadThread(shared, id): its locks are freed and its
+// probe handed back (as onNeutral would), so the next request probes. A lock freed this way may leave its section half
+// done; every half-done state is one the section's own steps allow (a sketch counter raised or not; a breaker's fields
+// are each whole), so nothing is torn.
+// Wiring: main gives each worker (and each replacement) a distinct id in workerData; the worker calls setLockOwner(id)
+// before it builds any guard. Without it a thread uses a random id (still unique in practice, just unknown to main).
+
+/** This thread's lock-owner id, 1 … 2^31 − 1. A live binding: the guards read it at each acquisition. */
+export let lockOwner: number = (crypto.getRandomValues(new Uint32Array(1))[0]! & 0x7ffffffe) + 1;
+
+/** Sets this thread's lock-owner id (call before building guards; ids must be distinct per thread, never reused). */
+export function setLockOwner(id: number): void {
+  if (!Number.isInteger(id) || id < 1 || id > 0x7fffffff) throw new RangeError("lock owner id must be an integer from 1 to 2147483647");
+  lockOwner = id;
+}
+
+/**
+ * For the supervisor, after a worker thread has exited: frees every guard lock it held and hands back a half-open probe
+ * it held. Returns how many of each were found (0 and 0 almost always). Only for a thread that is gone: a live holder
+ * would lose its lock mid-section.
+ */
+export function releaseDeadThread(state: SharedState, id: number): { locks: number; probes: number } {
+  let locks = 0;
+  let probes = 0;
+  const rate = new Int32Array(state.rate);
+  for (let i = RATE_LOCKS_AT; i < RATE_LOCKS_AT + RATE_LOCKS; i++) {
+    if (Atomics.compareExchange(rate, i, id, 0) === id) locks++;
+  }
+  const brk = new Int32Array(state.breakers);
+  for (let b = 0; b < brk.length; b += BREAKER_SLOT_INTS) {
+    // Take the slot's lock (freeing it first if the dead thread held it), then fix the probe under it.
+    if (Atomics.compareExchange(brk, b + BRK_LOCK, id, 0) === id) locks++;
+    while (Atomics.compareExchange(brk, b + BRK_LOCK, 0, lockOwner) !== 0);
+    if (Atomics.load(brk, b + BRK_PROBE_OWNER) === id) {
+      Atomics.store(brk, b + BRK_PROBE_OWNER, 0);
+      if (Atomics.load(brk, b + BRK_STATE) === BRK_STATE_HALF_OPEN && Atomics.load(brk, b + BRK_PERMITS) === 0) {
+        Atomics.store(brk, b + BRK_PERMITS, 1);
+        probes++;
+      }
+    }
+    Atomics.store(brk, b + BRK_LOCK, 0);
+  }
+  // SPEC §10 region: a writer that died inside a seqlocked write.
+  const keys = new Int32Array(state.keys);
+  for (let b = 0; b < keys.length; b += KEY_SLOT_INTS) if (releaseSeqWriter(keys, b, b + 1, b + 4, id)) locks++;
+  const cds = new Int32Array(state.cooldowns);
+  for (let b = 0; b < cds.length; b += COOLDOWN_SLOT_INTS) if (releaseSeqWriter(cds, b + 2, b + 3, b + 7, id)) locks++;
+  return { locks, probes };
+}
+
 // ── Packed (stamp | count) words ─────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -208,16 +282,31 @@ export const KEY_DEAD_QUOTA = 2; // 429 insufficient_quota and the like
 
 const TWO32 = 4294967296;
 
-/** Writes a Float64 ms value as two Int32 words behind the seqlock at `seq` (writers serialise on the odd seq). */
-function seqWrite(a: Int32Array, seq: number, hi: number, value: number, extraAt = -1, extra = 0): void {
-  for (;;) {
-    const s = Atomics.load(a, seq);
-    if ((s & 1) === 0 && Atomics.compareExchange(a, seq, s, s + 1) === s) break;
-  }
+/**
+ * Writes a whole-millisecond value (< 2^53) as two Int32 words behind the seqlock at `seq`. Writers serialise on the
+ * writer lock word (holding their thread id, so releaseDeadThread can finish a dead writer's section); readers never
+ * wait for the lock, only retry while seq is odd or moved.
+ */
+function seqWrite(a: Int32Array, seq: number, hi: number, writer: number, value: number, extraAt: number, extra: number): void {
+  while (Atomics.compareExchange(a, writer, 0, lockOwner) !== 0);
+  Atomics.add(a, seq, 1); // odd: a write is in progress
   Atomics.store(a, hi, Math.floor(value / TWO32));
   Atomics.store(a, hi + 1, value >>> 0);
-  if (extraAt >= 0) Atomics.store(a, extraAt, extra);
-  Atomics.add(a, seq, 1);
+  Atomics.store(a, extraAt, extra);
+  Atomics.add(a, seq, 1); // even again: readers that overlapped retry
+  Atomics.store(a, writer, 0);
+}
+
+/** releaseDeadThread's part for one seqlocked entry: a dead writer's half-written value is cleared (fail-open). */
+function releaseSeqWriter(a: Int32Array, seq: number, hi: number, writer: number, id: number): boolean {
+  if (Atomics.load(a, writer) !== id) return false;
+  if ((Atomics.load(a, seq) & 1) !== 0) {
+    Atomics.store(a, hi, 0);
+    Atomics.store(a, hi + 1, 0);
+    Atomics.add(a, seq, 1);
+  }
+  Atomics.store(a, writer, 0);
+  return true;
 }
 
 /** Reads the Float64 written by seqWrite; retries while a writer is inside or finished meanwhile. Never torn. */
@@ -246,7 +335,7 @@ export class SharedKeyStates {
   }
   markDead(key: number, untilMs: number, reason: number): void {
     const b = this.#base(key);
-    seqWrite(this.#a, b, b + 1, untilMs, b + 3, reason);
+    seqWrite(this.#a, b, b + 1, b + 4, untilMs, b + 3, reason);
   }
   #base(key: number): number {
     if (!Number.isInteger(key) || key < 0 || key >= this.size) throw new RangeError(`key index ${key} out of range`);
@@ -306,7 +395,7 @@ export class SharedCooldowns {
   }
   set(slot: number, untilMs: number, streak: number): void {
     const b = slot * COOLDOWN_SLOT_INTS;
-    seqWrite(this.#a, b + 2, b + 3, untilMs, b + 5, streak);
+    seqWrite(this.#a, b + 2, b + 3, b + 7, untilMs, b + 5, streak);
   }
 }
 

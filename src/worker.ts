@@ -9,6 +9,7 @@ import { loadConfig } from "./config.ts";
 import { applyDenyMessage, DenySet } from "./denyset.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { setLockOwner } from "./shared-state.ts";
 import { buildGateway, buildProviders, ListenError, serveClient } from "./server.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./workers.ts";
 
@@ -20,12 +21,14 @@ const post = (msg: FromWorker, transfer?: ArrayBuffer[]): void => self.postMessa
 log.toMain((batch) => post({ t: "log", batch }, [batch.buffer as ArrayBuffer]));
 
 const data = workerData as WorkerData;
+// Before any guard is built: the shared guards' lock words hold this id, so main can free them if this thread dies.
+setLockOwner(data.lockOwner);
 // Warnings were logged by main when it loaded the same text; a worker only needs the values.
 const cfg = loadConfig({ configPath: data.configPath, fileText: data.configText });
 const denySet = new DenySet();
 applyDenyMessage(denySet, data.deny);
 const metrics = new Metrics();
-const gateway = buildGateway(cfg, buildProviders(cfg), denySet, metrics, data.shared);
+const gateway = buildGateway(cfg, buildProviders(cfg), denySet, metrics, data.shared, data.verifyBudget);
 
 let server: Server<undefined> | undefined;
 try {

@@ -17,9 +17,10 @@ import type { BroadcastDenySet, DenyMessage } from "./denyset.ts";
 import type { DenyWatcher } from "./denyset-nats.ts";
 import { log } from "./log.ts";
 import { Metrics, type MetricsSnapshot } from "./metrics.ts";
+import { allocateVerifyBudget, type SharedVerifyBudget } from "./keys.ts";
 import type { Provider } from "./providers.ts";
 import { ListenError, type Running, serveAdmin, VERSION } from "./server.ts";
-import { allocateSharedState, type SharedState } from "./shared-state.ts";
+import { allocateSharedState, releaseDeadThread, type SharedState } from "./shared-state.ts";
 
 /** What a worker thread starts from (structured-clone safe: no class instances, no Secrets). */
 export interface WorkerData {
@@ -30,6 +31,10 @@ export interface WorkerData {
   /** The port to bind: listen's port for worker 0 (maybe 0), the port worker 0 got for the others. */
   port: number;
   shared: SharedState;
+  /** The process-wide failed-verification budget word (src/keys.ts). */
+  verifyBudget: SharedVerifyBudget;
+  /** This thread's guard lock-owner id (distinct per thread, never reused: a replacement gets a new one). */
+  lockOwner: number;
   /** The whole deny-set as of the worker's start; changes follow as messages. */
   deny: DenyMessage;
 }
@@ -96,6 +101,7 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     byoRps: cfg.byo_rate_limit_rps,
     providers: o.providers.map((p) => p.name),
   });
+  const verifyBudget = allocateVerifyBudget(shared.originEpochMs);
   const listen = parseListen(cfg.listen);
   const slots: Slot[] = [];
   const workersGauge = metrics.cell("ai_workers");
@@ -104,7 +110,9 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
   const retired = new Metrics();
   let port = listen.port;
   let stopping = false;
+  let booted = false;
   let scrapeId = 0;
+  let nextLockOwner = 1;
   const scrapes = new Map<number, (snap: MetricsSnapshot) => void>();
 
   denySet.broadcast = (msg) => {
@@ -112,7 +120,8 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
   };
 
   const spawn = (index: number, crashes: number): Slot => {
-    const data: WorkerData = { index, configPath: o.configPath, configText, port, shared, deny: denySet.message() };
+    const lockOwner = nextLockOwner++;
+    const data: WorkerData = { index, configPath: o.configPath, configText, port, shared, verifyBudget, lockOwner, deny: denySet.message() };
     const worker = new Worker(workerUrl(), { workerData: data, name: `beyond-ai-worker-${index}` } as WorkerOptions);
     const slot: Slot = { index, worker, startedAt: performance.now(), listening: false, dead: false, lastSnap: undefined, onDrained: undefined, onListening: undefined, crashes };
     worker.onmessage = (ev: MessageEvent<FromWorker>) => {
@@ -143,6 +152,10 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
       worker.terminate();
     });
     worker.addEventListener("close", (ev: Event) => {
+      // The thread is gone: whatever guard lock or half-open probe it held (a terminate can land mid-section) is
+      // freed, so no other worker spins on it or waits for a probe that never reports.
+      const freed = releaseDeadThread(shared, lockOwner);
+      if (freed.locks + freed.probes > 0) log.gateway("warn", "a dead worker's shared guard locks were released", { worker: index, ...freed });
       const code = (ev as CloseEvent).code;
       died(slot, `exited${typeof code === "number" ? ` (code ${code})` : ""}`);
     });
@@ -157,7 +170,8 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     slot.onDrained?.();
     slot.onListening?.({ error: new Error(`worker ${slot.index} ${reason} before it was listening`) });
     if (slot.lastSnap !== undefined) retired.merge(slot.lastSnap, true);
-    if (stopping || slots[slot.index] !== slot) return;
+    // During boot a death fails the start (whenListening rejects); only a running process replaces workers.
+    if (stopping || !booted || slots[slot.index] !== slot) return;
     const crashed = performance.now() - slot.startedAt < CRASH_WINDOW_MS;
     const crashes = crashed ? slot.crashes + 1 : 0;
     const delay = crashes === 0 ? 0 : Math.min(RESTART_DELAY_MAX_MS, 100 * 2 ** (crashes - 1));
@@ -196,6 +210,9 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     const rest: Promise<number>[] = [];
     for (let i = 1; i < workers; i++) rest.push(whenListening(spawn(i, 0)));
     await Promise.all(rest);
+    const gone = slots.find((s) => s.dead);
+    if (gone !== undefined) throw new Error(`worker ${gone.index} exited during start`);
+    booted = true;
   } catch (e) {
     abort();
     throw e;

@@ -3,8 +3,8 @@
 // with the default failed-verification budget (100 a second): the first are 401, then the budget is spent and they
 // get 429 in dialect with Retry-After before any signature work; a legitimate managed client keeps getting 200
 // throughout; nothing forged reaches the provider; the process keeps serving. Bounded: 600 forged requests.
-// With workers >= 2 the budget and the success cache are per worker thread (each bounds its own CPU), so the legit
-// key is warmed on every worker before the flood.
+// With workers >= 2 the budget is process-wide (shared memory) but the success cache is per worker thread, so the
+// legit key is warmed on every worker before the flood.
 // No timing assertions (figures: bench/forged-flood.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
@@ -52,7 +52,7 @@ async function chat(token: string): Promise<Response> {
 describe("forged managed-key flood", () => {
   test("forged tokens get 401 then 429 once the failure budget is spent; a legit managed key keeps getting 200; nothing forged is forwarded", async () => {
     // The legit key verifies first, so it is in the success cache before the flood (a key first seen mid-flood may be
-    // 429). Each worker thread has its own cache (and its own budget), so the key is verified on every worker: fresh
+    // 429). Each worker thread has its own success cache, so the key is verified on every worker: fresh
     // connections until each worker (told apart by its request-id prefix) has answered it.
     const workers = await metricValue(gw.metricsUrl, "ai_workers");
     const seen = new Set<string>();

@@ -6,6 +6,7 @@ import {
   b64urlEncode,
   isManagedToken,
   keygen,
+  allocateVerifyBudget,
   KeyVerifier,
   mint,
   NATIVE_ED25519,
@@ -393,6 +394,22 @@ describe("failed-verification budget", () => {
     expect(reasonOf(v.verify("bai_v1.1.x"))).toBe("malformed");
     expect(reasonOf(v.verify(mint(3, seedOf(3), 1n, 1n)))).toBe("unknown_kid");
     expect(reasonOf(v.verify(`${good.slice(0, 7)}01${good.slice(8)}`))).toBe("malformed"); // kid "01"
+  });
+
+  test("with a shared budget (workers >= 2) every verifier counts in one process-wide budget, and it refills per window", () => {
+    const c = clock();
+    const shared = allocateVerifyBudget(0);
+    const a = new KeyVerifier(ring, { failedVerifyBudget: 4, now: c.now, sharedBudget: shared });
+    const b = new KeyVerifier(ring, { failedVerifyBudget: 4, now: c.now, sharedBudget: shared });
+    expect(reasonOf(a.verify(forged(0)))).toBe("bad_signature");
+    expect(reasonOf(b.verify(forged(1)))).toBe("bad_signature");
+    expect(reasonOf(a.verify(forged(2)))).toBe("bad_signature");
+    expect(reasonOf(b.verify(forged(3)))).toBe("bad_signature");
+    // 4 failures between the two: both are spent, not 4 each.
+    expect(reasonOf(a.verify(forged(4)))).toBe("throttled");
+    expect(reasonOf(b.verify(forged(5)))).toBe("throttled");
+    c.t += 1000;
+    expect(reasonOf(b.verify(forged(6)))).toBe("bad_signature");
   });
 
   test("the budget refills when the next 1-second window starts", () => {
