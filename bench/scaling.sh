@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Worker scaling (SPEC §14, issue 14): the gateway from this checkout with workers = 1, 2, 4, 8, each run pinned to
+# Worker scaling (the `workers` setting): the gateway from this checkout with workers = 1, 2, 4, 8, each run pinned to
 # its own W cores (taskset -c 0..W-1: the main thread shares them, so a figure is per core given), wrk and the nginx
 # mock provider pinned to the cores after the largest W. A managed key (verify, swap, meter), rate limits off.
 # Prints req/s, p50, p99, non-2xx and the gateway's CPU use per worker count, then each count's throughput ratio to
