@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { b64urlDecodeStrict, b64urlEncode, keygen, mint } from "../src/keys.ts";
-import { baseConfig, type Gateway, rawHttp, startGateway } from "./helpers/gateway.ts";
-import { type MockProvider, type RecordedRequest, startMockProvider } from "./helpers/mock-provider.ts";
+import { type Gateway, type ManagedPair, rawHttp, startManagedPair } from "./helpers/gateway.ts";
+import { type MockProvider, type RecordedRequest } from "./helpers/mock-provider.ts";
 import { type Dialect, expectGatewayError, toReply } from "./helpers/replies.ts";
 
 const KID = 7;
@@ -31,30 +31,14 @@ const ANTHROPIC_MSG = JSON.stringify({ model: "claude-test", max_tokens: 16, mes
 let openaiMock: MockProvider;
 let anthropicMock: MockProvider;
 let gw: Gateway;
+let pair: ManagedPair;
 
 beforeAll(async () => {
-  openaiMock = startMockProvider();
-  anthropicMock = startMockProvider();
-  gw = await startGateway({
-    config: baseConfig({
-      authorities: { openai: openaiMock.authority, anthropic: anthropicMock.authority },
-      tables: [
-        "[pool_keys]",
-        `openai = "${OPENAI_POOL}"`,
-        `anthropic = "${ANTHROPIC_POOL}"`,
-        "",
-        "[signing_keys]",
-        `${KID} = "${Buffer.from(key.publicKey).toString("base64")}"`,
-      ].join("\n"),
-    }),
-  });
+  pair = await startManagedPair({ openaiPool: OPENAI_POOL, anthropicPool: ANTHROPIC_POOL, publicKey: key.publicKey, kid: KID });
+  ({ gw, openaiMock, anthropicMock } = pair);
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await openaiMock?.stop();
-  await anthropicMock?.stop();
-});
+afterAll(() => pair?.stop());
 
 const DIALECTS: { dialect: Dialect; path: string; body: string; extra: [string, string][]; pool: [string, string] }[] = [
   { dialect: "openai", path: "/v1/chat/completions", body: OPENAI_CHAT, extra: [], pool: ["authorization", `Bearer ${OPENAI_POOL}`] },

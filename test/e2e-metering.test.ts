@@ -8,7 +8,7 @@ import { gunzipSync } from "node:zlib";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { keygen, mint } from "../src/keys.ts";
-import { baseConfig, type Gateway, type LogLine, metricValue, rawHttp, startGateway } from "./helpers/gateway.ts";
+import { baseConfig, type Gateway, type LogLine, type ManagedPair, metricValue, rawHttp, startGateway, startManagedPair } from "./helpers/gateway.ts";
 import {
   createGate,
   MOCK_ANTHROPIC_MODEL,
@@ -18,7 +18,6 @@ import {
   MOCK_USAGE,
   openaiChatSseEvents,
   sha256Hex,
-  startMockProvider,
   type MockProvider,
   type RecordedRequest,
 } from "./helpers/mock-provider.ts";
@@ -41,30 +40,14 @@ const dec = new TextDecoder();
 let openaiMock: MockProvider;
 let anthropicMock: MockProvider;
 let gw: Gateway;
+let pair: ManagedPair;
 
 beforeAll(async () => {
-  openaiMock = startMockProvider();
-  anthropicMock = startMockProvider();
-  gw = await startGateway({
-    config: baseConfig({
-      authorities: { openai: openaiMock.authority, anthropic: anthropicMock.authority },
-      tables: [
-        "[pool_keys]",
-        `openai = "${OPENAI_POOL}"`,
-        `anthropic = "${ANTHROPIC_POOL}"`,
-        "",
-        "[signing_keys]",
-        `1 = "${Buffer.from(signing.publicKey).toString("base64")}"`,
-      ].join("\n"),
-    }),
-  });
+  pair = await startManagedPair({ openaiPool: OPENAI_POOL, anthropicPool: ANTHROPIC_POOL, publicKey: signing.publicKey });
+  ({ gw, openaiMock, anthropicMock } = pair);
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await openaiMock?.stop();
-  await anthropicMock?.stop();
-});
+afterAll(() => pair?.stop());
 
 beforeEach(() => {
   openaiMock.reset();

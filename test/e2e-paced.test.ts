@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { keygen, mint } from "../src/keys.ts";
-import { baseConfig, type Gateway, type LogLine, startGateway } from "./helpers/gateway.ts";
+import { type Gateway, type LogLine, type ManagedPair, startManagedPair } from "./helpers/gateway.ts";
 import {
   anthropicSseEvents,
   MOCK_ANTHROPIC_MODEL,
@@ -19,7 +19,6 @@ import {
   MOCK_USAGE,
   type MockProvider,
   openaiChatSseEvents,
-  startMockProvider,
 } from "./helpers/mock-provider.ts";
 import { collectChatStream } from "./helpers/sdk.ts";
 
@@ -49,30 +48,14 @@ async function collectBounded(
 let openaiMock: MockProvider;
 let anthropicMock: MockProvider;
 let gw: Gateway;
+let pair: ManagedPair;
 
 beforeAll(async () => {
-  openaiMock = startMockProvider();
-  anthropicMock = startMockProvider();
-  gw = await startGateway({
-    config: baseConfig({
-      authorities: { openai: openaiMock.authority, anthropic: anthropicMock.authority },
-      tables: [
-        "[pool_keys]",
-        `openai = "${OPENAI_POOL}"`,
-        `anthropic = "${ANTHROPIC_POOL}"`,
-        "",
-        "[signing_keys]",
-        `1 = "${Buffer.from(signing.publicKey).toString("base64")}"`,
-      ].join("\n"),
-    }),
-  });
+  pair = await startManagedPair({ openaiPool: OPENAI_POOL, anthropicPool: ANTHROPIC_POOL, publicKey: signing.publicKey });
+  ({ gw, openaiMock, anthropicMock } = pair);
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await openaiMock?.stop();
-  await anthropicMock?.stop();
-});
+afterAll(() => pair?.stop());
 
 beforeEach(() => {
   openaiMock.reset();

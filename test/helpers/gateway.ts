@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { concatBytes } from "./bytes.ts";
+import { type MockProvider, startMockProvider } from "./mock-provider.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
 export const MAIN_TS = join(REPO_ROOT, "src", "main.ts");
@@ -462,4 +463,41 @@ export async function metricValue(metricsUrl: string, name: string, labels: Reco
     if (got === want) return Number(m[3]);
   }
   return 0;
+}
+
+/** What the managed end-to-end files start: one mock per dialect behind a gateway holding a pool key for each and one
+ * signing key. `stop` ends all three. */
+export interface ManagedPair {
+  gw: Gateway;
+  openaiMock: MockProvider;
+  anthropicMock: MockProvider;
+  stop(): Promise<void>;
+}
+
+export async function startManagedPair(o: { openaiPool: string; anthropicPool: string; publicKey: Uint8Array; kid?: number }): Promise<ManagedPair> {
+  const openaiMock = startMockProvider();
+  const anthropicMock = startMockProvider();
+  const gw = await startGateway({
+    config: baseConfig({
+      authorities: { openai: openaiMock.authority, anthropic: anthropicMock.authority },
+      tables: [
+        "[pool_keys]",
+        `openai = "${o.openaiPool}"`,
+        `anthropic = "${o.anthropicPool}"`,
+        "",
+        "[signing_keys]",
+        `${o.kid ?? 1} = "${Buffer.from(o.publicKey).toString("base64")}"`,
+      ].join("\n"),
+    }),
+  });
+  return {
+    gw,
+    openaiMock,
+    anthropicMock,
+    async stop() {
+      await gw.stop();
+      await openaiMock.stop();
+      await anthropicMock.stop();
+    },
+  };
 }
