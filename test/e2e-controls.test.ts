@@ -10,9 +10,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSnapshot } from "../src/denyset.ts";
 import { keygen, mint } from "../src/keys.ts";
-import { baseConfig, type Gateway, makeTempDir, metricValue, rawHttp, startGateway } from "./helpers/gateway.ts";
-import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
+import { baseConfig, type Gateway, makeTempDir, metricValue, rawHttp } from "./helpers/gateway.ts";
+import { type MockProvider } from "./helpers/mock-provider.ts";
 import { NatsServer, waitFor } from "./helpers/nats.ts";
+import { tracked } from "./helpers/tracked.ts";
 import { type Dialect, expectGatewayError, type Reply, toReply } from "./helpers/replies.ts";
 
 const BUCKET = "ai-gateway";
@@ -123,33 +124,7 @@ function gatewayConfig(mock: MockProvider, settings: Record<string, string | num
   return withSettings((extra) => baseConfig({ authorities: { openai: mock.authority, anthropic: mock.authority }, extra, tables: keysTables() }), settings);
 }
 
-const started: Gateway[] = [];
-const natsServers: NatsServer[] = [];
-const mocks: MockProvider[] = [];
-
-async function launch(config: string): Promise<Gateway> {
-  const g = await startGateway({ config });
-  started.push(g);
-  return g;
-}
-
-function newMock(): MockProvider {
-  const m = startMockProvider();
-  mocks.push(m);
-  return m;
-}
-
-async function newNats(): Promise<NatsServer> {
-  const s = await NatsServer.launch({ storeDir: makeTempDir(), readyPollMs: 50 });
-  natsServers.push(s);
-  return s;
-}
-
-afterAll(async () => {
-  await Promise.all(started.map((g) => g.stop()));
-  await Promise.all(natsServers.map((s) => s.stop()));
-  await Promise.all(mocks.map((m) => m.stop()));
-});
+const { launch, newMock, newNats } = tracked();
 
 // ---------------------------------------------------------------------------------------------
 

@@ -31,9 +31,10 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { loadSnapshot } from "../src/denyset.ts";
 import { keygen, mint } from "../src/keys.ts";
-import { baseConfig, buildBinary, type Gateway, makeTempDir, metricValue, runGatewayExpectExit, startGateway } from "./helpers/gateway.ts";
-import { createGate, MOCK_DELTAS, MOCK_TEXT, type MockProvider, openaiChatSseEvents, startMockProvider } from "./helpers/mock-provider.ts";
-import { NatsServer, waitFor } from "./helpers/nats.ts";
+import { baseConfig, buildBinary, type Gateway, makeTempDir, metricValue, runGatewayExpectExit } from "./helpers/gateway.ts";
+import { createGate, MOCK_DELTAS, MOCK_TEXT, type MockProvider, openaiChatSseEvents } from "./helpers/mock-provider.ts";
+import { waitFor } from "./helpers/nats.ts";
+import { tracked } from "./helpers/tracked.ts";
 import { checkExposition, scrape } from "./helpers/prometheus.ts";
 import { expectGatewayError, toReply } from "./helpers/replies.ts";
 
@@ -77,33 +78,7 @@ function withoutWorkers(config: string): string {
   return config.replace(/^workers\s*=.*\n/gm, "");
 }
 
-const started: Gateway[] = [];
-const mocks: MockProvider[] = [];
-const natsServers: NatsServer[] = [];
-
-async function launch(config: string, env?: Record<string, string>): Promise<Gateway> {
-  const g = await startGateway({ config, env, startTimeoutMs: 20_000 });
-  started.push(g);
-  return g;
-}
-
-function newMock(): MockProvider {
-  const m = startMockProvider();
-  mocks.push(m);
-  return m;
-}
-
-async function newNats(): Promise<NatsServer> {
-  const s = await NatsServer.launch({ storeDir: makeTempDir(), readyPollMs: 50 });
-  natsServers.push(s);
-  return s;
-}
-
-afterAll(async () => {
-  await Promise.all(started.map((g) => g.stop()));
-  await Promise.all(natsServers.map((s) => s.stop()));
-  await Promise.all(mocks.map((m) => m.stop()));
-});
+const { launch, newMock, newNats } = tracked({ startTimeoutMs: 20_000 });
 
 const metric = (g: Gateway, name: string, labels: Record<string, string> = {}): Promise<number> => metricValue(g.metricsUrl, name, labels);
 
