@@ -97,3 +97,35 @@ TOML
 
 # cpu_ticks PID: user+system CPU of the process, all threads, in clock ticks (1/100 s).
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# ab_rounds NAME_A PORT_A PID_A NAME_B PORT_B PID_B: compare.sh's managed load (wrk -t1 -c$CONNS, $SECS s a round,
+# $ROUNDS rounds, AUTH Bearer $token, wrk pinned by the array pin_load if set) on two gateways, alternating so machine
+# drift hits both alike, after a 2 s warm-up of each. Prints and appends to $work/rounds.txt one line per run:
+# round, name, req/s, gateway CPU µs per request (all threads, from /proc), non-2xx. Fails when either answered errors.
+ab_rounds() {
+  local i pair c0 c1 res a="$1 $2 $3" b="$4 $5 $6"
+  ab_load() { AUTH="Bearer $token" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$2" -s "$load/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1; }
+  ab_load "$2" 2s >/dev/null; ab_load "$5" 2s >/dev/null # warm both (JIT, pooled sockets)
+  printf "%-6s %-9s %10s %13s %8s\n" round gateway req/s "cpu/req (us)" non2xx
+  for i in $(seq "$ROUNDS"); do
+    for pair in "$a" "$b"; do set -- $pair
+      c0=$(cpu_ticks "$3"); res=$(ab_load "$2" "${SECS}s"); c1=$(cpu_ticks "$3")
+      echo "$res" | awk -v r="$i" -v m="$1" -v d=$((c1 - c0)) '/requests in/{n=$1} /Requests\/sec/{s=$2} /Non-2xx/{bad=$NF} END{printf "%-6s %-9s %10s %13.1f %8d\n", r, m, s, d*10000/n, bad+0}' | tee -a "$work/rounds.txt"
+    done
+  done
+  # A gateway that answered errors is fast for the wrong reason.
+  if awk '$5 > 0 {bad=1} END{exit !bad}' "$work/rounds.txt"; then
+    echo "FAILED: a gateway answered non-2xx responses; gateway log tails:"; tail -n 3 "$work"/*.log; exit 1
+  fi
+}
+
+# ab_summary WHAT: from $work/rounds.txt (ab_rounds: A's line then B's, each round), B/A throughput and CPU per
+# request as the ratio of sums and the median of paired rounds, each labelled "WHAT throughput" / "WHAT CPU per request".
+ab_summary() {
+  local f=$work/rounds.txt
+  ab_median() { sort -n | awk -v what="$1" '{v[NR]=$1} END{printf "%s (median of %d paired rounds): %.3f\n", what, NR, (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+  awk 'NR%2==1{a+=$3; x=$3} NR%2==0{b+=$3; print $3/x > "/dev/stderr"} END{printf "'"$1"' throughput (ratio of sums): %.3f\n", b/a}' "$f" 2> "$work/pairs.txt"
+  ab_median "$1 throughput" < "$work/pairs.txt"
+  awk 'NR%2==1{a+=$4; x=$4} NR%2==0{b+=$4; print $4/x > "/dev/stderr"} END{printf "'"$1"' CPU per request (ratio of sums): %.3f\n", b/a}' "$f" 2> "$work/cpupairs.txt"
+  ab_median "$1 CPU per request" < "$work/cpupairs.txt"
+}
