@@ -204,7 +204,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       onRetry: (attempt, e) => {
         pm.retries.v++;
         // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
-        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: `${errorCode(e)} ${authorityOf(provider.origin)}` });
+        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: `${errorCode(e)} ${provider.authority}` });
       },
     });
     ctx.attempts = sent.attempts;
@@ -221,7 +221,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
       if (sent.reason === "client_timeout") return finishEarly(ctx, 0, "client_timeout", sent.error);
       // e.g. "upstream_unreachable: ENOTFOUND api.example.com:443", "upstream_timeout api.example.com:443".
-      const where = authorityOf(provider.origin);
+      const where = provider.authority;
       log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.cause === undefined ? `${sent.reason} ${where}` : `${sent.reason}: ${sent.cause} ${where}` });
       ctx.status = sent.error.status;
       // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
@@ -345,7 +345,3 @@ function reasonLabels(reason: string): Labels {
   return l;
 }
 
-/** `host:port` of an origin (`http(s)://host:port`), for logs. */
-function authorityOf(origin: string): string {
-  return origin.slice(origin.indexOf("//") + 2);
-}
