@@ -23,7 +23,7 @@ const responseBody = enc.encode(
   '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}',
 );
 const responseHeaders = new Headers({ "content-type": "application/json", "content-length": String(responseBody.length) });
-const provider = buildProvider({ name: "openai", authority: "127.0.0.1:18080", dialect: "openai", auth: "bearer" }, false, new Secret("sk-pool"), (s) => new Secret(s));
+const provider = buildProvider({ name: "openai", authority: "127.0.0.1:18080", dialect: "openai", auth: "bearer" }, false, [new Secret("sk-pool")], (s) => new Secret(s));
 const metrics = new Metrics();
 const identity = { kid: 1, tenantId: 42n, vpcId: 7n, tenant: "42", vpc: "7" };
 

@@ -13,7 +13,7 @@ const wrap = (s: string): Secret => new Secret(s);
 function provider(name: string): Provider {
   const row = BUILT_IN_PROVIDERS.find((r) => r.name === name);
   if (row === undefined) throw new Error(`no built-in provider ${name}`);
-  return buildProvider(row, true, new Secret("sk-pool-0123456789abcdefghijklmnopqrstuvwxyz"), wrap);
+  return buildProvider(row, true, [new Secret("sk-pool-0123456789abcdefghijklmnopqrstuvwxyz")], wrap);
 }
 const openai = provider("openai");
 const anthropic = provider("anthropic");
@@ -148,13 +148,13 @@ const responseCases = [
 
 // Sanity: the rewrite did its job on these sets, so the bench times the real work.
 {
-  const h = rewriteRequestHead(build(openaiSdkRequest(MANAGED)), openai, { managed: true, bodyChanged: true, forceIdentity: true });
-  if (h.get("authorization") !== openai.poolAuth?.expose() || h.get("host") !== "api.openai.com" || h.has("connection") || h.has("content-length")) {
+  const h = rewriteRequestHead(build(openaiSdkRequest(MANAGED)), openai, { managed: true, key: openai.keys[0], bodyChanged: true, forceIdentity: true });
+  if (h.get("authorization") !== openai.keys[0]?.auth.expose() || h.get("host") !== "api.openai.com" || h.has("connection") || h.has("content-length")) {
     throw new Error("OpenAI managed request head not rewritten as expected");
   }
-  const a = rewriteRequestHead(build(anthropicSdkRequest), anthropic, { managed: true, bodyChanged: false });
-  if (a.get("x-api-key") !== anthropic.poolAuth?.expose() || a.get("host") !== "api.anthropic.com") throw new Error("Anthropic managed head not rewritten");
-  const x = rewriteRequestHead(build(hostileRequest), openai, { managed: true, bodyChanged: false });
+  const a = rewriteRequestHead(build(anthropicSdkRequest), anthropic, { managed: true, key: anthropic.keys[0], bodyChanged: false });
+  if (a.get("x-api-key") !== anthropic.keys[0]?.auth.expose() || a.get("host") !== "api.anthropic.com") throw new Error("Anthropic managed head not rewritten");
+  const x = rewriteRequestHead(build(hostileRequest), openai, { managed: true, key: openai.keys[0], bodyChanged: false });
   for (const gone of ["connection", "keep-alive", "x-trace-hop", "proxy-authorization", "x-beyond-tenant", "te"]) {
     if (x.has(gone)) throw new Error(`hostile head kept ${gone}`);
   }
@@ -167,7 +167,7 @@ const responseCases = [
 summary(() => {
   group("rewriteRequestHead (fresh Headers per iteration, built outside the timing)", () => {
     for (const c of requestCases) {
-      const opts = { managed: c.managed, bodyChanged: c.bodyChanged, forceIdentity: c.bodyChanged };
+      const opts = { managed: c.managed, key: c.managed ? c.provider.keys[0] : undefined, bodyChanged: c.bodyChanged, forceIdentity: c.bodyChanged };
       bench(c.name, function* () {
         yield {
           [0]: () => build(c.pairs),
@@ -196,7 +196,7 @@ const CROSS_BOTH = "cross-check: build + rewriteRequestHead (managed)";
 const CROSS_PARAM = requestCases[0].name;
 group("cross-check (build cost included)", () => {
   const c = requestCases[0];
-  const opts = { managed: true, bodyChanged: false, forceIdentity: false };
+  const opts = { managed: true, key: c.provider.keys[0], bodyChanged: false, forceIdentity: false };
   bench(CROSS_BUILD, () => do_not_optimize(build(c.pairs)));
   bench(CROSS_BOTH, () => do_not_optimize(rewriteRequestHead(build(c.pairs), c.provider, opts)));
 });

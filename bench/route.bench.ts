@@ -11,7 +11,7 @@ import { Secret } from "../src/secret.ts";
 
 const rows: ProviderRow[] = [...BUILT_IN_PROVIDERS, { name: "myprov", authority: "llm.internal.example:8443", dialect: "openai", auth: "bearer" }];
 const wrap = (s: string): Secret => new Secret(s);
-const router = new Router(rows.map((r) => buildProvider(r, true, new Secret("sk-pool-bench"), wrap)));
+const router = new Router(rows.map((r) => buildProvider(r, true, [new Secret("sk-pool-bench")], wrap)));
 
 const ORIGIN = "http://127.0.0.1:8080";
 const cases = [

@@ -54,7 +54,12 @@ export interface Config {
   provider_authorities: Record<string, string>;
   provider_dialects: Record<string, Dialect>;
   provider_auth_schemes: Record<string, AuthScheme>;
-  pool_keys: Record<string, Secret>;
+  /** provider → its pool keys in the order listed (SPEC §10: a string or an array; env: comma-separated). */
+  pool_keys: Record<string, Secret[]>;
+  /** `[key_pool]` (SPEC §10). */
+  key_pool: KeyPoolConfig;
+  /** `[retry]` (SPEC §10), commit-point hold limits included. */
+  retry: RetryConfig;
   /** kid → 32-byte Ed25519 public key. Public keys are not secrets. */
   signing_keys: Map<number, Uint8Array>;
   /** Where the effective config came from, for logs and check-config. */
@@ -63,6 +68,49 @@ export interface Config {
    * check-config prints each on stderr, doctor lists them. */
   warnings: string[];
 }
+
+/** `[key_pool]`: how a managed request's pool key is chosen, and how long a failing key stays out. */
+export interface KeyPoolConfig {
+  selection: "affinity" | "round_robin";
+  cooldown_ms: number;
+  cooldown_max_ms: number;
+  dead_key_ms: number;
+}
+
+/** `[retry]`: managed-traffic retries, the replay copy and the SSE commit hold. */
+export interface RetryConfig {
+  max_attempts: number;
+  initial_backoff_ms: number;
+  multiplier: number;
+  max_backoff_ms: number;
+  jitter: "full" | "none";
+  max_retry_after_ms: number;
+  deadline_ms: number;
+  budget_ratio: number;
+  budget_min_per_sec: number;
+  max_replay_bytes: number;
+  replay_pool_bytes: number;
+  commit_hold_ms: number;
+  commit_hold_bytes: number;
+}
+
+export const KEY_POOL_DEFAULTS: Readonly<KeyPoolConfig> = { selection: "affinity", cooldown_ms: 5000, cooldown_max_ms: 60000, dead_key_ms: 3600000 };
+
+export const RETRY_DEFAULTS: Readonly<RetryConfig> = {
+  max_attempts: 4,
+  initial_backoff_ms: 200,
+  multiplier: 1.5,
+  max_backoff_ms: 10000,
+  jitter: "full",
+  max_retry_after_ms: 10000,
+  deadline_ms: 30000,
+  budget_ratio: 0.2,
+  budget_min_per_sec: 5,
+  max_replay_bytes: 1048576,
+  replay_pool_bytes: 134217728,
+  commit_hold_ms: 1500,
+  commit_hold_bytes: 16384,
+};
 
 type ScalarKind = "string" | "optstring" | "secret" | "uint" | "posint" | "bool" | "addr" | "transport" | "workers";
 
@@ -233,7 +281,7 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     if (!providerExists(name)) throw new ConfigError(`provider_auth_schemes.${name}`, "no such provider (add it under [provider_authorities] first)");
     schemes[name] = value;
   }
-  const pool: Record<string, Secret> = {};
+  const pool: Record<string, Secret[]> = {};
   for (const [name, value] of tables.pool_keys) {
     const key = value.trim();
     if (key.length === 0) throw new ConfigError(`pool_keys.${name}`, "empty key");
@@ -241,7 +289,7 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     // other control bytes and non-ASCII go out raw. Refused at boot; the message names the byte, never the key.
     const bad = badHeaderByte(key);
     if (bad !== undefined) throw new ConfigError(`pool_keys.${name}`, `${bad}; a provider key is printable ASCII (a pasted line break?)`);
-    pool[name] = new Secret(key);
+    pool[name] = [new Secret(key)];
   }
   const signing = new Map<number, Uint8Array>();
   for (const [kidText, value] of tables.signing_keys) {
@@ -267,6 +315,8 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   cfg.provider_dialects = dialects;
   cfg.provider_auth_schemes = schemes;
   cfg.pool_keys = pool;
+  cfg.key_pool = { ...KEY_POOL_DEFAULTS };
+  cfg.retry = { ...RETRY_DEFAULTS };
   cfg.signing_keys = signing;
   cfg.warnings = envTypoWarnings(env);
   // "auto" resolves here, once, so every consumer (and every worker loading the same file) sees one number.

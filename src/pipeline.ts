@@ -117,7 +117,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         const rejection = denied === "spend" ? "deny_spend" : denied === "fraud" ? "deny_fraud" : "deny_unknown";
         return reject(ctx, ERR.denied(denied === "spend" ? 402 : 403), rejection, rejection);
       }
-      if (provider.poolAuth === undefined) return reject(ctx, ERR.noPoolKey, "no_pool_key");
+      if (provider.keys.length === 0) return reject(ctx, ERR.noPoolKey, "no_pool_key");
     }
 
     // 3b. circuit breaker last. Here only the side-effect-free check, so an open provider is refused without reading
@@ -181,7 +181,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     // 4. rewrite. When the gateway may change the body it also asks for identity encoding, so the usage-only chunk it
     // caused can be removed from plain SSE bytes.
-    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, bodyChanged, forceIdentity: bodyChanged });
+    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key: provider.keys[0], bodyChanged, forceIdentity: bodyChanged });
 
     // 5. forward. The breaker permit is taken now, just before the send; every path from here reports it once.
     if (breaker !== undefined) {

@@ -35,8 +35,18 @@ export interface Provider extends ProviderRow {
   readonly hostHeader: string;
   /** Header the pool key goes into for managed traffic. */
   readonly authHeader: "authorization" | "x-api-key";
-  /** Prepared pool credential value (`Bearer k` or `k`), or undefined when no pool key is configured. */
-  readonly poolAuth: Secret | undefined;
+  /** The provider's pool keys in the order listed (SPEC §10); empty when none is configured (managed → 503). */
+  readonly keys: readonly PoolKey[];
+}
+
+/** One pool key. Logs and metrics name `id`, never the key. */
+export interface PoolKey {
+  /** `<provider>#<n>`, n from 0 in the order the keys are listed. */
+  readonly id: string;
+  /** Process-wide index (providers in table order, their keys in order): the key's slot in shared state. */
+  readonly slot: number;
+  /** Prepared header value (`Bearer k` or `k`). */
+  readonly auth: Secret;
 }
 
 export interface ParsedAuthority {
@@ -79,12 +89,13 @@ export function parseAuthority(text: string, tls: boolean): ParsedAuthority {
   return { host, port };
 }
 
-export function buildProvider(row: ProviderRow, tls: boolean, poolKey: Secret | undefined, wrap: (s: string) => Secret): Provider {
+/** `slotBase`: the process-wide slot of this provider's first key (the keys of the providers before it). */
+export function buildProvider(row: ProviderRow, tls: boolean, poolKeys: readonly Secret[] | undefined, wrap: (s: string) => Secret, slotBase = 0): Provider {
   const { host, port } = parseAuthority(row.authority, tls);
   const defaultPort = tls ? 443 : 80;
   const hostHeader = port === defaultPort ? host : `${host}:${port}`;
   const origin = `${tls ? "https" : "http"}://${host}:${port}`;
   const authHeader = row.auth === "bearer" ? "authorization" : "x-api-key";
-  const poolAuth = poolKey === undefined ? undefined : wrap(row.auth === "bearer" ? `Bearer ${poolKey.expose()}` : poolKey.expose());
-  return { ...row, origin, hostHeader, authHeader, poolAuth };
+  const keys = (poolKeys ?? []).map((k, n) => ({ id: `${row.name}#${n}`, slot: slotBase + n, auth: wrap(row.auth === "bearer" ? `Bearer ${k.expose()}` : k.expose()) }));
+  return { ...row, origin, hostHeader, authHeader, keys };
 }

@@ -2,7 +2,7 @@
 // Both edit the Headers object they are given in place (Bun's request and fetch-response headers are mutable):
 // copying every header into a new object per request was a measurable share of the hot path.
 
-import type { Provider } from "./providers.ts";
+import type { PoolKey, Provider } from "./providers.ts";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);
@@ -12,6 +12,8 @@ const CLIENT_AUTH = new Set(["authorization", "x-api-key", "api-key"]);
 
 export interface RewriteOptions {
   managed: boolean;
+  /** Managed: the pool key chosen for this attempt (SPEC §10); its value goes into the provider's auth header. */
+  key?: PoolKey | undefined;
   /** Drop content-length: the gateway changes the body (usage injection) and sends it chunked or re-measured. */
   bodyChanged: boolean;
   /** Ask the provider for an unencoded response (the gateway must edit the response stream). */
@@ -40,14 +42,15 @@ function stripRequest(headers: Headers, managed: boolean): void {
 /** Rewrites the client's request head into the upstream head: everything passes except hop-by-hop, `host`, `x-beyond-*` and (managed) client auth. */
 export function rewriteRequestHead(headers: Headers, provider: Provider, opts: RewriteOptions): Headers {
   // Managed: the client's credentials go in the same pass (only the ones present are deleted).
-  stripRequest(headers, opts.managed && provider.poolAuth !== undefined);
+  const key = opts.managed ? opts.key : undefined;
+  stripRequest(headers, key !== undefined);
   headers.set("host", provider.hostHeader);
   if (opts.bodyChanged) headers.delete("content-length");
   // Without this, the HTTP client would advertise its own encodings and a client that never asked for
   // compression would receive compressed bytes (the gateway relays bodies undecoded).
   if (opts.forceIdentity || !headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
-  if (opts.managed && provider.poolAuth !== undefined) {
-    headers.set(provider.authHeader, provider.poolAuth.expose());
+  if (key !== undefined) {
+    headers.set(provider.authHeader, key.auth.expose());
     if (provider.dialect === "anthropic" && !headers.has("anthropic-version")) headers.set("anthropic-version", "2023-06-01");
   }
   return headers;

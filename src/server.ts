@@ -37,7 +37,12 @@ export function buildProviders(cfg: Config): Provider[] {
     if (r !== undefined) rows.set(name, { ...r, auth });
   }
   const wrap = (s: string) => new Secret(s);
-  return [...rows.values()].map((r) => buildProvider(r, cfg.upstream_tls, cfg.pool_keys[r.name], wrap));
+  let slot = 0;
+  return [...rows.values()].map((r) => {
+    const p = buildProvider(r, cfg.upstream_tls, cfg.pool_keys[r.name], wrap, slot);
+    slot += p.keys.length;
+    return p;
+  });
 }
 
 /**
