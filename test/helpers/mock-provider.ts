@@ -5,6 +5,11 @@
 // (setMode / queue), so one mock can serve a whole describe block.
 // Streams can be paced like a real provider's (setPacing, or header `x-mock-pace`): every SSE event in its own
 // write with a delay between writes, optionally each event split at a byte offset into two writes.
+// Failure modes (SPEC §10 tests): per pool key, by the credential's prefix (`sk-r429-…` always 429 with retry-after 30,
+// `sk-401-…` always 401, `sk-quota-…` always an insufficient_quota 429); per model, by the body's `model` prefix
+// (`fail-once-503…`, `always-503…`, `status-400…`, `inband-overload-once…`, `reset-after-content…`, … see
+// MODEL_FAILURES); and at random for benches (`setChaos`, or header `x-mock-chaos: 429=0.2,503=0.05`). Every failure
+// answer is in the request's dialect (Anthropic for `/messages` paths, OpenAI otherwise).
 import { createHash } from "node:crypto";
 import { brotliCompressSync } from "node:zlib";
 import type { Server } from "bun";
@@ -370,10 +375,193 @@ function modelsJson(anthropic: boolean): string {
   });
 }
 
+/** Whether an OpenAI chat body asked for the usage chunk (`stream_options.include_usage: true`). */
+function includesUsage(body: Record<string, unknown>): boolean {
+  const so = body["stream_options"] as Record<string, unknown> | undefined | null;
+  return so !== undefined && so !== null && so["include_usage"] === true;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /** A `stream-in` body larger than this is recorded by size and digest only (body stays empty). */
 export const STREAM_IN_KEEP_BYTES = 16 * 1024 * 1024;
+
+/** Random failures (bench/retries.ts): each request draws once; p429 + p503 ≤ 1. */
+export interface Chaos {
+  p429: number;
+  p503: number;
+  /** The 429's `retry-after-ms` (default 50). */
+  retryAfterMs?: number;
+  /** PRNG seed, so a run is repeatable (default 1). */
+  seed?: number;
+}
+
+/** `x-mock-chaos: 429=0.2,503=0.05[,ra=50]` (ra: the 429's retry-after-ms). */
+export function parseChaosHeader(value: string): Chaos | undefined {
+  const c: Chaos = { p429: 0, p503: 0 };
+  for (const part of value.split(",")) {
+    const [k, v] = part.split("=", 2).map((x) => x.trim());
+    const n = Number(v);
+    if (v === undefined || v === "" || !Number.isFinite(n) || n < 0) return undefined;
+    if (k === "429") c.p429 = n;
+    else if (k === "503") c.p503 = n;
+    else if (k === "ra") c.retryAfterMs = n;
+    else return undefined;
+  }
+  return c.p429 + c.p503 <= 1 ? c : undefined;
+}
+
+/** The credential a request carried: `authorization: Bearer K`, else `x-api-key`, else `api-key`. */
+export function keyOf(rec: Pick<RecordedRequest, "headers">): string | undefined {
+  const auth = rec.headers["authorization"];
+  if (auth !== undefined && /^bearer /i.test(auth)) return auth.slice(7).trim();
+  return rec.headers["x-api-key"] ?? rec.headers["api-key"];
+}
+
+/** The body's `model`, when the body was JSON with a string model. */
+export function modelOf(rec: Pick<RecordedRequest, "json">): string | undefined {
+  const j = rec.json;
+  if (j === null || typeof j !== "object" || Array.isArray(j)) return undefined;
+  const m = (j as Record<string, unknown>)["model"];
+  return typeof m === "string" ? m : undefined;
+}
+
+export type Dialect = "openai" | "anthropic";
+
+/** The dialect a request speaks, as the gateway routes it: Anthropic for `/messages` paths, else OpenAI. */
+export function dialectOfPath(path: string): Dialect {
+  const p = path.split("?", 1)[0] ?? path;
+  return p.endsWith("/messages") || p.endsWith("/messages/count_tokens") ? "anthropic" : "openai";
+}
+
+/** What a pool key answers, by prefix (anything else: normal behaviour). */
+export type KeyFailure = "r429" | "401" | "quota";
+export const KEY_FAILURES: ReadonlyArray<readonly [prefix: string, failure: KeyFailure]> = [
+  ["sk-r429-", "r429"],
+  ["sk-401-", "401"],
+  ["sk-quota-", "quota"],
+];
+
+export function keyFailureOf(key: string | undefined): KeyFailure | undefined {
+  if (key === undefined) return undefined;
+  for (const [prefix, f] of KEY_FAILURES) if (key.startsWith(prefix)) return f;
+  return undefined;
+}
+
+/**
+ * Per-model failures, matched by prefix of the body's `model` (so a test can name `fail-once-503-my-test` and get its
+ * own "first time"). `once` failures fail only the first request for that exact model string since reset(); the
+ * answer after is the normal one. The in-band, reset and slow modes apply to streamed chat/messages requests; a
+ * non-streamed request for them gets the normal answer.
+ */
+export type ModelFailure =
+  | { kind: "status"; status: 400 | 408 | 429 | 500 | 503 | 529; once: boolean }
+  | { kind: "inband"; once: boolean }
+  | { kind: "reset-after-content" }
+  | { kind: "slow-preamble" };
+export const MODEL_FAILURES: ReadonlyArray<readonly [prefix: string, failure: ModelFailure]> = [
+  ["fail-once-503", { kind: "status", status: 503, once: true }],
+  ["fail-once-500", { kind: "status", status: 500, once: true }],
+  ["fail-once-529", { kind: "status", status: 529, once: true }],
+  ["fail-once-429", { kind: "status", status: 429, once: true }],
+  ["fail-once-408", { kind: "status", status: 408, once: true }],
+  ["always-503", { kind: "status", status: 503, once: false }],
+  ["status-400", { kind: "status", status: 400, once: false }],
+  ["inband-overload-once", { kind: "inband", once: true }],
+  ["inband-overload-always", { kind: "inband", once: false }],
+  ["reset-after-content", { kind: "reset-after-content" }],
+  ["slow-preamble", { kind: "slow-preamble" }],
+];
+
+export function modelFailureOf(model: string | undefined): ModelFailure | undefined {
+  if (model === undefined) return undefined;
+  for (const [prefix, f] of MODEL_FAILURES) if (model.startsWith(prefix)) return f;
+  return undefined;
+}
+
+/** How long `slow-preamble` waits between the preamble and the first content delta (over commit_hold_ms = 1500). */
+export const SLOW_PREAMBLE_MS = 1800;
+/** The `retry-after` (seconds) a `sk-r429-` key answers with. */
+export const R429_RETRY_AFTER_SECS = 30;
+/** The `retry-after-ms` of `fail-once-429`. */
+export const FAIL_ONCE_429_RETRY_AFTER_MS = 50;
+
+/** A failure answer in the request's dialect: status, JSON body, headers, as the real providers send them. */
+export function failureAnswer(
+  dialect: Dialect,
+  what: "rate_limited" | "auth" | "quota" | 400 | 408 | 429 | 500 | 503 | 529,
+  opts: { retryAfterMs?: number; requestId?: string } = {},
+): { status: number; body: string; headers: Record<string, string> } {
+  const h: Record<string, string> = { "content-type": "application/json" };
+  if (opts.requestId !== undefined) h[dialect === "openai" ? "x-request-id" : "request-id"] = opts.requestId;
+  const oa = (status: number, message: string, type: string, code: string | null, param: string | null = null) => ({
+    status,
+    body: JSON.stringify({ error: { message, type, param, code } }),
+    headers: h,
+  });
+  const an = (status: number, type: string, message: string) => ({
+    status,
+    body: JSON.stringify({ type: "error", error: { type, message } }),
+    headers: h,
+  });
+  switch (what) {
+    case "rate_limited": {
+      // A long rate limit: `retry-after` in seconds plus the provider's own reset headers, all saying 30 s.
+      h["retry-after"] = String(R429_RETRY_AFTER_SECS);
+      if (dialect === "openai") {
+        h["x-ratelimit-limit-requests"] = "500";
+        h["x-ratelimit-remaining-requests"] = "0";
+        h["x-ratelimit-reset-requests"] = `${R429_RETRY_AFTER_SECS}s`;
+        return oa(429, "Rate limit reached for requests per min (RPM): Limit 500, Used 500, Requested 1. Please try again in 30s.", "requests", "rate_limit_exceeded");
+      }
+      h["anthropic-ratelimit-requests-limit"] = "50";
+      h["anthropic-ratelimit-requests-remaining"] = "0";
+      h["anthropic-ratelimit-requests-reset"] = new Date(Date.now() + R429_RETRY_AFTER_SECS * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+      return an(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit.");
+    }
+    case 429:
+      // A short rate limit with only `retry-after-ms` (OpenAI sends it; the SDKs honour it first).
+      h["retry-after-ms"] = String(opts.retryAfterMs ?? FAIL_ONCE_429_RETRY_AFTER_MS);
+      return dialect === "openai"
+        ? oa(429, "Rate limit reached for requests. Please try again shortly.", "requests", "rate_limit_exceeded")
+        : an(429, "rate_limit_error", "Number of requests has exceeded your rate limit.");
+    case "auth":
+      // Never echo the key back (real OpenAI shows a masked tail; the tests check no key value leaks anywhere).
+      return dialect === "openai"
+        ? oa(401, "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
+        : an(401, "authentication_error", "invalid x-api-key");
+    case "quota":
+      return oa(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", "insufficient_quota");
+    case 400:
+      return dialect === "openai"
+        ? oa(400, "Invalid value for 'messages': the mock refuses this request.", "invalid_request_error", null, "messages")
+        : an(400, "invalid_request_error", "messages: the mock refuses this request");
+    case 408:
+      return dialect === "openai" ? oa(408, "Request timed out.", "timeout", null) : an(408, "timeout_error", "Request timed out");
+    case 500:
+      return dialect === "openai"
+        ? oa(500, "The server had an error while processing your request. Sorry about that!", "server_error", null)
+        : an(500, "api_error", "Internal server error");
+    case 503:
+      return dialect === "openai"
+        ? oa(503, "The server is overloaded or not ready yet.", "server_error", null)
+        : an(503, "api_error", "Service unavailable");
+    case 529:
+      return dialect === "openai" ? oa(529, "The engine is currently overloaded, please try again later.", "server_error", null) : an(529, "overloaded_error", "Overloaded");
+  }
+}
+
+/** The in-band error event a 200 stream ends with (Anthropic `event: error`; OpenAI a `data:` line holding `error`). */
+export function inbandErrorEvent(dialect: Dialect): string {
+  if (dialect === "anthropic") return `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } })}\n\n`;
+  return `data: ${JSON.stringify({ error: { message: "The server is overloaded or not ready yet.", type: "server_error", param: null, code: null } })}\n\n`;
+}
+
+/** How many leading events of the dialect's normal stream are the preamble (before the first content delta). */
+export function preambleLength(dialect: Dialect): number {
+  // Anthropic: message_start, content_block_start, ping. OpenAI chat: the role-only chunk.
+  return dialect === "anthropic" ? 3 : 1;
+}
 
 export interface MockProvider {
   /** `http://127.0.0.1:PORT` */
@@ -396,6 +584,11 @@ export interface MockProvider {
   reset(): void;
   /** Polls until a recorded request satisfies `pred`. */
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+  /** Random failures for every later request that no key, model or header mode claims (null: off). Survives reset()
+   * only when set again; reset() turns it off. */
+  setChaos(chaos: Chaos | null): void;
+  /** How many chaos failures of each kind were answered since reset(). */
+  chaosCounts(): { "429": number; "503": number };
   stop(): Promise<void>;
 }
 
@@ -415,6 +608,11 @@ export function startMockProvider(): MockProvider {
   const defaultPacing = envPace !== undefined && envPace !== "" ? (parsePaceHeader(envPace) ?? null) : null;
   let globalPacing: Pacing | null = defaultPacing;
   let seq = 0;
+  // Models whose first request (since reset) has been answered: the `once` failures fail only that one.
+  const seenModels = new Set<string>();
+  let chaos: Chaos | null = null;
+  let chaosRng = 1;
+  const chaosCount = { "429": 0, "503": 0 };
 
   const server: Server<undefined> = Bun.serve({
     hostname: "127.0.0.1",
@@ -470,10 +668,16 @@ export function startMockProvider(): MockProvider {
       req.signal.addEventListener("abort", onClose);
 
       const pathOnly = path.split("?", 1)[0] ?? path;
-      const mode: MockMode =
-        headerMode ?? queued.shift() ?? pathModes.get(pathOnly) ?? globalMode ?? { kind: "auto" };
       const pace = headers["x-mock-pace"];
       rec.pacing = (pace !== undefined ? parsePaceHeader(pace) : undefined) ?? globalPacing;
+      // An explicit x-mock-mode wins; then the key's, the model's and chaos failures, before queued and set modes
+      // (so a failing key never consumes a mode the test queued for the request that gets through).
+      if (headerMode === undefined) {
+        const failed = failure(rec, pathOnly, onClose);
+        if (failed !== undefined) return failed;
+      }
+      const mode: MockMode =
+        headerMode ?? queued.shift() ?? pathModes.get(pathOnly) ?? globalMode ?? { kind: "auto" };
       return answer(mode, rec, pathOnly, onClose);
     },
   });
@@ -497,8 +701,11 @@ export function startMockProvider(): MockProvider {
     requests.push(rec);
     const hash = createHash("sha256");
     const parts: Uint8Array[] = [];
+    // The first bytes, to find the body's `model` for the per-model failures without keeping a huge body.
+    let head = "";
     if (req.body !== null) {
       for await (const chunk of req.body) {
+        if (head.length < 4096) head += new TextDecoder().decode(chunk.subarray(0, 4096 - head.length));
         hash.update(chunk);
         if (rec.bytesReceived + chunk.byteLength <= STREAM_IN_KEEP_BYTES) parts.push(chunk);
         rec.bytesReceived += chunk.byteLength;
@@ -515,8 +722,93 @@ export function startMockProvider(): MockProvider {
       rec.body = body;
     }
     rec.bodySha256 = hash.digest("hex");
+    const model = /"model"\s*:\s*"([^"\\]*)"/.exec(head)?.[1];
+    if (model !== undefined && rec.json === undefined) rec.json = { model };
+    // Only status failures apply to a stream-in upload (it answers JSON, never a stream).
+    const failed = statusFailure(rec, dialectOfPath(path), model);
     rec.finished = true;
+    if (failed !== undefined) return failed;
     return Response.json({ size: rec.bytesReceived, sha256: rec.bodySha256 });
+  }
+
+  function failureResponse(f: { status: number; body: string; headers: Record<string, string> }, rec: RecordedRequest, name: string): Response {
+    rec.finished = true;
+    return new Response(f.body, { status: f.status, headers: { ...f.headers, "x-mock-failure": name, "x-mock-seq": String(rec.seq) } });
+  }
+
+  /** A key failure, else a status failure of the model (`once`: first request for the model only), else undefined. */
+  function statusFailure(rec: RecordedRequest, dialect: Dialect, model: string | undefined): Response | undefined {
+    const requestId = `req_mock_${rec.seq}`;
+    const kf = keyFailureOf(keyOf(rec));
+    if (kf !== undefined) {
+      const what = kf === "r429" ? "rate_limited" : kf === "401" ? "auth" : "quota";
+      return failureResponse(failureAnswer(dialect, what, { requestId }), rec, `key-${kf}`);
+    }
+    const mf = modelFailureOf(model);
+    if (mf?.kind !== "status" || model === undefined) return undefined;
+    if (mf.once && !firstTime(model)) return undefined;
+    return failureResponse(failureAnswer(dialect, mf.status, { requestId }), rec, `model-${mf.status}`);
+  }
+
+  /** True for the first request of `model` since reset() (and records it). */
+  function firstTime(model: string): boolean {
+    if (seenModels.has(model)) return false;
+    seenModels.add(model);
+    return true;
+  }
+
+  function chaosDraw(): number {
+    // xorshift32, seeded by setChaos, so a bench run is repeatable.
+    chaosRng ^= chaosRng << 13;
+    chaosRng ^= chaosRng >>> 17;
+    chaosRng ^= chaosRng << 5;
+    return (chaosRng >>> 0) / 4294967296;
+  }
+
+  /** The failure this request gets from its key, its model or chaos; undefined: answer normally. */
+  function failure(rec: RecordedRequest, pathOnly: string, onClose: () => void): Response | undefined {
+    const dialect = dialectOfPath(pathOnly);
+    const model = modelOf(rec);
+    const status = statusFailure(rec, dialect, model);
+    if (status !== undefined) return status;
+    const mf = modelFailureOf(model);
+    const body = (rec.json ?? {}) as Record<string, unknown>;
+    const streamed = body["stream"] === true && rec.method === "POST" && (pathOnly.endsWith("/chat/completions") || pathOnly.endsWith("/messages"));
+    if (mf !== undefined && mf.kind !== "status" && streamed && model !== undefined) {
+      const events = dialect === "anthropic" ? anthropicSseEvents() : openaiChatSseEvents(includesUsage(body));
+      const pre = preambleLength(dialect);
+      const h: Record<string, string> = { [dialect === "openai" ? "x-request-id" : "request-id"]: `req_mock_${rec.seq}`, "x-mock-seq": String(rec.seq) };
+      const done = (): void => {
+        rec.finished = true;
+      };
+      if (mf.kind === "inband" && (!mf.once || firstTime(model))) {
+        return sseResponse([...events.slice(0, pre), inbandErrorEvent(dialect)], [], { ...h, "x-mock-failure": "inband" }, onClose, done, rec.pacing);
+      }
+      if (mf.kind === "reset-after-content") {
+        // Preamble and two content deltas, then the connection dies (the body stream errors, as `reset` does).
+        return sseResponse(events.slice(0, pre + 2), [], { ...h, "x-mock-failure": "reset-after-content" }, onClose, done, rec.pacing, "error");
+      }
+      if (mf.kind === "slow-preamble") {
+        const gates: Array<Promise<void> | undefined> = [];
+        gates[pre] = Bun.sleep(SLOW_PREAMBLE_MS);
+        return sseResponse(events, gates, { ...h, "x-mock-failure": "slow-preamble" }, onClose, done, rec.pacing);
+      }
+      return undefined;
+    }
+    const chaosHeader = rec.headers["x-mock-chaos"];
+    const c = chaosHeader !== undefined ? (parseChaosHeader(chaosHeader) ?? null) : chaos;
+    if (c !== null && (c.p429 > 0 || c.p503 > 0)) {
+      const x = chaosDraw();
+      if (x < c.p429) {
+        chaosCount["429"]++;
+        return failureResponse(failureAnswer(dialect, 429, { retryAfterMs: c.retryAfterMs ?? 50, requestId: `req_mock_${rec.seq}` }), rec, "chaos-429");
+      }
+      if (x < c.p429 + c.p503) {
+        chaosCount["503"]++;
+        return failureResponse(failureAnswer(dialect, 503, { requestId: `req_mock_${rec.seq}` }), rec, "chaos-503");
+      }
+    }
+    return undefined;
   }
 
   async function answer(mode: MockMode, rec: RecordedRequest, pathOnly: string, onClose: () => void): Promise<Response> {
@@ -619,15 +911,26 @@ export function startMockProvider(): MockProvider {
     onClose: () => void,
     done: () => void,
     pacing: Pacing | null,
+    end: "close" | "error" = "close",
   ): Response {
     const headers = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra };
+    /** After the last event: close the stream, or (end = "error") let the bytes go out, then kill the connection. */
+    const finish = async (c: ReadableStreamDefaultController<Uint8Array>): Promise<void> => {
+      if (end === "error") {
+        await Bun.sleep(50);
+        // No reason given: with one, Bun prints it as an error in the test output.
+        c.error();
+        return;
+      }
+      done();
+      c.close();
+    };
     if (pacing === null) {
       let i = 0;
       const stream = new ReadableStream<Uint8Array>({
         async pull(c) {
           if (i >= events.length) {
-            done();
-            c.close();
+            await finish(c);
             return;
           }
           const gate = gates[i];
@@ -650,8 +953,7 @@ export function startMockProvider(): MockProvider {
       {
         async pull(c) {
           if (i >= pieces.length) {
-            done();
-            c.close();
+            await finish(c);
             return;
           }
           const p = pieces[i++] as { bytes: Uint8Array; gate: Promise<void> | undefined };
@@ -687,9 +989,7 @@ export function startMockProvider(): MockProvider {
     if (pathOnly.endsWith("/chat/completions") && rec.method === "POST") {
       const openaiHeaders = { "x-request-id": `req_mock_${rec.seq}`, "openai-processing-ms": "7", "x-ratelimit-remaining-requests": "99" };
       if (stream) {
-        const so = body["stream_options"] as Record<string, unknown> | undefined;
-        const includeUsage = so !== undefined && so !== null && so["include_usage"] === true;
-        return sseResponse(openaiChatSseEvents(includeUsage), [], { ...openaiHeaders, ...common }, onClose, done, rec.pacing);
+        return sseResponse(openaiChatSseEvents(includesUsage(body)), [], { ...openaiHeaders, ...common }, onClose, done, rec.pacing);
       }
       return json(openaiChatJson(), openaiHeaders);
     }
@@ -736,7 +1036,18 @@ export function startMockProvider(): MockProvider {
     setPacing(pacing) {
       globalPacing = pacing;
     },
+    setChaos(c) {
+      chaos = c;
+      chaosRng = (c?.seed ?? 1) >>> 0 || 1;
+    },
+    chaosCounts() {
+      return { ...chaosCount };
+    },
     reset() {
+      seenModels.clear();
+      chaos = null;
+      chaosCount["429"] = 0;
+      chaosCount["503"] = 0;
       requests.length = 0;
       pathModes.clear();
       queued.length = 0;
