@@ -77,7 +77,9 @@ async function measured<T>(transfer: (gatewayUrl: string, size: number) => Promi
 // A 50 MiB chat completion request as an SDK would send a huge inline image: JSON head, base64 payload, JSON tail.
 // Built from one repeated 64 KiB base64 piece so the client never holds the whole body; its digest is known up front.
 const B64_PIECE = new TextEncoder().encode(Buffer.from(patternBytes((CHUNK / 4) * 3, 5)).toString("base64"));
-const JSON_HEAD = new TextEncoder().encode('{"model":"gpt-4o-mini","stream":false,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,');
+const jsonHead = (model: string): Uint8Array =>
+  new TextEncoder().encode(`{"model":"${model}","stream":false,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,`);
+const JSON_HEAD = jsonHead("gpt-4o-mini");
 const JSON_TAIL = new TextEncoder().encode('"}}]}],"max_tokens":16}');
 
 interface Body {
@@ -86,14 +88,14 @@ interface Body {
   stream: () => ReadableStream<Uint8Array>;
 }
 
-function bodyPieces(kind: "binary" | "json", total: number): Body {
+function bodyPieces(kind: "binary" | "json", total: number, head = JSON_HEAD): Body {
   const pieces: Uint8Array[] = [];
   if (kind === "binary") {
     const piece = patternBytes(CHUNK, 11);
     for (let sent = 0; sent < total; sent += CHUNK) pieces.push(piece.subarray(0, Math.min(CHUNK, total - sent)));
   } else {
-    pieces.push(JSON_HEAD);
-    const payload = total - JSON_HEAD.length - JSON_TAIL.length;
+    pieces.push(head);
+    const payload = total - head.length - JSON_TAIL.length;
     for (let sent = 0; sent < payload; sent += CHUNK) pieces.push(B64_PIECE.subarray(0, Math.min(CHUNK, payload - sent)));
     pieces.push(JSON_TAIL);
   }
@@ -154,6 +156,46 @@ describe("a 50 MiB request body streams through", () => {
       TIMEOUT_MS,
     );
   }
+});
+
+// SPEC §10: a managed request may be retried, but only while its copy fits max_replay_bytes (1 MiB by default). A
+// 50 MiB body is far past it: it streams to the provider once, as above, the failure is relayed, and nothing of the
+// body is kept for a replay. The mock reads the whole upload, then answers 503 (model `fail-once-503-…`, its first
+// request; the warm-up's model is a different one, so it fails the same way).
+describe("a 50 MiB request body to a target that fails once (503)", () => {
+  test(
+    "managed JSON chat request: sent once, the provider receives every byte, the 503 is relayed, the gateway's RSS grows < 20 MiB",
+    async () => {
+      const models = new Map<number, string>([
+        [WARM_UP, `fail-once-503-memory-warm-${process.pid}`],
+        [SIZE, `fail-once-503-memory-big-${process.pid}`],
+      ]);
+      const bodies = new Map<number, Body>([WARM_UP, SIZE].map((n) => [n, bodyPieces("json", n, jsonHead(models.get(n)!))]));
+      const big = bodies.get(SIZE)!;
+      const before = mock.requests.length;
+      const upload = async (url: string, size: number): Promise<{ status: number; error: unknown }> => {
+        const body = bodies.get(size)!;
+        const res = await fetch(url + "/v1/chat/completions", {
+          method: "POST",
+          headers: { authorization: `Bearer ${MANAGED}`, "content-type": "application/json", "content-length": String(body.size), "x-mock-mode": "stream-in" },
+          body: body.stream(),
+        });
+        const json = (await res.json()) as { error?: unknown };
+        return { status: res.status, error: json.error };
+      };
+      const { result, growth } = await measured(upload);
+      expect(result.status).toBe(503);
+      expect(result.error).toMatchObject({ type: "server_error" });
+      const seen = mock.requests.slice(before).filter((r) => (r.json as { model?: string } | undefined)?.model === models.get(SIZE));
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.bytesReceived).toBe(big.size);
+      expect(seen[0]!.bodySha256).toBe(big.sha256);
+      expect(mock.requests.slice(before)).toHaveLength(2);
+      console.log(`[memory] managed, failing once: ${(big.size / MiB).toFixed(1)} MiB up, 503 relayed, gateway RSS +${(growth / MiB).toFixed(1)} MiB`);
+      expect(growth).toBeLessThan(GROWTH_LIMIT);
+    },
+    TIMEOUT_MS,
+  );
 });
 
 describe("a 50 MiB response streams back", () => {

@@ -501,3 +501,40 @@ export async function startManagedPair(o: { openaiPool: string; anthropicPool: s
     },
   };
 }
+
+/** `[key_pool]` and `[retry]` settings as a test writes them (SPEC §10); values go into the TOML as they are. */
+export type TomlSettings = Record<string, string | number>;
+
+function tomlTable(name: string, entries: Record<string, string | number | readonly string[]>): string {
+  const lines = [`[${name}]`];
+  for (const [k, v] of Object.entries(entries)) {
+    const value = typeof v === "number" ? String(v) : typeof v === "string" ? JSON.stringify(v) : `[${v.map((s) => JSON.stringify(s)).join(", ")}]`;
+    lines.push(`${tomlKey(k)} = ${value}`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The config of a managed gateway with key pools and retries (SPEC §10): providers' authorities, `[pool_keys]` as
+ * arrays, `[key_pool]` and `[retry]` as given, one signing key (kid 1). Retry tests pass small backoffs
+ * (`initial_backoff_ms = 10`) so the suite stays fast.
+ */
+export function poolConfig(o: {
+  authorities: Record<string, string>;
+  poolKeys: Record<string, readonly string[]>;
+  publicKey: Uint8Array;
+  keyPool?: TomlSettings;
+  retry?: TomlSettings;
+  extra?: string;
+}): string {
+  const tables = [tomlTable("pool_keys", o.poolKeys), tomlTable("signing_keys", { "1": Buffer.from(o.publicKey).toString("base64") })];
+  if (o.keyPool !== undefined) tables.push(tomlTable("key_pool", o.keyPool));
+  if (o.retry !== undefined) tables.push(tomlTable("retry", o.retry));
+  return baseConfig({ authorities: o.authorities, extra: o.extra, tables: tables.join("\n\n") });
+}
+
+/** Every `ai.usage` line a gateway wrote for `requestId` (SPEC §6: exactly one per managed request that reached a
+ * provider); waits for the first. */
+export async function usageLine(gw: Gateway, requestId: string, timeoutMs = 3000): Promise<LogLine> {
+  return gw.waitForLog((l) => l["target"] === "ai.usage" && l["request_id"] === requestId, timeoutMs);
+}
