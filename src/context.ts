@@ -23,8 +23,14 @@ export interface RequestContext {
   error: string | undefined;
   bytesIn: number;
   bytesOut: number;
-  /** Upstream attempts made (1 + connect retries). */
+  /** Upstream attempts made: every send, connect retries and SPEC §10 retries included. */
   attempts: number;
+  /** Managed: the pool key id (`openai#1`) of the attempt whose answer the client got. */
+  keyId: string | undefined;
+  /** Milliseconds spent waiting between attempts (backoff, cooldowns). */
+  retryWaitMs: number;
+  /** Input tokens that discarded attempts reported (an Anthropic message_start before an in-band error). */
+  wastedInputTokens: number;
   /** Bun.nanoseconds() when the upstream response head arrived. */
   headersNs: number;
 }
@@ -58,6 +64,9 @@ export function newContext(method: string, target: string, dialect: Dialect): Re
     bytesIn: 0,
     bytesOut: 0,
     attempts: 0,
+    keyId: undefined,
+    retryWaitMs: 0,
+    wastedInputTokens: 0,
     headersNs: 0,
   };
 }

@@ -30,13 +30,21 @@ export const ERR = {
   requestTimeout: { status: 408, type: "invalid_request_error", message: "request body timed out", code: "request_timeout", close: true },
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
   rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
+  /** SPEC §10: no pool key of the provider is ready. The name is a provider (path-segment characters), never a key. */
+  keysCooling: (provider: string, retryAfterSecs: number, allDead: boolean): GatewayError => ({
+    status: 429,
+    type: "rate_limit_error",
+    message: allDead ? `every pool key for ${provider} was refused by the provider and is out of use` : `every pool key for ${provider} is cooling down after rate limits`,
+    code: "pool_keys_exhausted",
+    retryAfterSecs,
+  }),
   denied: (status: 402 | 403): GatewayError => ({ status, type: "access_denied", message: "tenant is over limit or suspended", code: "access_denied" }),
   circuitOpen: (retryAfterSecs: number): GatewayError => ({ status: 503, type: "api_error", message: "provider temporarily unavailable", code: "provider_unavailable", retryAfterSecs }),
   noPoolKey: { status: 503, type: "api_error", message: "no provider key available", code: "no_provider_key" },
   upstreamUnreachable: { status: 502, type: "api_error", message: "upstream unreachable", code: "upstream_unreachable" },
   upstreamReset: { status: 502, type: "api_error", message: "upstream connection reset", code: "upstream_reset" },
   upstreamTimeout: { status: 504, type: "api_error", message: "upstream timed out", code: "upstream_timeout" },
-} as const satisfies Record<string, GatewayError | ((arg: never) => GatewayError)>;
+} as const satisfies Record<string, GatewayError | ((...args: never[]) => GatewayError)>;
 
 export function errorBody(dialect: Dialect, err: GatewayError): string {
   if (dialect === "anthropic") {

@@ -5,9 +5,10 @@ import { ERR, type GatewayError } from "./errors.ts";
 import type { Stallable, StallWatch } from "./stall.ts";
 import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
 import { TurnGate } from "./turn.ts";
+import type { ReadResult } from "./commit.ts";
 
 /** The slice of a default reader the relay uses (bun-types and @types/node disagree on the full type). */
-interface Reader {
+export interface Reader {
   read(): Promise<{ done: true; value?: undefined } | { done: false; value: Uint8Array }>;
   cancel(reason?: unknown): Promise<void>;
 }
@@ -18,13 +19,36 @@ export const CONNECT_RETRIES = 2;
 /** The Cancel reason when the client kept the gateway waiting for its body for idle_timeout_secs: 408, its fault. */
 export const CLIENT_TIMEOUT = Symbol("client body timeout");
 
+/** Where a request's replay copy reserves its bytes (SPEC §10 replay_pool_bytes): key-pool.ts's ReplayPool. */
+export interface ReplayReserve {
+  reserve(n: number): boolean;
+  release(n: number): void;
+}
+
+/** Why a replay copy was dropped (ai_replay_abandoned_total{reason}). */
+export type ReplayAbandon = "request_limit" | "pool_limit";
+
+export interface ReplayOptions {
+  /** max_replay_bytes: a copy that would grow past this is dropped. */
+  maxBytes: number;
+  pool: ReplayReserve;
+  onAbandon: (reason: ReplayAbandon) => void;
+}
+
 /**
- * A streamed request body that can be offered to several connect attempts as long as none of them read a byte:
- * a connect failure before the first pull is retried with the same, untouched source.
+ * A streamed request body that can be offered to several attempts. Without a replay copy (BYO, retries off) it is the
+ * body of connect retries only: a connect failure before the first pull is retried with the same, untouched source.
+ * With one (managed, SPEC §10) every chunk the first attempt pulls is forwarded at once and also kept, so a later
+ * attempt replays the kept chunks and then keeps pulling from the client: no delay for the first attempt, and a retry
+ * may start while the client is still uploading. The copy is bounded per request (maxBytes) and per process (the
+ * pool); past either it is dropped and the request simply cannot be retried. release() drops it at the commit point.
+ *
+ * Memory: the queue holds the kept chunks (≤ maxBytes) while a copy is kept, else only the pieces one read produced
+ * that the current attempt has not taken yet (one client chunk, at most).
  */
 export class StreamedBody implements Stallable {
   private reader: Reader | undefined;
-  /** True once any attempt pulled a byte: from then on a retry would lose data. */
+  /** True once any attempt pulled a byte: from then on a retry needs the replay copy. */
   started = false;
   bytes = 0;
   /** True while a read of the client's body is pending: the gateway is waiting on the client, not the provider. */
@@ -33,6 +57,20 @@ export class StreamedBody implements Stallable {
   /** sendUpstream's head timer while it runs: each client chunk restarts it, so the provider's time to answer is
    * counted from the last byte it was given, never from time the client spent not sending. */
   upstreamTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Pieces read from the client (after onChunk), in order. While `keep`, every piece since the start; else only the
+   * ones the current attempt has not taken. */
+  private readonly queue: Uint8Array[] = [];
+  /** The current attempt's position in `queue`. */
+  private cursor = 0;
+  /** Bytes of the replay copy reserved in the pool. */
+  private kept = 0;
+  private keep: boolean;
+  /** The source is read to its end (onEnd's tail queued). */
+  private ended = false;
+  /** A read of the client's body in flight, shared by whichever attempt needs the next piece. */
+  private pending: Promise<void> | undefined;
+  /** Attempt generation: a superseded attempt's stream delivers nothing more. */
+  private gen = 0;
 
   constructor(
     private readonly source: ReadableStream<Uint8Array>,
@@ -42,7 +80,15 @@ export class StreamedBody implements Stallable {
     /** Watches each wait for a client chunk; a stall cancels the exchange with CLIENT_TIMEOUT. */
     private readonly stalls?: StallWatch,
     private readonly cancel?: Cancel,
-  ) {}
+    private readonly replay?: ReplayOptions,
+  ) {
+    this.keep = replay !== undefined && replay.maxBytes > 0;
+  }
+
+  /** True when another attempt can send the whole body: nothing was read yet, or every byte read is still kept. */
+  get replayable(): boolean {
+    return !this.started || this.keep;
+  }
 
   /** One read of the client's body, timed by the stall watch (the client's time), not by the provider's timer. */
   private async read(reader: Reader): ReturnType<Reader["read"]> {
@@ -63,27 +109,89 @@ export class StreamedBody implements Stallable {
     this.cancel?.abort(CLIENT_TIMEOUT);
   }
 
-  /** A fresh stream view for one attempt. Cancelling it (a failed attempt) does not cancel the client's body. */
+  /** Reads one chunk from the client into the queue (its pieces after onChunk; the tail at the end). */
+  private more(): Promise<void> {
+    return (this.pending ??= this.readOnce().finally(() => {
+      this.pending = undefined;
+    }));
+  }
+
+  private async readOnce(): Promise<void> {
+    const reader = (this.reader ??= this.source.getReader() as Reader);
+    this.started = true;
+    const r = await this.read(reader);
+    if (r.done) {
+      const tail = this.onEnd?.();
+      if (tail !== undefined) for (const t of tail) this.push(t);
+      this.ended = true;
+      return;
+    }
+    this.bytes += r.value.byteLength;
+    const out = this.onChunk === undefined ? r.value : this.onChunk(r.value);
+    if (Array.isArray(out)) for (const t of out) this.push(t);
+    else this.push(out);
+  }
+
+  private push(piece: Uint8Array): void {
+    const n = piece.byteLength;
+    if (n === 0) return;
+    this.queue.push(piece);
+    if (!this.keep) return;
+    const o = this.replay as ReplayOptions;
+    if (this.kept + n > o.maxBytes) this.abandon("request_limit");
+    else if (!o.pool.reserve(n)) this.abandon("pool_limit");
+    else this.kept += n;
+  }
+
+  /** Drops the replay copy: pieces the current attempt already took are forgotten, the pool gets its bytes back. */
+  private abandon(reason: ReplayAbandon): void {
+    this.dropCopy();
+    this.replay?.onAbandon(reason);
+  }
+
+  private dropCopy(): void {
+    if (!this.keep) return;
+    this.keep = false;
+    this.queue.splice(0, this.cursor);
+    this.cursor = 0;
+    if (this.kept > 0) (this.replay as ReplayOptions).pool.release(this.kept);
+    this.kept = 0;
+  }
+
+  /** The commit point (or the end of the exchange): no more attempts, so the copy goes. Idempotent. */
+  release(): void {
+    this.dropCopy();
+  }
+
+  /** A fresh stream view for one attempt, from the body's first byte. Cancelling it (a failed attempt) does not cancel
+   * the client's body. Only call for a second attempt when `replayable`. */
   attempt(): ReadableStream<Uint8Array> {
+    const gen = ++this.gen;
+    this.cursor = 0;
     return new ReadableStream<Uint8Array>(
       {
         pull: async (c) => {
-          const reader = (this.reader ??= this.source.getReader() as Reader);
-          this.started = true;
           // A pull must enqueue something before it returns: with highWaterMark 0 the stream calls pull again only
           // on a new read, and the consumer's one read stays pending, so an empty-handed pull would stall the
-          // upload for good. onChunk may give nothing back for a read (an empty chunk, or bytes held), so read on.
+          // upload for good. A client read may give nothing (an empty chunk, or bytes onChunk holds), so read on.
           for (;;) {
-            const r = await this.read(reader);
-            if (r.done) {
-              const tail = this.onEnd?.();
-              if (tail !== undefined) for (const t of tail) if (t.byteLength > 0) c.enqueue(t);
+            if (gen !== this.gen) {
               c.close();
               return;
             }
-            this.bytes += r.value.byteLength;
-            const out = this.onChunk === undefined ? r.value : this.onChunk(r.value);
-            if (enqueueAll(c, out)) return;
+            const q = this.queue;
+            if (this.cursor < q.length) {
+              const piece = q[this.cursor] as Uint8Array;
+              if (this.keep) this.cursor++;
+              else q.shift();
+              c.enqueue(piece);
+              return;
+            }
+            if (this.ended) {
+              c.close();
+              return;
+            }
+            await this.more();
           }
         },
       },
@@ -93,26 +201,10 @@ export class StreamedBody implements Stallable {
 
   /** Release the client's body when the exchange is over early (error, timeout, client gone). */
   discard(reason?: unknown): void {
+    this.release();
     if (this.reader !== undefined) this.reader.cancel(reason).catch(() => {});
     else this.source.cancel(reason).catch(() => {});
   }
-}
-
-/** Enqueues the non-empty pieces of `out`; true when at least one byte was enqueued. */
-function enqueueAll(c: ReadableStreamDefaultController<Uint8Array>, out: Uint8Array | Uint8Array[]): boolean {
-  if (!Array.isArray(out)) {
-    if (out.byteLength === 0) return false;
-    c.enqueue(out);
-    return true;
-  }
-  let any = false;
-  for (const t of out) {
-    if (t.byteLength > 0) {
-      c.enqueue(t);
-      any = true;
-    }
-  }
-  return any;
 }
 
 /** `cause`: the transport's error code (ENOTFOUND, ECONNREFUSED …) when the provider side failed, for the log. */
@@ -166,7 +258,7 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
           return { ok: false, error: ERR.upstreamReset, reason: "client_closed", attempts };
         }
         const kind = classifyFailure(e);
-        const replayable = !(o.body instanceof StreamedBody) || !o.body.started;
+        const replayable = !(o.body instanceof StreamedBody) || o.body.replayable;
         if (kind === "connect" && replayable && attempts <= CONNECT_RETRIES) {
           o.onRetry?.(attempts, e);
           continue;
@@ -251,6 +343,12 @@ export interface ResponseObserver {
 
 export interface RelayOptions {
   body: ReadableStream<Uint8Array>;
+  /** The body's reader when one was taken already (the commit hold read the stream's opening events with it). */
+  reader?: Reader | undefined;
+  /** Upstream bytes already read (the held preamble), relayed first, through the observer like any other. */
+  held?: Uint8Array[] | undefined;
+  /** A read already in flight on `reader` (the hold's time ran out while it waited), awaited before reading on. */
+  pending?: Promise<ReadResult> | undefined;
   cancel: Cancel;
   readTimeoutMs: number;
   observer?: ResponseObserver | undefined;
@@ -264,7 +362,10 @@ export interface RelayOptions {
  * so a slow client slows the provider instead of filling gateway memory.
  */
 export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
-  const reader = o.body.getReader() as Reader;
+  const reader = o.reader ?? (o.body.getReader() as Reader);
+  const held = o.held;
+  let heldAt = 0;
+  let pending = o.pending;
   let ended = false;
   let timedOut = false;
   const finish = (how: RelayEnd) => {
@@ -288,8 +389,14 @@ export function relayBody(o: RelayOptions): ReadableStream<Uint8Array> {
         // would, and the consumer's one read is still pending), so returning empty-handed would stall the stream.
         for (;;) {
           let r: Awaited<ReturnType<Reader["read"]>>;
-          try {
-            r = await reader.read();
+          if (held !== undefined && heldAt < held.length) {
+            r = { done: false, value: held[heldAt++] as Uint8Array };
+          } else try {
+            if (pending !== undefined) {
+              const p = pending;
+              pending = undefined;
+              r = await p;
+            } else r = await reader.read();
           } catch (e) {
             finish(timedOut ? "upstream_timeout" : "upstream_reset");
             c.error(e);

@@ -87,6 +87,12 @@ export class Meter {
     return body;
   }
 
+  /** The requested model as far as the request bytes seen so far tell ("" while unknown): the cooldown scope. */
+  requestModel(): string {
+    this.syncRequestSide();
+    return this.requestedModel ?? "";
+  }
+
   /** Streamed body: returns the per-chunk hook. An eligible body may change, so its content-length must go. */
   get streamedBodyChanges(): boolean {
     return this.eligible;
@@ -207,7 +213,11 @@ export class Meter {
     const stream = sse ?? this.requestStream === true;
     let body = `"msg":"usage","request_id":"${ctx.id}","tenant_id":${id?.tenant ?? "0"},"vpc_id":${id?.vpc ?? "0"},"provider":"${ctx.provider?.name ?? ""}","model":"${model}","requested_model":"${requested}","stream":${stream},"status":${ctx.status},"input_tokens":${input},"output_tokens":${output},"cache_read_tokens":${cacheRead},"cache_write_tokens":${cacheWrite}`;
     if (usage.reasoning !== undefined) body += `,"reasoning_tokens":${count(usage.reasoning)}`;
-    body += `,"complete":${complete},"latency_ms":${Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6)}`;
+    body += `,"complete":${complete},"latency_ms":${Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6)},"attempts":${ctx.attempts < 1 ? 1 : ctx.attempts}`;
+    // SPEC §10: the key that served (an id such as openai#1: provider name and a number, never the key itself).
+    if (ctx.keyId !== undefined) body += `,"key_id":"${ctx.keyId}"`;
+    body += `,"retry_wait_ms":${Math.round(ctx.retryWaitMs)}`;
+    if (ctx.wastedInputTokens > 0) body += `,"wasted_input_tokens":${count(ctx.wastedInputTokens)}`;
     log.writeRaw("ai.usage", "info", body);
   }
 }

@@ -81,7 +81,41 @@ export class ProviderMetrics {
   get retries(): Cell {
     return (this.retriesCell ??= this.metrics.cell("ai_connect_retries_total", this.labels));
   }
+
+  // SPEC §10 series: bound on first use per label value (a handful per provider), so a request pays a Map hit.
+  private readonly attemptCells = new Map<string, Cell>();
+  private readonly retryCells = new Map<string, Cell>();
+  private budgetCell: Cell | undefined;
+  private readonly cooldownCells = new Map<string, Cell>();
+
+  /** ai_upstream_attempts_total{provider,outcome}. */
+  attempt(outcome: AttemptOutcome): Cell {
+    let c = this.attemptCells.get(outcome);
+    if (c === undefined) this.attemptCells.set(outcome, (c = this.metrics.cell("ai_upstream_attempts_total", { provider: this.labels.provider as string, outcome })));
+    return c;
+  }
+  /** ai_retries_total{provider,reason}. */
+  retry(reason: RetryReason): Cell {
+    let c = this.retryCells.get(reason);
+    if (c === undefined) this.retryCells.set(reason, (c = this.metrics.cell("ai_retries_total", { provider: this.labels.provider as string, reason })));
+    return c;
+  }
+  get budgetExhausted(): Cell {
+    return (this.budgetCell ??= this.metrics.cell("ai_retry_budget_exhausted_total", this.labels));
+  }
+  /** ai_pool_key_cooldowns_total{provider,key_id,reason}. */
+  cooldown(keyId: string, reason: "rate_limited" | "auth" | "quota"): Cell {
+    const k = `${keyId}\u0000${reason}`;
+    let c = this.cooldownCells.get(k);
+    if (c === undefined) this.cooldownCells.set(k, (c = this.metrics.cell("ai_pool_key_cooldowns_total", { provider: this.labels.provider as string, key_id: keyId, reason })));
+    return c;
+  }
 }
+
+/** How one upstream attempt ended (ai_upstream_attempts_total). */
+export type AttemptOutcome = "ok" | "rate_limited" | "dead_key" | "server_error" | "client_error" | "in_band_error" | "connect_failure" | "reset" | "timeout";
+/** Why an attempt was followed by another (ai_retries_total). */
+export type RetryReason = "rate_limited" | "dead_key" | "server_error" | "in_band_error" | "reset" | "connect_failure";
 
 /** 1xx…5xx as 0…4; anything outside 100–499 counts as 5xx (seed gateway). */
 export function statusIndex(status: number): number {
@@ -153,7 +187,18 @@ export interface MetricsSnapshot {
 
 const TOKEN_KIND = { input: { kind: "input" }, output: { kind: "output" }, cacheRead: { kind: "cache_read" }, cacheWrite: { kind: "cache_write" } };
 
-const LABELLED = new Set(["ai_rejections_total", "ai_upstream_responses_total", "ai_connect_retries_total", "ai_tokens_total"]);
+const LABELLED = new Set([
+  "ai_rejections_total",
+  "ai_upstream_responses_total",
+  "ai_connect_retries_total",
+  "ai_tokens_total",
+  "ai_upstream_attempts_total",
+  "ai_retries_total",
+  "ai_retry_budget_exhausted_total",
+  "ai_replay_abandoned_total",
+  "ai_pool_key_state",
+  "ai_pool_key_cooldowns_total",
+]);
 
 export class Metrics {
   private readonly series = new Map<string, Series>();
@@ -177,6 +222,12 @@ export class Metrics {
     this.gauge("ai_deny_set_revision", "Last deny-set revision (JetStream sequence) applied.");
     this.gauge("ai_nats_connected", "1 while the deny-set watch is connected to NATS, else 0.");
     this.gauge("ai_workers", "Worker threads serving the client listener now.");
+    this.counter("ai_upstream_attempts_total", "Upstream attempts of managed requests by provider and outcome.");
+    this.counter("ai_retries_total", "Managed attempts followed by another, by provider and reason.");
+    this.counter("ai_retry_budget_exhausted_total", "Retries refused because the provider's retry budget was spent.");
+    this.counter("ai_replay_abandoned_total", "Request bodies whose replay copy was dropped (the request cannot be retried), by reason.");
+    this.gauge("ai_pool_key_state", "1 for each pool key's current state (ready, cooling, dead), else 0.");
+    this.counter("ai_pool_key_cooldowns_total", "Pool keys taken out of use, by provider, key id and reason.");
     this.counter("ai_worker_restarts_total", "Worker threads that died and were replaced.");
     this.histogram("ai_ttft_seconds", "Time from admission to the upstream response head.", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.histogram("ai_upstream_latency_seconds", "Time from admission to the end of the response.", [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);

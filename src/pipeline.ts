@@ -8,18 +8,22 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "./config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
-import { errorCode, HeldResponses, readWhole, relayBody, type RelayEnd, sendUpstream, StreamedBody } from "./forward.ts";
+import { holdPreamble, type HoldOptions, type HoldResult, type ReadResult, scanWhole } from "./commit.ts";
+import { errorCode, HeldResponses, type Reader, readWhole, relayBody, type RelayEnd, type ReplayOptions, sendUpstream, StreamedBody, type WholeRead } from "./forward.ts";
+import type { KeyPools, ReplayPool } from "./key-pool.ts";
+import type { PoolKey } from "./providers.ts";
+import { backoffMs, type BackoffPolicy, isQuotaExhausted, isRetryableStatus, retryAfterFromHeaders, type RetryBudgets } from "./retry-policy.ts";
 import type { KeyVerifier } from "./keys.ts";
 import { DENIED, isBreakerFailure, type CircuitBreaker, type Permit } from "./breaker.ts";
 import { log } from "./log.ts";
 import type { DenySet } from "./denyset.ts";
 import type { RateGuard } from "./ratelimit.ts";
 import { injectionEligible, Meter } from "./meter.ts";
-import { type HistogramCell, type Labels, type Metrics, ProviderMetrics } from "./metrics.ts";
+import { type AttemptOutcome, type HistogramCell, type Labels, type Metrics, ProviderMetrics, type RetryReason } from "./metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import { SmallBodyRead, StallWatch } from "./stall.ts";
-import { Cancel, type Transport } from "./transport.ts";
+import { Cancel, type Transport, type UpstreamResponse } from "./transport.ts";
 
 export interface Gateway {
   cfg: Config;
@@ -31,6 +35,10 @@ export interface Gateway {
   verifier: KeyVerifier;
   transport: Transport;
   metrics: Metrics;
+  /** SPEC §10: pool-key selection and cooldowns, per-provider retry budgets, the process's replay-copy pool. */
+  pools: KeyPools;
+  budgets: RetryBudgets;
+  replayPool: ReplayPool;
 }
 
 /** Bodies declared at or under this size are read in one piece: the same bounded memory as one streamed chunk, and retries become trivial. */
@@ -45,7 +53,13 @@ export function clientIdleSecs(cfg: Config): number {
 }
 
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
-  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet } = gw;
+  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool } = gw;
+  const retry = cfg.retry;
+  const backoff: BackoffPolicy = { initialMs: retry.initial_backoff_ms, multiplier: retry.multiplier, maxMs: retry.max_backoff_ms, jitter: retry.jitter };
+  const holdOpts: HoldOptions = { maxMs: retry.commit_hold_ms, maxBytes: retry.commit_hold_bytes };
+  /** Each provider's index in the router's table: its retry-budget slot. */
+  const providerIndex = new Map<string, number>([...router.providers].map((p, i) => [p.name, i]));
+  const replayAbandoned = (reason: string): void => metrics.inc("ai_replay_abandoned_total", reasonLabels(reason));
   const readTimeoutMs = cfg.read_timeout_secs * 1000;
   const perProvider = new Map<string, ProviderMetrics>();
   for (const p of router.providers) perProvider.set(p.name, new ProviderMetrics(metrics, p.name));
@@ -56,10 +70,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const overhead = metrics.histogramCell("ai_gateway_overhead_seconds");
   const maxBody = cfg.max_request_body_bytes;
   const metering = cfg.usage_metering;
-  const held = new HeldResponses();
+  const heldResponses = new HeldResponses();
   // Bun's idle timer is off once a request is admitted; this watches the client's body instead (408, SPEC §5).
   const idleSecs = clientIdleSecs(cfg);
   const stalls = new StallWatch(idleSecs * 1000);
+
+  const replayOptions: ReplayOptions = { maxBytes: retry.max_replay_bytes, pool: replayPool, onAbandon: replayAbandoned };
 
   function reject(ctx: RequestContext, err: GatewayError, reason: string, rejection?: string): Response {
     ctx.status = err.status;
@@ -90,6 +106,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     }
     const provider = route.provider;
     const pm = perProvider.get(provider.name) as ProviderMetrics;
+    const pIndex = providerIndex.get(provider.name) as number;
     ctx.provider = provider;
     ctx.dialect = provider.dialect;
     ctx.forwardPath = route.forwardPath;
@@ -100,6 +117,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
     if ("error" in cred) return reject(ctx, cred.error, cred.reason);
     ctx.managed = cred.managed;
+    // SPEC §10: managed requests may be retried (another key, backoff, the commit hold); BYO keeps §5's connect retries.
+    const retrying = cred.managed && retry.max_attempts > 1;
 
     // 3. admit: rate guardrails first (before any signature work), then framing and declared size
     const admitted = rate.check(cred.token, cred.managed);
@@ -175,74 +194,255 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           m === undefined ? undefined : () => m.onRequestEnd(),
           stalls,
           cancel,
+          retrying ? replayOptions : undefined,
         );
       }
     }
 
     // 4. rewrite. When the gateway may change the body it also asks for identity encoding, so the usage-only chunk it
-    // caused can be removed from plain SSE bytes.
-    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key: provider.keys[0], bodyChanged, forceIdentity: bodyChanged });
-
-    // 5. forward. The breaker permit is taken now, just before the send; every path from here reports it once.
-    if (breaker !== undefined) {
-      permit = breaker.allow();
-      if (permit === DENIED) {
+    // caused can be removed from plain SSE bytes. Managed: the pool key comes first (SPEC §10): the one the session
+    // hashes to among the keys that are ready for this model; none ready means every key is cooling or dead.
+    let key: PoolKey | undefined;
+    let model = "";
+    let session = "";
+    if (cred.managed) {
+      model = meter?.requestModel() ?? "";
+      session = headers.get("x-session-id") ?? cred.token;
+      key = pools.pick(provider, model, session);
+      if (key === undefined) {
         if (body instanceof StreamedBody) body.discard();
-        metrics.inc("ai_rejections_total", reasonLabels("circuit_open"));
-        return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
+        return keysExhausted(ctx);
       }
+      ctx.keyId = key.id;
+      budgets.first(pIndex);
     }
+    // The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys.
+    const sdkRetrying = retrying && Number(headers.get("x-stainless-retry-count") ?? "0") >= 1;
+    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: bodyChanged });
+
+    // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
     const sendNs = Bun.nanoseconds();
-    const sent = await sendUpstream({
-      transport,
-      url: provider.origin + ctx.forwardPath,
-      method: req.method,
-      headers: upHeaders,
-      body,
-      cancel,
-      headTimeoutMs: readTimeoutMs,
-      onRetry: (attempt, e) => {
-        pm.retries.v++;
-        // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
-        log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error: `${errorCode(e)} ${provider.authority}` });
-      },
-    });
-    ctx.attempts = sent.attempts;
-    if (!sent.ok) {
-      if (body instanceof StreamedBody) body.discard();
-      if (tooLarge) {
-        metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
-        return closeAfter(finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge));
+    const deadlineNs = retrying ? ctx.startNs + retry.deadline_ms * 1e6 : 0;
+    let attempt = 0;
+    let tried: Set<number> | undefined;
+    let resetRetried = false;
+    let up: UpstreamResponse;
+    /** The answer's body when it was read whole while deciding (a small error answer). */
+    let whole: Uint8Array | undefined;
+    /** The SSE hold's result when the answer is a held stream. */
+    let held: Uint8Array[] | undefined;
+    let heldReader: Reader | undefined;
+    let heldPending: Promise<ReadResult> | undefined;
+    for (;;) {
+      attempt++;
+      whole = undefined;
+      held = undefined;
+      heldReader = undefined;
+      heldPending = undefined;
+      if (breaker !== undefined) {
+        permit = breaker.allow();
+        if (permit === DENIED) {
+          if (body instanceof StreamedBody) body.discard();
+          metrics.inc("ai_rejections_total", reasonLabels("circuit_open"));
+          return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
+        }
       }
-      if (req.signal.aborted) {
-        ctx.status = CLIENT_CLOSED;
-        meter?.finish("client_closed", undefined);
-        return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+      const sent = await sendUpstream({
+        transport,
+        url: provider.origin + ctx.forwardPath,
+        method: req.method,
+        headers: upHeaders,
+        body,
+        cancel,
+        headTimeoutMs: readTimeoutMs,
+        onRetry: (n, e) => {
+          pm.retries.v++;
+          // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
+          log.gateway("warn", "upstream connect failed, retrying", { request_id: ctx.id, provider: provider.name, attempt: n, error: `${errorCode(e)} ${provider.authority}` });
+        },
+      });
+      ctx.attempts += sent.attempts;
+      if (!sent.ok) {
+        if (tooLarge) {
+          if (body instanceof StreamedBody) body.discard();
+          metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
+          return closeAfter(finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge));
+        }
+        if (req.signal.aborted) {
+          if (body instanceof StreamedBody) body.discard();
+          ctx.status = CLIENT_CLOSED;
+          meter?.finish("client_closed", undefined);
+          return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+        }
+        if (sent.reason === "client_timeout") {
+          if (body instanceof StreamedBody) body.discard();
+          return finishEarly(ctx, 0, "client_timeout", sent.error);
+        }
+        // e.g. "upstream_unreachable: ENOTFOUND api.example.com:443", "upstream_timeout api.example.com:443".
+        const where = provider.authority;
+        const error = sent.cause === undefined ? `${sent.reason} ${where}` : `${sent.reason}: ${sent.cause} ${where}`;
+        if (key !== undefined) {
+          const outcome = sent.reason === "upstream_unreachable" ? "connect_failure" : sent.reason === "upstream_timeout" ? "timeout" : "reset";
+          pm.attempt(outcome).v++;
+          // The breaker hears this attempt's failure first, so the decision below sees a breaker it just opened.
+          if (permit !== DENIED) breaker?.onFailure(permit);
+          permit = DENIED;
+          // A reset after sending may mean the provider ran the request: retried once only. A head timeout aborted
+          // the exchange (and with the defaults comes long after deadline_ms): never retried.
+          if (outcome !== "timeout" && (outcome === "connect_failure" || !resetRetried)) {
+            const wait = nextWait(outcome, undefined);
+            if (wait !== undefined) {
+              log.gateway("warn", "upstream attempt failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error });
+              if (outcome === "reset") resetRetried = true;
+              pm.retry(outcome).v++;
+              if (!(await pause(wait))) return clientLeft();
+              continue;
+            }
+          }
+        }
+        log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, attempt, error });
+        if (body instanceof StreamedBody) body.discard();
+        ctx.status = sent.error.status;
+        // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
+        if (sent.reason !== "upstream_unreachable") meter?.finish(sent.reason === "upstream_timeout" ? "upstream_timeout" : "upstream_reset", undefined);
+        return finishEarly(ctx, 0, sent.reason, sent.error);
       }
-      if (sent.reason === "client_timeout") return finishEarly(ctx, 0, "client_timeout", sent.error);
-      // e.g. "upstream_unreachable: ENOTFOUND api.example.com:443", "upstream_timeout api.example.com:443".
-      const where = provider.authority;
-      log.gateway("warn", "upstream request failed", { request_id: ctx.id, provider: provider.name, error: sent.cause === undefined ? `${sent.reason} ${where}` : `${sent.reason}: ${sent.cause} ${where}` });
-      ctx.status = sent.error.status;
-      // A connect failure never reached the provider: nothing to bill. A timeout or reset may have.
-      if (sent.reason !== "upstream_unreachable") meter?.finish(sent.reason === "upstream_timeout" ? "upstream_timeout" : "upstream_reset", undefined);
-      return finishEarly(ctx, 0, sent.reason, sent.error);
+      up = sent.response;
+      if (key === undefined) break;
+
+      // Managed: the answer's status decides what happens to the key and whether another attempt follows.
+      const status = up.status;
+      if (status === 429 || status === 401 || status === 403 || (retrying && isRetryableStatus(status))) {
+        whole = smallBody(up);
+        if (whole === undefined && up.body !== null && declaredSmall(up.headers)) {
+          const got = await readWhole(up, cancel, readTimeoutMs);
+          if (got.ok) whole = got.bytes;
+          else if (got.how === "client_closed") return clientLeft();
+        }
+        // 429 and 401/403 are the key's, not the provider's health: the breaker hears a success (SPEC §10).
+        if (permit !== DENIED) {
+          if (isBreakerFailure(status, false)) breaker?.onFailure(permit);
+          else breaker?.onSuccess(permit);
+        }
+        permit = DENIED;
+        pm.status(status).v++;
+        let outcome: AttemptOutcome;
+        let wait: number | undefined;
+        const retryAfter = status === 429 || status === 503 ? retryAfterFromHeaders(up.headers, Date.now()) : undefined;
+        if (status === 401 || status === 403 || (status === 429 && whole !== undefined && isQuotaExhausted(whole))) {
+          outcome = "dead_key";
+          const reason = status === 429 ? "quota" : "auth";
+          pm.cooldown(key.id, reason).v++;
+          if (pools.markDead(key, reason)) log.gateway("error", "pool key is dead", { request_id: ctx.id, provider: provider.name, key_id: key.id, reason, status });
+          (tried ??= new Set()).add(key.slot);
+          wait = nextWait("dead_key", undefined);
+          // Nothing can help when no other key is left: the gateway answers (SPEC §10), not the provider's 401/403.
+          if (wait === undefined && retrying && pools.pick(provider, model, session, tried) === undefined) {
+            discardAnswer(up);
+            if (body instanceof StreamedBody) body.discard();
+            pm.attempt(outcome).v++;
+            return keysExhausted(ctx);
+          }
+        } else if (status === 429) {
+          outcome = "rate_limited";
+          pm.cooldown(key.id, "rate_limited").v++;
+          pools.coolDown(key, model, retryAfter);
+          (tried ??= new Set()).add(key.slot);
+          wait = nextWait("rate_limited", undefined);
+        } else {
+          outcome = status >= 500 || status === 408 ? "server_error" : "client_error";
+          if (outcome === "server_error") wait = nextWait("server_error", retryAfter);
+        }
+        pm.attempt(outcome).v++;
+        if (wait !== undefined) {
+          discardAnswer(up);
+          pm.retry(outcome === "client_error" ? "server_error" : outcome).v++;
+          if (!(await pause(wait))) return clientLeft();
+          if (!pickAgain()) {
+            if (body instanceof StreamedBody) body.discard();
+            return keysExhausted(ctx);
+          }
+          continue;
+        }
+        // No retry: this answer goes to the client as the provider sent it (its retry-after intact).
+        ctx.status = status;
+        break;
+      }
+      pools.succeeded(key, model);
+      const sse = (up.headers.get("content-type") ?? "").includes("event-stream");
+      if (retrying && sse && status >= 200 && status < 300 && retry.commit_hold_ms > 0 && retry.commit_hold_bytes > 0) {
+        // The commit point: hold the head and preamble until the first content event (SPEC §10). A stream that came
+        // whole with its head is scanned as it is.
+        let reader: Reader | undefined;
+        let h: HoldResult | undefined;
+        if (up.body === null) h = scanWhole(up.whole ?? new Uint8Array(0));
+        else {
+          reader = up.body.getReader() as Reader;
+          h = await holdPreamble(reader, holdOpts);
+        }
+        if (h === undefined) {
+          pm.attempt("ok").v++;
+          break;
+        }
+        if (h.kind === "commit") {
+          held = h.held;
+          heldReader = reader;
+          heldPending = h.pending;
+          pm.attempt("ok").v++;
+          break;
+        }
+        if (req.signal.aborted) {
+          reader?.cancel().catch(() => {});
+          return clientLeft();
+        }
+        const outcome = h.kind === "reset" ? "reset" : "in_band_error";
+        pm.attempt(outcome).v++;
+        // An overload inside a 200 is the provider failing, as a 529 head would be.
+        if (permit !== DENIED) breaker?.onFailure(permit);
+        permit = DENIED;
+        pm.status(status).v++;
+        const wait = outcome === "reset" && resetRetried ? undefined : nextWait(outcome, undefined);
+        if (wait !== undefined) {
+          if (outcome === "reset") resetRetried = true;
+          ctx.wastedInputTokens += h.inputTokens;
+          reader?.cancel().catch(() => {});
+          pm.retry(outcome).v++;
+          if (!(await pause(wait))) return clientLeft();
+          if (!pickAgain()) {
+            if (body instanceof StreamedBody) body.discard();
+            return keysExhausted(ctx);
+          }
+          continue;
+        }
+        // Nothing retries it: the client gets this stream as the provider sent it.
+        if (reader !== undefined) {
+          held = h.held;
+          heldReader = reader;
+        }
+        break;
+      }
+      pm.attempt(status >= 400 ? "client_error" : "ok").v++;
+      break;
     }
+    // The commit point: no attempt follows, so the replay copy goes.
+    if (body instanceof StreamedBody) body.release();
 
     // 6. relay (meter hooks in as the observer)
-    const up = sent.response;
     ctx.headersNs = Bun.nanoseconds();
     pm.ttft.observe((ctx.headersNs - ctx.startNs) / 1e9);
     ctx.status = up.status;
-    pm.status(up.status).v++;
     const outHeaders = rewriteResponseHead(up.headers, ctx.id);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) activeStreams.v++;
 
     // A received status decides the breaker outcome, whatever happens to the body afterwards: record it now, so a
-    // long stream does not hold the half-open probe and the next request already sees the outcome.
-    if (isBreakerFailure(up.status, false)) breaker?.onFailure(permit);
-    else breaker?.onSuccess(permit);
+    // long stream does not hold the half-open probe and the next request already sees the outcome. (An answer
+    // decided on above already reported, and its permit is spent.)
+    if (permit !== DENIED) {
+      pm.status(up.status).v++;
+      if (isBreakerFailure(up.status, false)) breaker?.onFailure(permit);
+      else breaker?.onSuccess(permit);
+    }
     const done = (how: RelayEnd) => {
       req.signal.removeEventListener("abort", cancel);
       // Bun keeps a per-request timeout for the connection's life: without this, a keep-alive connection that served
@@ -256,17 +456,20 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       // 7. log
       accessLog(ctx);
     };
-    if (up.body === null && up.whole === undefined) {
+    if (whole === undefined && up.body === null && up.whole === undefined) {
       done("complete");
       observeOverhead(overhead, ctx, sendNs);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
-    // Read whole: a body the transport already holds (no stream left: any framing, SSE too), or a small declared
+    // Read whole: a body already in hand (read while deciding, or the transport holds it), or a small declared
     // non-SSE body read now.
-    const declaredOut = up.headers.get("content-length");
-    if (up.body === null || (!streaming && declaredOut !== null && Number(declaredOut) <= SMALL_BODY_BYTES)) {
-      const read = readWhole(up, cancel, readTimeoutMs);
-      const got = read instanceof Promise ? await read : read;
+    if (held === undefined && (whole !== undefined || up.body === null || (!streaming && declaredSmall(up.headers)))) {
+      let got: WholeRead;
+      if (whole !== undefined) got = { ok: true, bytes: whole };
+      else {
+        const read = readWhole(up, cancel, readTimeoutMs);
+        got = read instanceof Promise ? await read : read;
+      }
       if (!got.ok) {
         // The head was not sent to the client yet, so a broken body can still become a clean 502/504.
         ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
@@ -287,10 +490,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       done("complete");
       const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
       observeOverhead(overhead, ctx, sendNs);
-      return held.release(response);
+      return heldResponses.release(response);
     }
     const relayed = relayBody({
-      body: up.body,
+      body: up.body as ReadableStream<Uint8Array>,
+      reader: heldReader,
+      held,
+      pending: heldPending,
       cancel,
       readTimeoutMs,
       observer: meter?.observe(up.headers, streaming),
@@ -302,6 +508,73 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const response = new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
     observeOverhead(overhead, ctx, sendNs);
     return response;
+
+    /**
+     * Whether another attempt follows one that ended with `outcome`, and after how long (ms); undefined: relay what
+     * came. Counts the retry against the provider's budget when it allows one.
+     */
+    function nextWait(outcome: RetryReason, retryAfterMs: number | undefined): number | undefined {
+      if (!retrying || attempt >= retry.max_attempts || cancel.aborted) return undefined;
+      if (body instanceof StreamedBody && !body.replayable) return undefined;
+      let wait: number;
+      if (outcome === "rate_limited" || outcome === "dead_key") {
+        // Another ready key at once; else (429 only) the same key once its cooldown ends, if that is soon enough.
+        if (pools.pick(provider, model, session, tried) !== undefined) wait = 0;
+        else {
+          if (outcome === "dead_key" || sdkRetrying) return undefined;
+          const r = pools.readiness(provider, model);
+          if (r.allDead || r.readyInMs > retry.max_retry_after_ms) return undefined;
+          wait = r.readyInMs;
+          tried = undefined;
+        }
+      } else {
+        if (sdkRetrying) return undefined;
+        if (retryAfterMs !== undefined && retryAfterMs > retry.max_retry_after_ms) return undefined;
+        wait = Math.max(backoffMs(attempt, backoff), retryAfterMs ?? 0);
+      }
+      if (Bun.nanoseconds() + wait * 1e6 > deadlineNs) return undefined;
+      if (breaker !== undefined && !breaker.wouldAllow()) return undefined;
+      if (!budgets.tryRetry(pIndex)) {
+        pm.budgetExhausted.v++;
+        return undefined;
+      }
+      return wait;
+    }
+
+    /** Waits `ms` (0: not at all); false when the client went away meanwhile. */
+    async function pause(ms: number): Promise<boolean> {
+      if (ms > 0) {
+        const t0 = Bun.nanoseconds();
+        await sleepUnless(ms, cancel);
+        ctx.retryWaitMs += (Bun.nanoseconds() - t0) / 1e6;
+      }
+      return !cancel.aborted;
+    }
+
+    /** The key for the next attempt; false when none is ready any more. Rewrites the upstream auth header. */
+    function pickAgain(): boolean {
+      const next = pools.pick(provider, model, session, tried);
+      if (next === undefined) return false;
+      key = next;
+      ctx.keyId = next.id;
+      upHeaders.set(provider.authHeader, next.auth.expose());
+      return true;
+    }
+
+    /** SPEC §10: every key of the target is cooling or dead: 429 in dialect, Retry-After until the first is ready. */
+    function keysExhausted(c: RequestContext): Response {
+      const r = pools.readiness(provider, model);
+      const res = finishEarly(c, 0, "keys_exhausted", ERR.keysCooling(provider.name, Math.max(1, Math.ceil(r.readyInMs / 1000)), r.allDead));
+      if (r.allDead) res.headers.set("x-should-retry", "false");
+      return res;
+    }
+
+    function clientLeft(): Response {
+      if (body instanceof StreamedBody) body.discard();
+      ctx.status = CLIENT_CLOSED;
+      meter?.finish("client_closed", undefined);
+      return finishEarly(ctx, CLIENT_CLOSED, "client_closed");
+    }
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
       req.signal.removeEventListener("abort", cancel);
@@ -331,6 +604,40 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 function closeAfter(res: Response): Response {
   res.headers.set("connection", "close");
   return res;
+}
+
+/** A small answer the transport already holds whole, if any. */
+function smallBody(up: UpstreamResponse): Uint8Array | undefined {
+  return up.whole ?? (up.body === null ? new Uint8Array(0) : undefined);
+}
+
+/** A declared body of at most SMALL_BODY_BYTES: read whole, the same bounded memory as one relayed chunk. */
+function declaredSmall(h: Headers): boolean {
+  const d = h.get("content-length");
+  return d !== null && Number(d) <= SMALL_BODY_BYTES;
+}
+
+/** A failed attempt's answer is not relayed: free its body (and with it the upstream connection's exchange). */
+function discardAnswer(up: UpstreamResponse): void {
+  up.body?.cancel().catch(() => {});
+}
+
+/** Sleeps `ms`, or less when the exchange is cancelled (the client went away). */
+function sleepUnless(ms: number, cancel: Cancel): Promise<void> {
+  if (cancel.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const l = {
+      onCancel(): void {
+        clearTimeout(t);
+        resolve();
+      },
+    };
+    const t = setTimeout(() => {
+      cancel.unlisten(l);
+      resolve();
+    }, ms);
+    cancel.listen(l);
+  });
 }
 
 /** Time spent in the gateway's own code: before the upstream send, and from the upstream head to the client head. */

@@ -8,6 +8,8 @@ import { BroadcastDenySet, DenySet } from "./denyset.ts";
 import { DenyWatcher } from "./denyset-nats.ts";
 import { KeyVerifier, mint, type SharedVerifyBudget } from "./keys.ts";
 import { RateGuard } from "./ratelimit.ts";
+import { KeyPools, ReplayPool } from "./key-pool.ts";
+import { RetryBudgets } from "./retry-policy.ts";
 import { log } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { clientIdleSecs, createHandler, type Gateway } from "./pipeline.ts";
@@ -130,6 +132,9 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
           })
         : new FetchTransport({ verifyCert: cfg.upstream_verify_cert, idleTimeoutSecs: cfg.idle_timeout_secs }),
     metrics,
+    pools: new KeyPools(cfg.key_pool, providers, shared),
+    budgets: new RetryBudgets({ ratio: cfg.retry.budget_ratio, minPerSec: cfg.retry.budget_min_per_sec }, providers.map((p) => p.name), shared),
+    replayPool: new ReplayPool(cfg.retry.replay_pool_bytes, shared),
   };
 }
 

@@ -594,8 +594,11 @@ describe("an unreachable provider is named in the log (issue 13 item 11)", () =>
     await expectOneAccessLine(gw2, id, 502, "upstream_unreachable");
     const retries = linesFor(id, "upstream connect failed, retrying");
     const failed = linesFor(id, "upstream request failed");
-    expect(retries.length).toBe(2);
+    // Managed: §5's two connect retries within each attempt, and §10's attempts after backoff; one final line.
+    const attempts = linesFor(id, "upstream attempt failed, retrying");
+    expect(retries.length).toBe(2 * (attempts.length + 1));
     expect(failed.length).toBe(1);
+    for (const l of attempts) expect(String(l["error"])).toMatch(new RegExp(`^upstream_unreachable: [A-Za-z_]+ ${authority.replace(/\./g, "\\.")}$`));
     for (const l of retries) expect(String(l["error"])).toMatch(new RegExp(`^[A-Za-z_]+ ${authority.replace(/\./g, "\\.")}$`));
     expect(String(failed[0]?.["error"])).toMatch(new RegExp(`^upstream_unreachable: [A-Za-z_]+ ${authority.replace(/\./g, "\\.")}$`));
     // The host is there, the pool key (and the client's key) never.
