@@ -68,8 +68,13 @@ async function chat(provider: string, session: string, headers: Record<string, s
   );
 }
 
-function deadLines(provider: string): LogLine[] {
-  return gw.logs().filter((l) => l["target"] === "ai.gateway" && l["msg"] === "pool key is dead" && l["provider"] === provider);
+/** The "pool key is dead" lines for a provider, once the first has been written (stdout is flushed in batches). */
+async function deadLines(provider: string): Promise<LogLine[]> {
+  const isDead = (l: LogLine): boolean => l["target"] === "ai.gateway" && l["msg"] === "pool key is dead" && l["provider"] === provider;
+  await gw.waitForLog(isDead);
+  // A batch more, so a second line (the bug this guards against) would be in too.
+  await Bun.sleep(100);
+  return gw.logs().filter(isDead);
 }
 
 async function keyState(provider: string, keyId: string): Promise<Record<string, number | undefined>> {
@@ -132,7 +137,7 @@ describe("dead keys", () => {
       }
       expect(uses(openaiMock, dead)).toBe(1);
       expect(uses(openaiMock, live)).toBe(i + 20);
-      const lines = deadLines(c.provider);
+      const lines = await deadLines(c.provider);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ level: "error", key_id: `${c.provider}#0`, reason: c.reason, status: c.status });
       expect(await keyState(c.provider, `${c.provider}#0`)).toEqual({ ready: 0, cooling: 0, dead: 1 });
@@ -197,8 +202,9 @@ describe("every key cooling or dead: the gateway answers at once, nothing forwar
     const retrying = new Anthropic({ apiKey: MANAGED, baseURL: gw.url, maxRetries: 2 });
     await retrying.messages.create({ model: "claude-test", max_tokens: 16, messages: [{ role: "user", content: "hi" }] }).catch(() => undefined);
     expect(uses(anthropicMock, only)).toBe(1);
-    expect(deadLines("anthropic")).toHaveLength(1);
-    expect(deadLines("anthropic")[0]).toMatchObject({ reason: "auth", status: 401, key_id: "anthropic#0" });
+    const lines = await deadLines("anthropic");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ reason: "auth", status: 401, key_id: "anthropic#0" });
   });
 });
 
