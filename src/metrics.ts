@@ -112,6 +112,15 @@ export class ProviderMetrics {
   }
 }
 
+const KEY_STATES = ["ready", "cooling", "dead"] as const;
+
+/** ai_pool_key_state at scrape time: 1 for each key's current state, 0 for the other two (SPEC §10). */
+export function setPoolKeyStates(metrics: Metrics, states: ReadonlyArray<{ provider: string; keyId: string; state: (typeof KEY_STATES)[number] }>): void {
+  for (const k of states) {
+    for (const st of KEY_STATES) metrics.setGauge("ai_pool_key_state", k.state === st ? 1 : 0, { provider: k.provider, key_id: k.keyId, state: st });
+  }
+}
+
 /** How one upstream attempt ended (ai_upstream_attempts_total). */
 export type AttemptOutcome = "ok" | "rate_limited" | "dead_key" | "server_error" | "client_error" | "in_band_error" | "connect_failure" | "reset" | "timeout";
 /** Why an attempt was followed by another (ai_retries_total). */

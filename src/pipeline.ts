@@ -207,7 +207,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let session = "";
     if (cred.managed) {
       model = meter?.requestModel() ?? "";
-      session = headers.get("x-session-id") ?? cred.token;
+      // The session only matters when there are keys to choose among: one key costs no header lookup.
+      if (provider.keys.length > 1) session = headers.get("x-session-id") ?? cred.token;
       key = pools.pick(provider, model, session);
       if (key === undefined) {
         if (body instanceof StreamedBody) body.discard();

@@ -11,7 +11,7 @@ import { RateGuard } from "./ratelimit.ts";
 import { KeyPools, ReplayPool } from "./key-pool.ts";
 import { RetryBudgets } from "./retry-policy.ts";
 import { log } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { Metrics, setPoolKeyStates } from "./metrics.ts";
 import { clientIdleSecs, createHandler, type Gateway } from "./pipeline.ts";
 import { BUILT_IN_PROVIDERS, buildProvider, type Provider, type ProviderRow } from "./providers.ts";
 import { Router } from "./route.ts";
@@ -253,7 +253,11 @@ export async function startGateway(cfg: Config, opts: StartOptions = {}): Promis
     gateway.transport.close();
     void watcher.stop();
   });
-  const admin = serveAdmin(cfg, watcher, metrics, { metrics: () => metrics.render() }, () => {
+  const scrape = (): string => {
+    setPoolKeyStates(metrics, gateway.pools.states());
+    return metrics.render();
+  };
+  const admin = serveAdmin(cfg, watcher, metrics, { metrics: scrape }, () => {
     // The client listener is already up: close it, so the failed boot leaves nothing bound behind it.
     void server.stop(true);
     gateway.transport.close();

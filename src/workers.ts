@@ -16,7 +16,8 @@ import { type Config, parseListen, resolveConfigPath } from "./config.ts";
 import type { BroadcastDenySet, DenyMessage } from "./denyset.ts";
 import type { DenyWatcher } from "./denyset-nats.ts";
 import { log } from "./log.ts";
-import { Metrics, type MetricsSnapshot } from "./metrics.ts";
+import { KeyPools } from "./key-pool.ts";
+import { Metrics, type MetricsSnapshot, setPoolKeyStates } from "./metrics.ts";
 import { allocateVerifyBudget, type SharedVerifyBudget } from "./keys.ts";
 import type { Provider } from "./providers.ts";
 import { ListenError, type Running, serveAdmin, VERSION } from "./server.ts";
@@ -102,6 +103,7 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     providers: o.providers.map((p) => p.name),
   });
   const verifyBudget = allocateVerifyBudget(shared.originEpochMs);
+  const keyStates = new KeyPools(cfg.key_pool, o.providers, shared);
   const listen = parseListen(cfg.listen);
   const slots: Slot[] = [];
   const workersGauge = metrics.cell("ai_workers");
@@ -238,6 +240,8 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
           }),
       ),
     );
+    // Pool key states live in shared memory: main reads them itself (workers never set this gauge, so the sum keeps it).
+    setPoolKeyStates(metrics, keyStates.states());
     const all: MetricsSnapshot[] = [retired.snapshot()];
     for (const s of snaps) if (s !== undefined) all.push(s);
     return metrics.renderMerged(all);
