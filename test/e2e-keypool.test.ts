@@ -243,6 +243,32 @@ test("affinity: with 3 ready keys the same x-session-id always lands on the same
   expect(used.size).toBeGreaterThanOrEqual(2);
 });
 
+const ENV_KEYS = ["sk-ok-kp-env-1", "sk-ok-kp-env-2"];
+
+test("AI_POOL_KEY_OPENAI with comma-separated keys: both are pool keys (sessions reach each), ids openai#0 and openai#1", async () => {
+  const envGw = await t.launch(poolConfig({ authorities: { openai: openaiMock.authority }, poolKeys: {}, publicKey: signing.publicKey }), {
+    AI_POOL_KEY_OPENAI: ENV_KEYS.join(","),
+  });
+  const seen = new Map<string, string>();
+  for (let s = 0; s < 24; s++) {
+    const r = await fetch(`${envGw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${MANAGED}`, "content-type": "application/json", "x-session-id": `env-${s}` },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(r.status).toBe(200);
+    const id = r.headers.get("x-beyond-request-id") ?? "";
+    await r.arrayBuffer();
+    const key = keyOf(openaiMock.last()) ?? "";
+    expect(ENV_KEYS).toContain(key);
+    const usage = await envGw.waitForLog((l) => l["target"] === "ai.usage" && l["request_id"] === id);
+    seen.set(key, String(usage["key_id"]));
+  }
+  expect(Object.fromEntries(seen)).toEqual({ [ENV_KEYS[0]!]: "openai#0", [ENV_KEYS[1]!]: "openai#1" });
+  const text = `${envGw.stdout()}\n${envGw.stderr()}\n${(await scrape(envGw.metricsUrl)).text}`;
+  for (const k of ENV_KEYS) expect(text).not.toContain(k);
+});
+
 test("no pool key value appears in the gateway's stdout, stderr or /metrics", async () => {
   const text = `${gw.stdout()}\n${gw.stderr()}\n${(await scrape(gw.metricsUrl)).text}`;
   for (const k of ALL_KEYS) expect(text).not.toContain(k);

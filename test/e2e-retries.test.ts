@@ -91,6 +91,7 @@ describe("retried before the commit point: one request, two attempts, the client
       expect(u["status"]).toBe(200);
       expect(u["complete"]).toBe(true);
       expect(u["wasted_input_tokens"]).toBeUndefined();
+      expect((await gw.accessLog(String(u["request_id"])))["attempts"]).toBe(2);
     });
   }
 
