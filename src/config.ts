@@ -150,33 +150,37 @@ type TableName = (typeof TABLES)[number];
  * tables above. `Record<keyof …>` makes the compiler insist every field of the interface has a kind here.
  */
 type FieldKind =
-  | { readonly t: "int"; readonly min: 0 | 1 }
+  | { readonly t: "int"; readonly min: 0 | 1; readonly max?: number }
   | { readonly t: "number"; readonly min: number; readonly max?: number }
   | { readonly t: "enum"; readonly values: readonly string[] };
 
 const POS_INT: FieldKind = { t: "int", min: 1 };
 const NON_NEG_INT: FieldKind = { t: "int", min: 0 };
+/** setTimeout's limit: a longer delay fires at once (and Bun warns), so a typo'd huge wait would mean no wait. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A duration in ms: > 0, and short enough for a timer. */
+const MS: FieldKind = { t: "int", min: 1, max: MAX_TIMER_MS };
 
 const KEY_POOL_FIELDS: Readonly<Record<keyof KeyPoolConfig, FieldKind>> = {
   selection: { t: "enum", values: ["affinity", "round_robin"] },
-  cooldown_ms: POS_INT,
-  cooldown_max_ms: POS_INT,
-  dead_key_ms: POS_INT,
+  cooldown_ms: MS,
+  cooldown_max_ms: MS,
+  dead_key_ms: MS,
 };
 
 const RETRY_FIELDS: Readonly<Record<keyof RetryConfig, FieldKind>> = {
   max_attempts: POS_INT,
-  initial_backoff_ms: POS_INT,
+  initial_backoff_ms: MS,
   multiplier: { t: "number", min: 1 },
-  max_backoff_ms: POS_INT,
+  max_backoff_ms: MS,
   jitter: { t: "enum", values: ["full", "none"] },
-  max_retry_after_ms: POS_INT,
-  deadline_ms: POS_INT,
+  max_retry_after_ms: MS,
+  deadline_ms: MS,
   budget_ratio: { t: "number", min: 0, max: 1 },
   budget_min_per_sec: { t: "number", min: 0 },
   max_replay_bytes: NON_NEG_INT,
   replay_pool_bytes: NON_NEG_INT,
-  commit_hold_ms: POS_INT,
+  commit_hold_ms: MS,
   commit_hold_bytes: NON_NEG_INT,
 };
 
@@ -486,6 +490,7 @@ function checkField(key: string, kind: FieldKind, v: unknown, shown: string, wha
       if (typeof v !== "number" || !Number.isSafeInteger(v) || v < kind.min) {
         throw new ConfigError(key, `must be an integer ${kind.min === 1 ? "> 0" : ">= 0"}, got ${shown}${what}`);
       }
+      if (kind.max !== undefined && v > kind.max) throw new ConfigError(key, `must be at most ${kind.max} ms (about 24.8 days, a timer's limit), got ${shown}${what}`);
       return v;
     case "number": {
       const range = kind.max === undefined ? `>= ${kind.min}` : `in [${kind.min}, ${kind.max}]`;

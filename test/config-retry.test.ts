@@ -162,6 +162,13 @@ describe("[key_pool] and [retry]: accepted forms", () => {
     });
   });
 
+  test("a duration may go up to a timer's limit (2147483647 ms); byte sizes have no such cap", () => {
+    const cfg = load("[key_pool]\ncooldown_max_ms = 2147483647\ndead_key_ms = 2147483647\n[retry]\nmax_replay_bytes = 4294967296\nreplay_pool_bytes = 4294967296\n");
+    expect(cfg.key_pool.dead_key_ms).toBe(2147483647);
+    expect(cfg.key_pool.cooldown_max_ms).toBe(2147483647);
+    expect(cfg.retry.max_replay_bytes).toBe(4294967296);
+  });
+
   test("a table given in part keeps the defaults for the rest", () => {
     const cfg = load("[retry]\nmultiplier = 1.25\nbudget_ratio = 0\n");
     expect(cfg.retry).toEqual({ ...RETRY_DEFAULTS, multiplier: 1.25, budget_ratio: 0 });
@@ -211,6 +218,8 @@ describe("[key_pool] and [retry]: bad input exits naming the key", () => {
     ["a zero max_retry_after_ms", "[retry]\nmax_retry_after_ms = 0\n", {}, "retry.max_retry_after_ms: must be an integer > 0"],
     ["a zero deadline", "[retry]\ndeadline_ms = 0\n", {}, "retry.deadline_ms: must be an integer > 0"],
     ["a zero commit hold time", "[retry]\ncommit_hold_ms = 0\n", {}, "retry.commit_hold_ms: must be an integer > 0"],
+    ["a deadline past a timer's limit", "[retry]\ndeadline_ms = 2147483648\n", {}, "retry.deadline_ms: must be at most 2147483647 ms"],
+    ["a dead_key_ms past a timer's limit", "[key_pool]\ndead_key_ms = 9999999999\n", {}, "key_pool.dead_key_ms: must be at most 2147483647 ms"],
     ["a negative replay limit", "[retry]\nmax_replay_bytes = -1\n", {}, "retry.max_replay_bytes: must be an integer >= 0, got number -1"],
     ["a negative replay pool", "[retry]\nreplay_pool_bytes = -1\n", {}, "retry.replay_pool_bytes: must be an integer >= 0"],
     ["a negative commit hold size", "[retry]\ncommit_hold_bytes = -1\n", {}, "retry.commit_hold_bytes: must be an integer >= 0"],
