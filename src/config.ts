@@ -423,7 +423,7 @@ function poolKeyList(name: string, list: RawPoolList): Secret[] {
     if (typeof raw !== "string") throw new ConfigError(label(i), `must be a string, got ${describe(raw)}`);
     const key = raw.trim();
     if (key.length === 0) {
-      const why = list.form === "env" && !single ? "an empty element in the comma-separated list (a doubled or trailing comma?)" : "";
+      const why = list.form === "env" && !single ? "an empty element in the comma-separated list (a doubled, leading or trailing comma?)" : "";
       throw new ConfigError(label(i), `empty key${why === "" ? "" : `: ${why}`}${from}`);
     }
     // A variable separates keys with commas, so no key can hold one; the file refuses it too, so a key that works
