@@ -153,12 +153,20 @@ export class KeyPools {
     }
     // Exact path: collect the positions of the keys usable now, then choose among them as above.
     const now = quiet ? 0 : this.#now();
+    // The model's cached cooldown slots, looked up once for all keys (none to check when the model is not known).
+    const cooled = quiet || model === undefined ? undefined : this.#modelSlots(model);
     const ready = this.#ready;
     let count = 0;
     for (let k = 0; k < n; k++) {
       const slot = keys[k]!.slot;
       if (skip !== undefined && skip.has(slot)) continue;
-      if (!quiet && !this.#readyAt(slot, model, now)) continue;
+      if (!quiet) {
+        if (this.#keys.deadUntil(slot) > now) continue;
+        if (cooled !== undefined) {
+          const s = this.#slotIn(cooled, slot, model!);
+          if (s >= 0 && this.#cd.until(s) > now) continue;
+        }
+      }
       ready[count++] = k;
     }
     if (count === 0) return undefined;
@@ -289,15 +297,13 @@ export class KeyPools {
     return true;
   }
 
-  #readyAt(slot: number, model: string | undefined, now: number): boolean {
-    if (this.#keys.deadUntil(slot) > now) return false;
-    if (model === undefined) return true;
-    const s = this.#cooldownSlot(slot, model);
-    return s < 0 || this.#cd.until(s) <= now;
-  }
-
   /** The cooldown slot of (key slot, model), or -1: cached per thread, never claiming one (lookups must not fill it). */
   #cooldownSlot(slot: number, model: string): number {
+    return this.#slotIn(this.#modelSlots(model), slot, model);
+  }
+
+  /** The thread's cache of `model`'s cooldown slots, with every cached "no slot" dropped if a claim happened since. */
+  #modelSlots(model: string): ModelSlots {
     const gen = this.#cd.generation();
     let e = this.#models.get(model);
     if (e === undefined) {
@@ -310,6 +316,10 @@ export class KeyPools {
       for (let i = 0; i < a.length; i++) if (a[i] === -1) a[i] = SLOT_UNKNOWN;
       e.gen = gen;
     }
+    return e;
+  }
+
+  #slotIn(e: ModelSlots, slot: number, model: string): number {
     let s = e.slots[slot]!;
     if (s === SLOT_UNKNOWN) {
       s = this.#cd.find(slot, model);
