@@ -1,8 +1,9 @@
-// Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the reserved region for
-// SPEC §10's key cooldowns and retry budgets, all in SharedArrayBuffers mutated with Atomics.
+// Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the region for SPEC §10's
+// key cooldowns, dead keys, retry budgets and replay pool, all in SharedArrayBuffers mutated with Atomics.
 //
 // ── API (the runtime calls this) ────────────────────────────────────────────────────────────────────────────────────
-//   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name) });
+//   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name),
+//                                                    poolKeys: <pool keys of all providers> });
 //                  new Worker(entry, { workerData: { configPath, shared, lockOwner: nextId++ } })
 //                                         // SharedState is plain data + SharedArrayBuffers: postMessage/workerData-safe
 //                  worker.on("exit") →   releaseDeadThread(shared, thatWorkersLockOwner)   // before or after replacing it
@@ -10,7 +11,10 @@
 //                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts → SharedRateGuard
 //                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
 //                                                                              // src/breaker.ts → SharedCircuitBreaker
-//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path.
+//                  new KeyPools(cfg.key_pool, providers, shared) / new RetryBudgets({ ratio, minPerSec }, names, shared)
+//                  new ReplayPool(cfg.retry.replay_pool_bytes, shared)      // src/key-pool.ts, src/retry-policy.ts
+//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path;
+//                  the SPEC §10 classes without `shared` allocate a private state of this layout (one code path).
 // The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
 // packing depends on them. Every worker loads the same config file, so they do. Lock-owner ids: distinct per thread
 // and never reused (a replacement gets a new one), 1 … 2^31 − 1; main itself never takes a guard lock.
