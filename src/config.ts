@@ -145,7 +145,50 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
 const TABLES = ["provider_authorities", "provider_dialects", "provider_auth_schemes", "pool_keys", "signing_keys"] as const;
 type TableName = (typeof TABLES)[number];
 
-export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES];
+/**
+ * The typed tables (`[key_pool]`, `[retry]`): a fixed set of keys, each with its own kind, unlike the name → value
+ * tables above. `Record<keyof …>` makes the compiler insist every field of the interface has a kind here.
+ */
+type FieldKind =
+  | { readonly t: "int"; readonly min: 0 | 1; readonly max?: number }
+  | { readonly t: "number"; readonly min: number; readonly max?: number }
+  | { readonly t: "enum"; readonly values: readonly string[] };
+
+const POS_INT: FieldKind = { t: "int", min: 1 };
+const NON_NEG_INT: FieldKind = { t: "int", min: 0 };
+/** setTimeout's limit: a longer delay fires at once (and Bun warns), so a typo'd huge wait would mean no wait. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** A duration in ms: > 0, and short enough for a timer. */
+const MS: FieldKind = { t: "int", min: 1, max: MAX_TIMER_MS };
+
+const KEY_POOL_FIELDS: Readonly<Record<keyof KeyPoolConfig, FieldKind>> = {
+  selection: { t: "enum", values: ["affinity", "round_robin"] },
+  cooldown_ms: MS,
+  cooldown_max_ms: MS,
+  dead_key_ms: MS,
+};
+
+const RETRY_FIELDS: Readonly<Record<keyof RetryConfig, FieldKind>> = {
+  max_attempts: POS_INT,
+  initial_backoff_ms: MS,
+  multiplier: { t: "number", min: 1 },
+  max_backoff_ms: MS,
+  jitter: { t: "enum", values: ["full", "none"] },
+  max_retry_after_ms: MS,
+  deadline_ms: MS,
+  budget_ratio: { t: "number", min: 0, max: 1 },
+  budget_min_per_sec: { t: "number", min: 0 },
+  max_replay_bytes: NON_NEG_INT,
+  replay_pool_bytes: NON_NEG_INT,
+  commit_hold_ms: MS,
+  commit_hold_bytes: NON_NEG_INT,
+};
+
+const STRUCTS = { key_pool: KEY_POOL_FIELDS, retry: RETRY_FIELDS } as const;
+type StructName = keyof typeof STRUCTS;
+const STRUCT_NAMES = Object.keys(STRUCTS) as StructName[];
+
+export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES, ...STRUCT_NAMES];
 
 /** Meta variables that steer loading rather than name a config key. */
 const META_ENV = new Set(["AI_CONFIG_PATH", "AI_LOG_LEVEL"]);
@@ -221,13 +264,13 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     else cfg[key] = def;
   }
 
-  const tables: Record<TableName, Map<string, string>> = {
+  const tables: Record<Exclude<TableName, "pool_keys">, Map<string, string>> = {
     provider_authorities: tableFromToml("provider_authorities", file.provider_authorities),
     provider_dialects: tableFromToml("provider_dialects", file.provider_dialects),
     provider_auth_schemes: tableFromToml("provider_auth_schemes", file.provider_auth_schemes),
-    pool_keys: tableFromToml("pool_keys", file.pool_keys),
     signing_keys: tableFromToml("signing_keys", file.signing_keys),
   };
+  const poolLists = poolKeysFromToml(file.pool_keys);
 
   // Env table entries: AI_<TABLE>__<NAME>, plus the AI_POOL_KEY_<NAME> and AI_SIGNING_KEY_<KID> shorthands (which win).
   const knownNames = new Set<string>([...BUILT_IN_PROVIDERS.map((p) => p.name), ...tables.provider_authorities.keys()]);
@@ -252,7 +295,9 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
       }
       if (table === undefined || rawName === undefined || rawName.length === 0) continue;
       const entryName = table === "signing_keys" ? rawName : providerNameFromEnv(rawName, knownNames);
-      tables[table].set(entryName, value as string);
+      // A pool key variable replaces the file's whole list for that provider (never merged with it).
+      if (table === "pool_keys") poolLists.set(entryName, { keys: (value as string).split(","), form: "env", envName: name });
+      else tables[table].set(entryName, value as string);
       if (table === "provider_authorities") knownNames.add(entryName);
     }
   }
@@ -282,15 +327,7 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     schemes[name] = value;
   }
   const pool: Record<string, Secret[]> = {};
-  for (const [name, value] of tables.pool_keys) {
-    const key = value.trim();
-    if (key.length === 0) throw new ConfigError(`pool_keys.${name}`, "empty key");
-    // The key becomes a header value: CR/LF would split the upstream head (or make every managed request fail),
-    // other control bytes and non-ASCII go out raw. Refused at boot; the message names the byte, never the key.
-    const bad = badHeaderByte(key);
-    if (bad !== undefined) throw new ConfigError(`pool_keys.${name}`, `${bad}; a provider key is printable ASCII (a pasted line break?)`);
-    pool[name] = [new Secret(key)];
-  }
+  for (const [name, list] of poolLists) pool[name] = poolKeyList(name, list);
   const signing = new Map<number, Uint8Array>();
   for (const [kidText, value] of tables.signing_keys) {
     let kid: number;
@@ -315,8 +352,15 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   cfg.provider_dialects = dialects;
   cfg.provider_auth_schemes = schemes;
   cfg.pool_keys = pool;
-  cfg.key_pool = { ...KEY_POOL_DEFAULTS };
-  cfg.retry = { ...RETRY_DEFAULTS };
+  const keyPool = structFromConfig("key_pool", file.key_pool, env, KEY_POOL_DEFAULTS);
+  if (keyPool.cooldown_max_ms < keyPool.cooldown_ms) {
+    throw new ConfigError(
+      "key_pool.cooldown_max_ms",
+      `${keyPool.cooldown_max_ms} is below cooldown_ms ${keyPool.cooldown_ms}: a cooldown starts at cooldown_ms and doubles up to cooldown_max_ms, so the max must be >= cooldown_ms`,
+    );
+  }
+  cfg.key_pool = keyPool;
+  cfg.retry = structFromConfig("retry", file.retry, env, RETRY_DEFAULTS);
   cfg.signing_keys = signing;
   cfg.warnings = envTypoWarnings(env);
   // "auto" resolves here, once, so every consumer (and every worker loading the same file) sees one number.
@@ -338,6 +382,129 @@ function badHeaderByte(v: string): string | undefined {
     if (c > 0x7e) return `contains a non-ASCII character at offset ${i}`;
   }
   return undefined;
+}
+
+/** One provider's pool keys as written: a TOML string, a TOML array, or an env variable split on commas. */
+interface RawPoolList {
+  keys: unknown[];
+  form: "string" | "array" | "env";
+  /** The variable an env list came from, for the error message (a variable's name is not a secret). */
+  envName?: string;
+}
+
+/** `[pool_keys]` from the file: each entry a string (one key) or an array of strings (several, in order). */
+function poolKeysFromToml(value: unknown): Map<string, RawPoolList> {
+  const out = new Map<string, RawPoolList>();
+  if (value === undefined) return out;
+  if (!isTable(value)) throw new ConfigError("pool_keys", `must be a table, got ${describe(value)}`);
+  for (const [name, v] of Object.entries(value)) {
+    if (typeof v === "string") out.set(name, { keys: [v], form: "string" });
+    else if (Array.isArray(v)) out.set(name, { keys: v, form: "array" });
+    // describe() never runs on a string here, so no key can be quoted.
+    else throw new ConfigError(`pool_keys.${name}`, `must be a string or an array of strings, got ${describe(v)}`);
+  }
+  return out;
+}
+
+/**
+ * Validates one provider's keys and wraps them as Secrets, in the order listed (key ids `<provider>#<n>` follow it).
+ * Every message names the entry (`pool_keys.<name>`, or `pool_keys.<name>[<n>]` for one key of a list) and, for
+ * a variable, the variable; never the key itself.
+ */
+function poolKeyList(name: string, list: RawPoolList): Secret[] {
+  const from = list.envName === undefined ? "" : ` (from ${list.envName})`;
+  if (list.keys.length === 0) throw new ConfigError(`pool_keys.${name}`, "an empty array; list at least one key, or remove the entry");
+  const single = list.keys.length === 1 && list.form !== "array";
+  const label = (i: number) => (single ? `pool_keys.${name}` : `pool_keys.${name}[${i}]`);
+  const seen = new Map<string, number>();
+  const out: Secret[] = [];
+  for (let i = 0; i < list.keys.length; i++) {
+    const raw = list.keys[i];
+    if (typeof raw !== "string") throw new ConfigError(label(i), `must be a string, got ${describe(raw)}`);
+    const key = raw.trim();
+    if (key.length === 0) {
+      const why = list.form === "env" && !single ? "an empty element in the comma-separated list (a doubled, leading or trailing comma?)" : "";
+      throw new ConfigError(label(i), `empty key${why === "" ? "" : `: ${why}`}${from}`);
+    }
+    // A variable separates keys with commas, so no key can hold one; the file refuses it too, so a key that works
+    // in one place works in the other (and no provider's keys contain one).
+    if (key.includes(",")) {
+      throw new ConfigError(label(i), `contains a comma; list several keys as an array (${name} = ["…", "…"]), or comma-separated in AI_POOL_KEY_<NAME>${from}`);
+    }
+    // The key becomes a header value: CR/LF would split the upstream head (or make every managed request fail),
+    // other control bytes and non-ASCII go out raw. Refused at boot; the message names the byte, never the key.
+    const bad = badHeaderByte(key);
+    if (bad !== undefined) throw new ConfigError(label(i), `${bad}; a provider key is printable ASCII (a pasted line break?)${from}`);
+    // A repeated key is a paste mistake that hurts: its two ids share one provider quota, so a 429 on one would be
+    // "retried on another key" against the same quota.
+    const first = seen.get(key);
+    if (first !== undefined) throw new ConfigError(label(i), `the same key as ${label(first)}; list each key once${from}`);
+    seen.set(key, i);
+    out.push(new Secret(key));
+  }
+  return out;
+}
+
+/**
+ * `[key_pool]` or `[retry]`: the defaults, then the file's table (every key known, every value checked), then
+ * `AI_<TABLE>__<KEY>` variables, key by key. Errors name `<table>.<key>` (a variable: the variable and the key).
+ */
+function structFromConfig<T extends object>(table: StructName, value: unknown, env: Record<string, string | undefined>, defaults: Readonly<T>): T {
+  const fields = STRUCTS[table] as Readonly<Record<string, FieldKind>>;
+  const out = { ...defaults } as Record<string, unknown>;
+  if (value !== undefined) {
+    if (!isTable(value)) throw new ConfigError(table, `must be a table ([${table}]), got ${describe(value)}`);
+    for (const [k, v] of Object.entries(value)) {
+      const kind = fields[k];
+      if (kind === undefined) throw new ConfigError(`${table}.${k}`, `unknown key in [${table}] (known keys: ${Object.keys(fields).join(", ")})`);
+      out[k] = checkField(`${table}.${k}`, kind, v, describe(v));
+    }
+  }
+  for (const [k, kind] of Object.entries(fields)) {
+    const envName = structEnvName(table, k);
+    const raw = env[envName];
+    if (raw === undefined) continue;
+    const t = raw.trim();
+    // Numbers arrive as text; anything that is not one stays a string and fails the kind's check with the text.
+    const v = kind.t !== "enum" && NUMBER_TEXT.test(t) ? Number(t) : t;
+    out[k] = checkField(envName, kind, v, `"${raw}"`, ` (${table}.${k})`);
+  }
+  return out as T;
+}
+
+/** Decimal numbers as an environment variable may write them (`2`, `0.5`, `.5`, `1e3`, a sign). */
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function structEnvName(table: StructName, key: string): string {
+  return `AI_${table.toUpperCase()}__${key.toUpperCase()}`;
+}
+
+/** One typed-table value against its kind; `shown` is how the message quotes it, `what` names the key for a variable. */
+function checkField(key: string, kind: FieldKind, v: unknown, shown: string, what = ""): unknown {
+  switch (kind.t) {
+    case "enum":
+      if (typeof v !== "string") throw new ConfigError(key, `must be one of ${kind.values.join(", ")}, got ${shown}${what}`);
+      if (!kind.values.includes(v)) throw new ConfigError(key, `"${v}" is not one of ${kind.values.join(", ")}${what}`);
+      return v;
+    case "int":
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < kind.min) {
+        throw new ConfigError(key, `must be an integer ${kind.min === 1 ? "> 0" : ">= 0"}, got ${shown}${what}`);
+      }
+      if (kind.max !== undefined && v > kind.max) throw new ConfigError(key, `must be at most ${kind.max} ms (about 24.8 days, a timer's limit), got ${shown}${what}`);
+      return v;
+    case "number": {
+      const range = kind.max === undefined ? `>= ${kind.min}` : `in [${kind.min}, ${kind.max}]`;
+      // TOML allows inf and nan: neither is a ratio, a multiplier or a rate.
+      if (typeof v !== "number" || !Number.isFinite(v) || v < kind.min || (kind.max !== undefined && v > kind.max)) {
+        throw new ConfigError(key, `must be a number ${range}, got ${shown}${what}`);
+      }
+      return v;
+    }
+  }
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
 const WILDCARD_HOSTS = new Set(["", "0.0.0.0", "::", "*"]);
@@ -404,7 +571,11 @@ export function parseLogLevel(text: string): LogLevelName | undefined {
 }
 
 /** Every exact env name the gateway reads. */
-const EXACT_ENV = [...META_ENV, ...SCALARS.map(([k]) => `AI_${k.toUpperCase()}`)];
+const EXACT_ENV = [
+  ...META_ENV,
+  ...SCALARS.map(([k]) => `AI_${k.toUpperCase()}`),
+  ...STRUCT_NAMES.flatMap((t) => Object.keys(STRUCTS[t]).map((k) => structEnvName(t, k))),
+];
 /** Env name prefixes the gateway reads (the rest of the name is a provider or a kid). */
 const PREFIX_ENV = ["AI_POOL_KEY_", "AI_SIGNING_KEY_", ...TABLES.map((t) => `AI_${t.toUpperCase()}__`)];
 
@@ -437,7 +608,16 @@ export function envTypoWarnings(env: Record<string, string | undefined>): string
       }
       if (mine !== undefined && (best === undefined || mine.d < best.d)) best = mine;
     }
-    if (best !== undefined) out.push(`unknown environment variable ${name} is ignored: did you mean ${best.suggestion}?`);
+    if (best !== undefined) {
+      out.push(`unknown environment variable ${name} is ignored: did you mean ${best.suggestion}?`);
+      continue;
+    }
+    // AI_RETRY__<KEY> / AI_KEY_POOL__<KEY> can only mean one of that table's keys: say so even when none is close.
+    const struct = STRUCT_NAMES.find((t) => name.startsWith(`AI_${t.toUpperCase()}__`));
+    if (struct !== undefined) {
+      const key = name.slice(`AI_${struct.toUpperCase()}__`.length).toLowerCase();
+      out.push(`unknown environment variable ${name} is ignored: [${struct}] has no key ${key} (keys: ${Object.keys(STRUCTS[struct]).join(", ")})`);
+    }
   }
   return out;
 }
@@ -474,9 +654,7 @@ function checkProviderName(table: string, name: string): void {
 function tableFromToml(key: string, value: unknown): Map<string, string> {
   const out = new Map<string, string>();
   if (value === undefined) return out;
-  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date) {
-    throw new ConfigError(key, "must be a table");
-  }
+  if (!isTable(value)) throw new ConfigError(key, "must be a table");
   for (const [name, v] of Object.entries(value)) {
     if (typeof v !== "string") throw new ConfigError(`${key}.${name}`, `must be a string, got ${describe(v)}`);
     out.set(name, v);
@@ -610,7 +788,10 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   out.provider_authorities = cfg.provider_authorities;
   out.provider_dialects = cfg.provider_dialects;
   out.provider_auth_schemes = cfg.provider_auth_schemes;
-  out.pool_keys = Object.fromEntries(Object.keys(cfg.pool_keys).map((k) => [k, "***"]));
+  // One "***" per key, in order: how many keys each provider has (and so its key ids), never what they are.
+  out.pool_keys = Object.fromEntries(Object.entries(cfg.pool_keys).map(([k, keys]) => [k, keys.map(() => "***")]));
+  out.key_pool = { ...cfg.key_pool };
+  out.retry = { ...cfg.retry };
   out.signing_keys = Object.fromEntries([...cfg.signing_keys.entries()].map(([kid, pk]) => [String(kid), Buffer.from(pk).toString("base64")]));
   return out;
 }

@@ -60,7 +60,7 @@ export async function runDoctor(cfg: Config): Promise<{ ok: boolean; lines: stri
       : { name: "signing_keys", ok: false, msg: "no [signing_keys]", hint: "every bai_ managed key will get 401; add one with `beyond-ai keygen`" },
   );
 
-  const pooled = Object.keys(cfg.pool_keys);
+  const pooled = Object.entries(cfg.pool_keys).map(([name, keys]) => `${name} (${keys.length} key${keys.length === 1 ? "" : "s"})`);
   if (pooled.length > 0) checks.push({ name: "pool_keys", ok: true, msg: `pool keys for: ${pooled.join(", ")}` });
   else if (kids.length > 0)
     checks.push({ name: "pool_keys", ok: false, msg: "signing keys exist but no [pool_keys]", hint: "managed requests will get 503; set AI_POOL_KEY_<PROVIDER>" });

@@ -217,8 +217,6 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.keyId = key.id;
       budgets.first(pIndex);
     }
-    // The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys.
-    const sdkRetrying = retrying && Number(headers.get("x-stainless-retry-count") ?? "0") >= 1;
     const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: bodyChanged });
 
     // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
@@ -522,14 +520,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         // Another ready key at once; else (429 only) the same key once its cooldown ends, if that is soon enough.
         if (pools.pick(provider, model, session, tried) !== undefined) wait = 0;
         else {
-          if (outcome === "dead_key" || sdkRetrying) return undefined;
+          if (outcome === "dead_key" || sdkRetrying()) return undefined;
           const r = pools.readiness(provider, model);
           if (r.allDead || r.readyInMs > retry.max_retry_after_ms) return undefined;
           wait = r.readyInMs;
           tried = undefined;
         }
       } else {
-        if (sdkRetrying) return undefined;
+        if (sdkRetrying()) return undefined;
         if (retryAfterMs !== undefined && retryAfterMs > retry.max_retry_after_ms) return undefined;
         wait = Math.max(backoffMs(attempt, backoff), retryAfterMs ?? 0);
       }
@@ -540,6 +538,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return undefined;
       }
       return wait;
+    }
+
+    /** The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys. The
+     * header passes the rewrite unchanged, and only a request about to retry reads it. */
+    function sdkRetrying(): boolean {
+      const n = headers.get("x-stainless-retry-count");
+      return n !== null && Number(n) >= 1;
     }
 
     /** Waits `ms` (0: not at all); false when the client went away meanwhile. */

@@ -1,8 +1,9 @@
-// Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the reserved region for
-// SPEC §10's key cooldowns and retry budgets, all in SharedArrayBuffers mutated with Atomics.
+// Process-wide guard state for workers ≥ 2 (SPEC §14): rate limits, circuit breakers, and the region for SPEC §10's
+// key cooldowns, dead keys, retry budgets and replay pool, all in SharedArrayBuffers mutated with Atomics.
 //
 // ── API (the runtime calls this) ────────────────────────────────────────────────────────────────────────────────────
-//   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name) });
+//   main thread:   const shared = allocateSharedState({ perCredentialRps, byoRps, providers: providers.map(p => p.name),
+//                                                    poolKeys: <pool keys of all providers> });
 //                  new Worker(entry, { workerData: { configPath, shared, lockOwner: nextId++ } })
 //                                         // SharedState is plain data + SharedArrayBuffers: postMessage/workerData-safe
 //                  worker.on("exit") →   releaseDeadThread(shared, thatWorkersLockOwner)   // before or after replacing it
@@ -10,12 +11,18 @@
 //                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts → SharedRateGuard
 //                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
 //                                                                              // src/breaker.ts → SharedCircuitBreaker
-//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path.
+//                  new KeyPools(cfg.key_pool, providers, shared) / new RetryBudgets({ ratio, minPerSec }, names, shared)
+//                  new ReplayPool(cfg.retry.replay_pool_bytes, shared)      // src/key-pool.ts, src/retry-policy.ts
+//   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path;
+//                  the SPEC §10 classes without `shared` allocate a private state of this layout (one code path).
 // The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
 // packing depends on them. Every worker loads the same config file, so they do. Lock-owner ids: distinct per thread
 // and never reused (a replacement gets a new one), 1 … 2^31 − 1; main itself never takes a guard lock.
-// SPEC §10 (reserved, nothing wired): SharedKeyStates (dead-until per pool key), SharedCooldowns (per key×model
-// cooldown-until and 429 streak), SharedRetryBudgets (per-provider first attempts / retries over 10 s).
+// SPEC §10 (src/key-pool.ts, src/retry-policy.ts): SharedKeyStates (dead-until per pool key), SharedCooldowns (per
+// key×model cooldown-until and 429 streak), SharedRetryBudgets (per-provider first attempts / retries over 10 s), and
+// the routing words (the replay pool's byte count, the cooldown claim generation, per-provider hints). main passes
+// poolKeys = the pool keys of all providers (their PoolKey.slot numbers index the key slots). With workers = 1 the
+// same classes run over a private state (allocatePrivateRoutingState).
 
 // ── Clock ───────────────────────────────────────────────────────────────────────────────────────────────────────────
 // performance.now() has a per-thread origin (a worker's starts at 0 when the worker starts; Bun.nanoseconds() too,
@@ -49,7 +56,7 @@
 //   +4 probe owner                             id of the thread holding the half-open probe (0 none), see releaseDeadThread
 //   +8..9 windowStart, +10..11 openedAt        Float64 (ms on the shared clock) through a Float64Array view, read and
 //                                              written only under the lock
-// cooldowns (SPEC §10, reserved: layout and accessors, no behaviour yet):
+// cooldowns (SPEC §10):
 //   keys: Int32Array, KEY_SLOT_INTS = 8 per pool key (global key index, the order in which the caller numbers them):
 //     +0 seq (seqlock: odd while a writer is inside)  +1,+2 dead-until ms (hi, lo)  +3 reason code
 //     +4 writer lock (0 free, else the writer's thread id)  +5..7 spare
@@ -58,13 +65,28 @@
 //     +5 consecutive-429 streak  +6 key index  +7 writer lock (0 free, else the writer's thread id)
 //   retry budgets: Int32Array, RETRY_BUDGET_SLOT_INTS = 32 per provider: RETRY_BUDGET_BUCKETS one-second buckets, each
 //     two packed words (first attempts, retries) with 12 stamp bits and 20 count bits (saturating at 2^20 − 1).
+//   routing: Int32Array (ROUTING_* below):
+//     [0]        replay pool: bytes reserved now for replay copies, process-wide (ReplayPool; CAS, never over its limit)
+//     [1 .. 15]  padding: the replay word changes per retryable request, so it gets its own cache line
+//     [16]       cooldown claim generation: +1 after each new key×model slot claim, so a thread may cache "this pair has
+//                no slot" until the generation moves (KeyPools' per-thread slot cache)
+//     [17 .. 31] padding
+//     [32 + 2p]      cooling hint of provider p (index in `providers`): 0 = no key of p cooling or dead since the hint
+//                    was last cleared, else ceil(latest until in s) + 1. Raised (CAS max) by every cooldown and dead
+//                    mark, cleared (CAS to 0) by the first reader that sees it expired. pick() reads only this word
+//                    on the happy path.
+//     [32 + 2p + 1]  streak hint of provider p: the same for until + cooldown_max_ms, the time up to which a 429 streak
+//                    of one of p's pairs still counts; succeeded() reads only this word on the happy path.
+//   A hint is only ever too high (a stale or cleared-late hint sends a reader down the exact path, which reads the
+//   real entries), except for the instant between an entry's write and its hint's raise: a pick then may still choose
+//   the key that has just cooled, as it would have a moment earlier.
 // Why no reader sees a torn entry: a sketch counter or BYO word is one 32-bit word changed only by compare-and-swap;
 // breaker words are single Int32s stored with Atomics, and the two Float64 times are written and read only under the
 // slot's lock; the §10 times span two words behind a seqlock that readers validate (retry while odd or moved). The one
 // way left to leave a half-done entry, a thread dying inside a section, is repaired by releaseDeadThread.
 
 /** Bumped when the layout changes: a worker refuses state from another layout (cannot happen within one binary). */
-export const SHARED_LAYOUT_VERSION = 1;
+export const SHARED_LAYOUT_VERSION = 2;
 
 export const SKETCH_ROWS = 4;
 export const SKETCH_WIDTH = 65536;
@@ -95,6 +117,12 @@ export const COOLDOWN_PROBE = 16;
 export const RETRY_BUDGET_SLOT_INTS = 32;
 export const RETRY_BUDGET_BUCKETS = 10;
 const BUDGET_COUNT_BITS = 20;
+export const ROUTING_REPLAY_WORD = 0;
+export const ROUTING_CLAIM_GEN = 16;
+export const ROUTING_HINTS_AT = 32;
+export const ROUTING_HINT_INTS = 2;
+/** Largest replay pool the 32-bit word holds: a larger replay_pool_bytes acts as this (2 GiB − 1). */
+export const REPLAY_POOL_MAX = 0x7fffffff;
 
 export interface SharedStateOptions {
   /** rate_limit_rps (0 = tier off: no sketch is allocated). */
@@ -103,9 +131,9 @@ export interface SharedStateOptions {
   byoRps: number;
   /** Provider names, in a fixed order: a provider's breaker and retry-budget slot is its index here. */
   providers: readonly string[];
-  /** SPEC §10 (reserved): how many pool keys to give a dead-until slot (default 256). */
+  /** SPEC §10: how many pool keys to give a dead-until slot (default 256); main passes the total of all providers. */
   poolKeys?: number;
-  /** SPEC §10 (reserved): key×model cooldown slots, a power of two (default 4096). */
+  /** SPEC §10: key×model cooldown slots, a power of two (default 4096). */
   cooldownSlots?: number;
 }
 
@@ -128,6 +156,8 @@ export interface SharedState {
   readonly cooldownSlots: number;
   readonly cooldowns: SharedArrayBuffer;
   readonly retryBudgets: SharedArrayBuffer;
+  /** Replay pool word, cooldown claim generation, per-provider hints (see the layout). */
+  readonly routing: SharedArrayBuffer;
 }
 
 /** What a CircuitBreaker needs to use a shared slot: the breakers buffer, its slot index, and the clock origin. */
@@ -164,7 +194,16 @@ export function allocateSharedState(opts: SharedStateOptions): SharedState {
     cooldownSlots,
     cooldowns: new SharedArrayBuffer(4 * COOLDOWN_SLOT_INTS * cooldownSlots),
     retryBudgets: new SharedArrayBuffer(4 * RETRY_BUDGET_SLOT_INTS * Math.max(1, opts.providers.length)),
+    routing: new SharedArrayBuffer(4 * (ROUTING_HINTS_AT + ROUTING_HINT_INTS * Math.max(1, opts.providers.length))),
   };
+}
+
+/**
+ * workers = 1: a state for the SPEC §10 classes alone (no rate sketch, `cooldownSlots` key×model slots), so the
+ * single-thread path runs the same code as the workers. Its few Atomics cost ~10 ns each against a plain read's ~3.
+ */
+export function allocatePrivateRoutingState(providers: readonly string[], poolKeys: number, cooldownSlots = 1024): SharedState {
+  return allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers, poolKeys, cooldownSlots });
 }
 
 /** Throws unless `state` is a SharedState of this layout (a worker's first check on what it was handed). */
@@ -273,7 +312,7 @@ export function countBitsFor(limit: number): number {
   return Math.max(1, 32 - Math.clz32(limit + 1));
 }
 
-// ── SPEC §10 reserved region: accessors only ─────────────────────────────────────────────────────────────────────────
+// ── SPEC §10 region: accessors ───────────────────────────────────────────────────────────────────────────────────────
 
 /** Reason codes for a key's dead-until entry. */
 export const KEY_DEAD_NONE = 0;
@@ -283,18 +322,33 @@ export const KEY_DEAD_QUOTA = 2; // 429 insufficient_quota and the like
 const TWO32 = 4294967296;
 
 /**
- * Writes a whole-millisecond value (< 2^53) as two Int32 words behind the seqlock at `seq`. Writers serialise on the
- * writer lock word (holding their thread id, so releaseDeadThread can finish a dead writer's section); readers never
- * wait for the lock, only retry while seq is odd or moved.
+ * Takes a seqlocked entry's writer lock (holding this thread's id, so releaseDeadThread can free it). Writers serialise
+ * on it; readers never wait for it, they only retry while seq is odd or moved. Held for a few stores, never an await.
  */
-function seqWrite(a: Int32Array, seq: number, hi: number, writer: number, value: number, extraAt: number, extra: number): void {
+function seqLock(a: Int32Array, writer: number): void {
   while (Atomics.compareExchange(a, writer, 0, lockOwner) !== 0);
+}
+
+function seqUnlock(a: Int32Array, writer: number): void {
+  Atomics.store(a, writer, 0);
+}
+
+/**
+ * Under the writer lock: writes a whole-millisecond value (< 2^53) as two Int32 words behind the seqlock at `seq`,
+ * and `extra` at `extraAt`.
+ */
+function seqStore(a: Int32Array, seq: number, hi: number, value: number, extraAt: number, extra: number): void {
   Atomics.add(a, seq, 1); // odd: a write is in progress
   Atomics.store(a, hi, Math.floor(value / TWO32));
   Atomics.store(a, hi + 1, value >>> 0);
   Atomics.store(a, extraAt, extra);
   Atomics.add(a, seq, 1); // even again: readers that overlapped retry
-  Atomics.store(a, writer, 0);
+}
+
+function seqWrite(a: Int32Array, seq: number, hi: number, writer: number, value: number, extraAt: number, extra: number): void {
+  seqLock(a, writer);
+  seqStore(a, seq, hi, value, extraAt, extra);
+  seqUnlock(a, writer);
 }
 
 /** releaseDeadThread's part for one seqlocked entry: a dead writer's half-written value is cleared (fail-open). */
@@ -309,7 +363,7 @@ function releaseSeqWriter(a: Int32Array, seq: number, hi: number, writer: number
   return true;
 }
 
-/** Reads the Float64 written by seqWrite; retries while a writer is inside or finished meanwhile. Never torn. */
+/** Reads the value written by seqStore; retries while a writer is inside or finished meanwhile. Never torn. */
 function seqRead(a: Int32Array, seq: number, hi: number): number {
   for (;;) {
     const s1 = Atomics.load(a, seq);
@@ -318,6 +372,9 @@ function seqRead(a: Int32Array, seq: number, hi: number): number {
     if (Atomics.load(a, seq) === s1) return v;
   }
 }
+
+/** Largest time the seqlocked entries hold (whole ms below 2^53); later deadlines are clamped to it. */
+export const SEQ_TIME_MAX = 2 ** 52;
 
 /** Per-key dead-until (SPEC §10 dead_key_ms), on the shared clock. */
 export class SharedKeyStates {
@@ -337,6 +394,19 @@ export class SharedKeyStates {
     const b = this.#base(key);
     seqWrite(this.#a, b, b + 1, b + 4, untilMs, b + 3, reason);
   }
+  /**
+   * Marks the key dead until `untilMs` unless it already is dead at `nowMs` (then nothing changes). True only for the
+   * call that found it alive: one check-and-write under the key's writer lock, so of N threads marking at once one wins.
+   */
+  markDeadIfAlive(key: number, nowMs: number, untilMs: number, reason: number): boolean {
+    const b = this.#base(key);
+    const a = this.#a;
+    seqLock(a, b + 4);
+    const alive = seqRead(a, b, b + 1) <= nowMs;
+    if (alive) seqStore(a, b, b + 1, Math.min(untilMs, SEQ_TIME_MAX), b + 3, reason);
+    seqUnlock(a, b + 4);
+    return alive;
+  }
   #base(key: number): number {
     if (!Number.isInteger(key) || key < 0 || key >= this.size) throw new RangeError(`key index ${key} out of range`);
     return key * KEY_SLOT_INTS;
@@ -345,23 +415,45 @@ export class SharedKeyStates {
 
 const xxHash32 = Bun.hash.xxHash32;
 
+/** How long slot() waits for another thread's claim of a slot to finish (two stores) before probing on. */
+const CLAIM_SPIN_MAX = 1 << 20;
+
 /**
  * Per key×model cooldown-until and consecutive-429 streak (SPEC §10 cooldown_ms doubling). slot() finds or claims the
- * slot of (key, model) once; the caller may cache the number. Tags are two seeded 32-bit hashes (a false match needs a
- * 64-bit collision). A full probe run returns -1: the caller then treats the pair as not cooling (fail-open).
+ * slot of (key, model) once; find() only finds; the caller may cache a slot number (slots are never freed or moved).
+ * Tags are two seeded 32-bit hashes (a false match needs a 64-bit collision). A full probe run returns -1: the caller
+ * then treats the pair as not cooling (fail-open). Every claim bumps the routing claim generation after it completes,
+ * so a cached "no slot" stays true while the generation has not moved.
  */
 export class SharedCooldowns {
   readonly #a: Int32Array;
+  readonly #routing: Int32Array;
   readonly #mask: number;
   readonly #seedA: number;
   readonly #seedB: number;
   constructor(state: SharedState) {
     this.#a = new Int32Array(state.cooldowns);
+    this.#routing = new Int32Array(state.routing);
     this.#mask = state.cooldownSlots - 1;
     this.#seedA = state.seedA ^ 0x5bd1e995;
     this.#seedB = state.seedB ^ 0x1b873593;
   }
+  /** Slots of the table (for a scan). */
+  get size(): number {
+    return this.#mask + 1;
+  }
   slot(key: number, model: string): number {
+    return this.#probe(key, model, true);
+  }
+  /** The slot of (key, model) if one was claimed, else -1. Claims nothing (a lookup must not fill the table). */
+  find(key: number, model: string): number {
+    return this.#probe(key, model, false);
+  }
+  /** The claim generation now (read it before a find() whose "no slot" answer you cache). */
+  generation(): number {
+    return Atomics.load(this.#routing, ROUTING_CLAIM_GEN);
+  }
+  #probe(key: number, model: string, claim: boolean): number {
     const text = `${key}\u0000${model}`;
     const t0 = xxHash32(text, this.#seedA) | 0 || 1; // word 0 = 0 marks a free slot
     const t1 = xxHash32(text, this.#seedB) | 0 || 1; // word 1 = 0 marks "being claimed"
@@ -370,21 +462,29 @@ export class SharedCooldowns {
       const i = ((t1 + p) & this.#mask) * COOLDOWN_SLOT_INTS;
       let w0 = Atomics.load(a, i);
       if (w0 === 0) {
+        if (!claim) return -1; // claims fill a run in probe order: a free slot ends the pair's run
         w0 = Atomics.compareExchange(a, i, 0, t0);
         if (w0 === 0) {
           Atomics.store(a, i + 6, key);
           Atomics.store(a, i + 1, t1); // last: a reader that sees word 1 sees the whole claim
+          Atomics.add(this.#routing, ROUTING_CLAIM_GEN, 1);
           return i / COOLDOWN_SLOT_INTS;
         }
       }
       if (w0 === t0) {
         // Claimed by someone with the same first word, maybe an instant ago: wait for its second word (two stores).
-        let w1: number;
-        while ((w1 = Atomics.load(a, i + 1)) === 0);
+        // Bounded: a claimer that died between the two stores must not wedge everyone; the probe then moves on.
+        let w1 = Atomics.load(a, i + 1);
+        for (let spin = 0; w1 === 0 && claim && spin < CLAIM_SPIN_MAX; spin++) w1 = Atomics.load(a, i + 1);
         if (w1 === t1) return i / COOLDOWN_SLOT_INTS;
       }
     }
     return -1;
+  }
+  /** The key index a claimed slot belongs to, or -1 for a free or half-claimed slot (for a scan). */
+  keyOf(slot: number): number {
+    const b = slot * COOLDOWN_SLOT_INTS;
+    return Atomics.load(this.#a, b + 1) === 0 ? -1 : Atomics.load(this.#a, b + 6);
   }
   until(slot: number): number {
     const b = slot * COOLDOWN_SLOT_INTS;
@@ -395,8 +495,49 @@ export class SharedCooldowns {
   }
   set(slot: number, untilMs: number, streak: number): void {
     const b = slot * COOLDOWN_SLOT_INTS;
-    seqWrite(this.#a, b + 2, b + 3, b + 7, untilMs, b + 5, streak);
+    seqWrite(this.#a, b + 2, b + 3, b + 7, Math.min(untilMs, SEQ_TIME_MAX), b + 5, streak);
   }
+  /**
+   * One read-modify-write of the pair under its writer lock: `next(until, streak)` returns the new until (and sets
+   * the new streak through the returned object's fields), so two threads cooling the same pair at once cannot lose a
+   * step. Returns the until written.
+   */
+  update(slot: number, next: (entry: { until: number; streak: number }) => void): number {
+    const b = slot * COOLDOWN_SLOT_INTS;
+    const a = this.#a;
+    seqLock(a, b + 7);
+    const entry = { until: seqRead(a, b + 2, b + 3), streak: Atomics.load(a, b + 5) };
+    try {
+      next(entry);
+      entry.until = Math.min(Math.max(0, Math.ceil(entry.until)), SEQ_TIME_MAX);
+      seqStore(a, b + 2, b + 3, entry.until, b + 5, entry.streak | 0);
+    } finally {
+      seqUnlock(a, b + 7);
+    }
+    return entry.until;
+  }
+  /** Sets the streak to 0 and leaves the until alone (under the writer lock, so it cannot undo a concurrent update). */
+  resetStreak(slot: number): void {
+    const b = slot * COOLDOWN_SLOT_INTS;
+    seqLock(this.#a, b + 7);
+    Atomics.store(this.#a, b + 5, 0);
+    seqUnlock(this.#a, b + 7);
+  }
+}
+
+/** Raises hint word `i` to at least `value` (compare-and-swap max); rare: only on a cooldown or a dead mark. */
+export function raiseHint(a: Int32Array, i: number, value: number): void {
+  for (;;) {
+    const w = Atomics.load(a, i);
+    if (w >= value) return;
+    if (Atomics.compareExchange(a, i, w, value) === w) return;
+  }
+}
+
+/** A hint word's value for a deadline in ms on the shared clock: ceil(s) + 1 (never 0), clamped to an Int32. */
+export function hintOf(untilMs: number): number {
+  const s = Math.ceil(untilMs / 1000) + 1;
+  return s > 0x7fffffff ? 0x7fffffff : s < 1 ? 1 : s;
 }
 
 /** Per-provider retry budget counters (SPEC §10 budget_ratio over the last 10 s): one-second buckets of packed words. */

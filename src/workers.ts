@@ -4,7 +4,7 @@
 //
 // Main → worker messages: deny-set changes (DenyMessage), metrics scrapes, drain. Worker → main: listening / bind
 // failure, log batches (whole lines; main is the only writer of stdout), metrics snapshots, drained. None is per
-// request: process-wide request state (rate limits, breakers) lives in shared memory (src/shared-state.ts).
+// request: process-wide request state (rate limits, breakers, key cooldowns, retry budgets, the replay pool) lives in shared memory (src/shared-state.ts).
 //
 // A worker that throws or exits is logged (error, with its index and reason) and replaced on the same port; the
 // others keep serving. A replacement that dies again soon after it started waits a little longer each time, so a
@@ -101,6 +101,9 @@ export async function startWorkers(o: StartWorkersOptions): Promise<Running> {
     perCredentialRps: cfg.rate_limit_rps,
     byoRps: cfg.byo_rate_limit_rps,
     providers: o.providers.map((p) => p.name),
+    // SPEC §10: a dead-until slot per pool key; PoolKey.slot numbers them process-wide (every worker builds the same
+    // providers from the same config, so the same slots).
+    poolKeys: o.providers.reduce((n, p) => n + p.keys.length, 0),
   });
   const verifyBudget = allocateVerifyBudget(shared.originEpochMs);
   const keyStates = new KeyPools(cfg.key_pool, o.providers, shared);

@@ -328,7 +328,10 @@ describe("check-config", () => {
   const POOL_ENV = "sk-env-groq-check-secret";
   const NATS_CREDS = Buffer.from("-----BEGIN NATS USER JWT-----\ncheck-config-creds-secret\n").toString("base64");
 
-  test("prints the effective config with every pool key and nats_creds as *** and exits 0", async () => {
+  const POOL_OPENAI_2 = "sk-check-config-openai-second";
+  const POOL_ENV_2 = "sk-env-groq-check-second";
+
+  test("prints the effective config with every pool key (one *** per key, so the count shows) and nats_creds as *** and exits 0", async () => {
     const path = writeTempConfig(
       [
         `listen = "127.0.0.1:18080"`,
@@ -336,22 +339,46 @@ describe("check-config", () => {
         `rate_limit_rps = 5`,
         "",
         "[pool_keys]",
-        `openai = "${POOL_OPENAI}"`,
+        `openai = ["${POOL_OPENAI}", "${POOL_OPENAI_2}"]`,
         `anthropic = "${POOL_ANTHROPIC}"`,
       ].join("\n"),
     );
-    const r = await cli(["check-config", "--config", path], { AI_POOL_KEY_GROQ: POOL_ENV });
+    const r = await cli(["check-config", "--config", path], { AI_POOL_KEY_GROQ: `${POOL_ENV},${POOL_ENV_2}` });
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { source: string; config: Record<string, unknown> };
     expect(out.source).toBe(path);
     expect(out.config["listen"]).toBe("127.0.0.1:18080");
     expect(out.config["rate_limit_rps"]).toBe(5);
     expect(out.config["nats_creds"]).toBe("***");
-    expect(out.config["pool_keys"]).toEqual({ openai: "***", anthropic: "***", groq: "***" });
-    for (const secret of [POOL_OPENAI, POOL_ANTHROPIC, POOL_ENV, NATS_CREDS, "check-config-creds-secret"]) {
+    expect(out.config["pool_keys"]).toEqual({ openai: ["***", "***"], anthropic: ["***"], groq: ["***", "***"] });
+    for (const secret of [POOL_OPENAI, POOL_OPENAI_2, POOL_ANTHROPIC, POOL_ENV, POOL_ENV_2, NATS_CREDS, "check-config-creds-secret"]) {
       expect(r.stdout).not.toContain(secret);
       expect(r.stderr).not.toContain(secret);
     }
+  });
+
+  test("prints [key_pool] and [retry] with every value, the file's and the environment's merged over the defaults", async () => {
+    const path = writeTempConfig(`[key_pool]\nselection = "round_robin"\ncooldown_ms = 1000\n\n[retry]\nmax_attempts = 3\njitter = "none"\n`);
+    const r = await cli(["check-config", "--config", path], { AI_RETRY__BUDGET_RATIO: "0.5", AI_KEY_POOL__DEAD_KEY_MS: "60000" });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    const out = JSON.parse(r.stdout) as { config: Record<string, unknown> };
+    expect(out.config["key_pool"]).toEqual({ selection: "round_robin", cooldown_ms: 1000, cooldown_max_ms: 60000, dead_key_ms: 60000 });
+    expect(out.config["retry"]).toEqual({
+      max_attempts: 3,
+      initial_backoff_ms: 200,
+      multiplier: 1.5,
+      max_backoff_ms: 10000,
+      jitter: "none",
+      max_retry_after_ms: 10000,
+      deadline_ms: 30000,
+      budget_ratio: 0.5,
+      budget_min_per_sec: 5,
+      max_replay_bytes: 1048576,
+      replay_pool_bytes: 134217728,
+      commit_hold_ms: 1500,
+      commit_hold_bytes: 16384,
+    });
   });
 
   test("nats_creds from the environment is redacted too", async () => {
@@ -369,6 +396,8 @@ describe("check-config", () => {
     ["zero connect timeout", `connect_timeout_secs = 0`, "connect_timeout_secs"],
     ["signing key that is not 32 bytes", `[signing_keys]\n1 = "c2hvcnQ="`, "signing_keys"],
     ["provider dialect outside openai|anthropic", `[provider_authorities]\nacme = "127.0.0.1:9"\n\n[provider_dialects]\nacme = "gemini"`, "provider_dialects"],
+    ["retry jitter outside full|none", `[retry]\njitter = "some"`, 'retry.jitter: "some" is not one of full, none'],
+    ["unknown key inside [key_pool]", `[key_pool]\nstrategy = "affinity"`, "key_pool.strategy: unknown key in [key_pool]"],
   ];
   for (const [what, toml, key] of badConfigs) {
     test(`bad config (${what}) exits 2 (as serve does) with one line naming ${key}, and no secret`, async () => {

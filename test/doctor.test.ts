@@ -41,7 +41,7 @@ test("doctor passes every check with NATS up, a signing key and a pool key", asy
   }
   expect(r.out).not.toContain("[FAIL]");
   expect(r.out).toContain("[ok] signing_keys: 1 key(s): kid 1");
-  expect(r.out).toContain("[ok] pool_keys: pool keys for: openai");
+  expect(r.out).toContain("[ok] pool_keys: pool keys for: openai (1 key)");
   expect(r.code).toBe(0);
 }, 20000);
 
@@ -87,4 +87,12 @@ test("doctor lists an AI_* variable that looks like a typo as a failed check nam
   const r = await doctorWithEnv(`nats_url = ""\n${BASE}`, { AI_RATE_LIMT_RPS: "5" });
   expect(r.code).toBe(1);
   expect(r.out).toContain("[FAIL] env: unknown environment variable AI_RATE_LIMT_RPS is ignored: did you mean AI_RATE_LIMIT_RPS?");
+});
+
+test("doctor's pool_keys line says how many keys each provider has, and never prints one", async () => {
+  const r = await doctorWithEnv(`nats_url = ""\n${BASE}[pool_keys]\nopenai = ["sk-doctor-pool-1", "sk-doctor-pool-2", "sk-doctor-pool-3"]\n`, {
+    AI_POOL_KEY_ANTHROPIC: "sk-doctor-ant-1,sk-doctor-ant-2",
+  });
+  expect(r.out).toContain("[ok] pool_keys: pool keys for: openai (3 keys), anthropic (2 keys)");
+  expect(r.out).not.toContain("sk-doctor-");
 });

@@ -12,6 +12,9 @@ import {
   type ExitResult,
   type Gateway,
 } from "./helpers/gateway.ts";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { keygen, mint } from "../src/keys.ts";
 import { closedPort, startMockProvider, type MockProvider } from "./helpers/mock-provider.ts";
 
 const BYO = "sk-byo-config-0123456789";
@@ -316,10 +319,15 @@ describe("secrets and typos a first config carries", () => {
   });
 
   test("an AI_* variable within edit distance 2 of a known one boots with a warn line naming the intended variable", async () => {
-    const gw = await startGateway({ config: mockConfig(), env: { AI_RATE_LIMT_RPS: "5", AI_POOL_KEYS_OPENAI: "sk-typo-never-printed", AI_AGENT: "1" } });
+    const gw = await startGateway({
+      config: mockConfig(),
+      env: { AI_RATE_LIMT_RPS: "5", AI_POOL_KEYS_OPENAI: "sk-typo-never-printed", AI_AGENT: "1", AI_RETRY_MAX_ATTEMPTS: "2" },
+    });
     try {
       const rps = await gw.waitForLog((l) => l["level"] === "warn" && String(l["msg"]).includes("AI_RATE_LIMT_RPS"));
       expect(String(rps["msg"])).toContain("did you mean AI_RATE_LIMIT_RPS?");
+      const retry = await gw.waitForLog((l) => l["level"] === "warn" && String(l["msg"]).includes("AI_RETRY_MAX_ATTEMPTS"));
+      expect(String(retry["msg"])).toContain("did you mean AI_RETRY__MAX_ATTEMPTS?");
       const pool = await gw.waitForLog((l) => l["level"] === "warn" && String(l["msg"]).includes("AI_POOL_KEYS_OPENAI"));
       expect(String(pool["msg"])).toContain("did you mean AI_POOL_KEY_OPENAI?");
       // A platform's own variable is not near any known name: no warning for it, and the value is never printed.
@@ -345,5 +353,92 @@ describe("secrets and typos a first config carries", () => {
     expect(r.stderr.split("\n").filter((l) => l.trim() !== "").length).toBe(1);
     expect(r.stderr).not.toContain("127.0.0.1:1");
     expect(r.stderr).not.toContain(POOL_SECRET);
+  });
+});
+
+// Several pool keys per provider (a TOML array, or a comma-separated variable) and the [key_pool] / [retry] tables,
+// through the real process: the forms boot and serve managed traffic with a listed key, and each bad input exits 2
+// with one stderr line naming the key, never a key value.
+describe("pool key lists, [key_pool] and [retry]", () => {
+  const OPENAI_KEYS = ["sk-pool-list-openai-0a1b", "sk-pool-list-openai-1c2d"];
+  const ANTHROPIC_KEYS = ["sk-ant-pool-list-0e3f", "sk-ant-pool-list-1g4h", "sk-ant-pool-list-2i5j"];
+  const signer = keygen();
+  const MANAGED = mint(1, signer.seed, 15n, 1n);
+
+  test("an array in the file and a comma-separated AI_POOL_KEY_ variable boot with the tables set, and managed requests go out with a listed key", async () => {
+    const anthropicMock = startMockProvider();
+    const gw = await startGateway({
+      config: baseConfig({
+        authorities: { openai: mock.authority, anthropic: anthropicMock.authority },
+        tables: [
+          "[pool_keys]",
+          `openai = ${JSON.stringify(OPENAI_KEYS)}`,
+          "",
+          "[signing_keys]",
+          `1 = "${Buffer.from(signer.publicKey).toString("base64")}"`,
+          "",
+          "[key_pool]",
+          'selection = "round_robin"',
+          "cooldown_ms = 1000",
+          "",
+          "[retry]",
+          "max_attempts = 2",
+          'jitter = "none"',
+        ].join("\n"),
+      }),
+      env: { AI_POOL_KEY_ANTHROPIC: ANTHROPIC_KEYS.join(" , "), AI_RETRY__BUDGET_RATIO: "0.5", AI_KEY_POOL__DEAD_KEY_MS: "60000" },
+    });
+    try {
+      mock.reset();
+      const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: MANAGED, maxRetries: 0 });
+      const chat = await openai.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] });
+      expect(chat.id).toBe("chatcmpl-mock");
+      expect(OPENAI_KEYS.map((k) => `Bearer ${k}`)).toContain(mock.last().headers["authorization"] as string);
+
+      const anthropic = new Anthropic({ baseURL: `${gw.url}/anthropic`, apiKey: MANAGED, maxRetries: 0 });
+      const msg = await anthropic.messages.create({ model: "claude-test", max_tokens: 16, messages: [{ role: "user", content: "hi" }] });
+      expect(msg.type).toBe("message");
+      expect(ANTHROPIC_KEYS).toContain(anthropicMock.last().headers["x-api-key"] as string);
+
+      const all = gw.stdout() + gw.stderr();
+      for (const k of [...OPENAI_KEYS, ...ANTHROPIC_KEYS]) expect(all).not.toContain(k);
+    } finally {
+      await gw.stop();
+      await anthropicMock.stop();
+    }
+  });
+
+  test("check-config on the same forms prints one *** per key and every [retry] value from file and environment", async () => {
+    const path = writeTempConfig(baseConfig({ tables: `[pool_keys]\nopenai = ${JSON.stringify(OPENAI_KEYS)}\n\n[retry]\ndeadline_ms = 20000\n` }));
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", path], env: { AI_POOL_KEYS__ANTHROPIC: ANTHROPIC_KEYS.join(","), AI_RETRY__MAX_ATTEMPTS: "1" } });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { config: { pool_keys: unknown; retry: Record<string, unknown>; key_pool: Record<string, unknown> } };
+    expect(out.config.pool_keys).toEqual({ openai: ["***", "***"], anthropic: ["***", "***", "***"] });
+    expect(out.config.retry["deadline_ms"]).toBe(20000);
+    expect(out.config.retry["max_attempts"]).toBe(1);
+    expect(out.config.key_pool["selection"]).toBe("affinity");
+    for (const k of [...OPENAI_KEYS, ...ANTHROPIC_KEYS]) expect(r.stdout + r.stderr).not.toContain(k);
+  });
+
+  // [what, top-level lines, tables, env, message]
+  const bad: Array<[string, string, string, Record<string, string>, string]> = [
+    ["a pool key entry that is a number", "", "[pool_keys]\nopenai = 42\n", {}, "pool_keys.openai: must be a string or an array of strings"],
+    ["an empty array of pool keys", "", "[pool_keys]\nopenai = []\n", {}, "pool_keys.openai: an empty array"],
+    ["an empty key inside the array", "", `[pool_keys]\nopenai = ["${POOL_SECRET}", ""]\n`, {}, "pool_keys.openai[1]: empty key"],
+    ["a doubled comma in AI_POOL_KEY_OPENAI", "", "", { AI_POOL_KEY_OPENAI: `${POOL_SECRET},,sk-second` }, "pool_keys.openai[1]: empty key"],
+    ["jitter other than full/none", "", `[pool_keys]\nopenai = "${POOL_SECRET}"\n[retry]\njitter = "some"\n`, {}, 'retry.jitter: "some" is not one of full, none'],
+    ["budget_ratio above 1", "", `[pool_keys]\nopenai = "${POOL_SECRET}"\n[retry]\nbudget_ratio = 1.5\n`, {}, "retry.budget_ratio: must be a number in [0, 1]"],
+    ["a zero cooldown", "", `[pool_keys]\nopenai = "${POOL_SECRET}"\n[key_pool]\ncooldown_ms = 0\n`, {}, "key_pool.cooldown_ms: must be an integer > 0"],
+    ["an unknown key inside [retry]", "", `[pool_keys]\nopenai = "${POOL_SECRET}"\n[retry]\nmax_retries = 3\n`, {}, "retry.max_retries: unknown key in [retry]"],
+    ["[retry] given as a string", 'retry = "fast"', `[pool_keys]\nopenai = "${POOL_SECRET}"\n`, {}, "retry: must be a table"],
+    ["AI_RETRY__MAX_ATTEMPTS=0", "", `[pool_keys]\nopenai = "${POOL_SECRET}"\n`, { AI_RETRY__MAX_ATTEMPTS: "0" }, "AI_RETRY__MAX_ATTEMPTS: must be an integer > 0"],
+  ];
+  test.each(bad)("%s: exit 2, one stderr line naming the key, no key value anywhere", async (_what, extra, tables, env, message) => {
+    const r = await runGatewayExpectExit({ config: baseConfig({ authorities: { openai: mock.authority }, extra, tables }), env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`config error: ${message}`);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stdout).not.toContain('"listening"');
+    expect(r.stdout + r.stderr).not.toContain(POOL_SECRET);
   });
 });

@@ -8,6 +8,8 @@
 //     random outcomes from 4 workers never put two probes out at once and leave a consistent slot (no torn state);
 //   - a worker terminated while holding locks and the probe: releaseDeadThread frees them, nothing else wedges;
 //   - SPEC §10 region: cooldown slots claimed concurrently agree, seqlocked times are never read torn, accessors;
+//     one dead mark wins among 4 workers, no streak update is lost, the replay pool's limit holds across workers,
+//     find() never claims, the claim generation moves on each claim, the routing hints;
 //   - the ratelimit/breaker unit suites pass unchanged in shared mode.
 import { afterEach, describe, expect, test } from "bun:test";
 import { ADMITTED, CircuitBreaker, DENIED, PROBE } from "../src/breaker.ts";
@@ -20,11 +22,17 @@ import {
   BRK_PERMITS,
   BRK_STATE,
   breakerSlot,
+  hintOf,
   KEY_DEAD_AUTH,
   RATE_LOCKS,
   RATE_LOCKS_AT,
   releaseDeadThread,
   RETRY_BUDGET_BUCKETS,
+  ROUTING_CLAIM_GEN,
+  ROUTING_HINTS_AT,
+  ROUTING_HINT_INTS,
+  raiseHint,
+  SHARED_LAYOUT_VERSION,
   type SharedState,
   SharedCooldowns,
   SharedKeyStates,
@@ -354,6 +362,88 @@ describe("SPEC §10 reserved region", () => {
     rb.record(0, false, 11_200); // same bucket index as second 1: restarts at 1, not 11
     expect(rb.totals(0, 11_999)).toEqual({ first: 1, retries: 1 });
     expect(RETRY_BUDGET_BUCKETS).toBe(10);
+  });
+});
+
+describe("SPEC §10 region in use", () => {
+  test("4 workers marking the same 2,000 keys dead at once: for each key exactly one is told it marked it", async () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai"], poolKeys: 2001 });
+    const mark: Scenario = { kind: "mark-dead", keys: 2000 };
+    const run = await start(shared, [mark, mark, mark, mark]);
+    const won = ((await run.go()) as number[][]).flat().sort((a, b) => a - b);
+    expect(won).toEqual(Array.from({ length: 2000 }, (_, k) => k));
+    const states = new SharedKeyStates(shared);
+    expect(states.deadUntil(1999)).toBe(1_001_999);
+    expect(states.deadUntil(2000)).toBe(0);
+  });
+
+  test("4 workers updating one cooldown pair at once lose no update (the read-modify-write holds the pair's lock)", async () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai"], poolKeys: 2 });
+    const bump: Scenario = { kind: "cooldown-bump", key: 0, model: "gpt-4o", iterations: 5_000 };
+    const run = await start(shared, [bump, bump, bump, bump]);
+    const slots = (await run.go()) as number[];
+    expect(new Set(slots).size).toBe(1);
+    const cd = new SharedCooldowns(shared);
+    expect(cd.streak(slots[0]!)).toBe(20_000);
+    expect(cd.until(slots[0]!)).toBe(20_000);
+  });
+
+  test("the replay pool's limit holds process-wide: 4 workers reserving a byte at a time get exactly the limit", async () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai"] });
+    const fill: Scenario = { kind: "replay-fill", limit: 40_000 };
+    const run = await start(shared, [fill, fill, fill, fill]);
+    const got = (await run.go()) as number[];
+    expect(sum(got)).toBe(40_000);
+  });
+
+  test("find() never claims; each claim moves the generation once; a claimed slot reports its key", () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai"], cooldownSlots: 64 });
+    const cd = new SharedCooldowns(shared);
+    const routing = new Int32Array(shared.routing);
+    expect(SHARED_LAYOUT_VERSION).toBe(2);
+    expect(cd.find(5, "m")).toBe(-1);
+    expect(cd.find(5, "m")).toBe(-1);
+    expect(cd.generation()).toBe(0);
+    const s = cd.slot(5, "m");
+    expect(cd.generation()).toBe(1);
+    expect(Atomics.load(routing, ROUTING_CLAIM_GEN)).toBe(1);
+    expect(cd.slot(5, "m")).toBe(s); // found, not claimed again
+    expect(cd.generation()).toBe(1);
+    expect(cd.find(5, "m")).toBe(s);
+    expect(cd.keyOf(s)).toBe(5);
+    expect(Array.from({ length: cd.size }, (_, i) => cd.keyOf(i)).filter((k) => k >= 0)).toEqual([5]);
+  });
+
+  test("update() and resetStreak() under the lock; until rounds up to a whole ms", () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai"], cooldownSlots: 64 });
+    const cd = new SharedCooldowns(shared);
+    const s = cd.slot(0, "m");
+    expect(cd.update(s, (e) => {
+      e.until = 1234.2;
+      e.streak = 3;
+    })).toBe(1235);
+    cd.resetStreak(s);
+    expect(cd.streak(s)).toBe(0);
+    expect(cd.until(s)).toBe(1235);
+    // A throwing callback still releases the lock (the next write would spin forever otherwise).
+    expect(() => cd.update(s, () => { throw new Error("boom"); })).toThrow("boom");
+    cd.set(s, 9, 1);
+    expect(cd.until(s)).toBe(9);
+  });
+
+  test("hints: raiseHint only raises; hintOf is ceil(s) + 1, never 0, clamped to an Int32; one pair of words per provider", () => {
+    const shared = allocateSharedState({ perCredentialRps: 0, byoRps: 0, providers: ["openai", "anthropic"] });
+    const routing = new Int32Array(shared.routing);
+    expect(routing.length).toBe(ROUTING_HINTS_AT + 2 * ROUTING_HINT_INTS);
+    expect(hintOf(0)).toBe(1);
+    expect(hintOf(1)).toBe(2);
+    expect(hintOf(1000)).toBe(2);
+    expect(hintOf(1001)).toBe(3);
+    expect(hintOf(1e15)).toBe(0x7fffffff);
+    raiseHint(routing, ROUTING_HINTS_AT, 7);
+    raiseHint(routing, ROUTING_HINTS_AT, 5);
+    expect(routing[ROUTING_HINTS_AT]).toBe(7);
+    expect(routing[ROUTING_HINTS_AT + ROUTING_HINT_INTS]).toBe(0);
   });
 });
 

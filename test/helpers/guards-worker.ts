@@ -2,6 +2,7 @@
 // SharedState it is posted, waits at a shared start gate (so every worker starts its burst at the same instant), runs
 // one scenario and posts the result. No mocks: these are the modules the gateway's workers use.
 import { ADMITTED, CircuitBreaker, DENIED, type Permit, PROBE } from "../../src/breaker.ts";
+import { ReplayPool } from "../../src/key-pool.ts";
 import { RateGuard } from "../../src/ratelimit.ts";
 import {
   breakerSlot,
@@ -26,7 +27,10 @@ export type Scenario =
   | { kind: "cooldown-claim"; pairs: Array<[number, string]> }
   | { kind: "seqlock-write"; iterations: number; a: number; b: number }
   | { kind: "seqlock-read"; iterations: number; a: number; b: number }
-  | { kind: "die-holding"; owner: number };
+  | { kind: "die-holding"; owner: number }
+  | { kind: "mark-dead"; keys: number }
+  | { kind: "cooldown-bump"; key: number; model: string; iterations: number }
+  | { kind: "replay-fill"; limit: number };
 
 export interface Job {
   shared: SharedState;
@@ -120,6 +124,35 @@ self.onmessage = (ev: MessageEvent<Job>) => {
       self.postMessage({ permit: p });
       Atomics.wait(ctl, 5, 0); // never woken: the test terminates this thread here
       return;
+    }
+    case "mark-dead": {
+      // Every worker tries to be the one that marks each key dead: markDeadIfAlive must say yes to exactly one.
+      const states = new SharedKeyStates(job.shared);
+      const won: number[] = [];
+      for (let k = 0; k < sc.keys; k++) if (states.markDeadIfAlive(k, 1_000, 1_000_000 + k, 1)) won.push(k);
+      result = won;
+      break;
+    }
+    case "cooldown-bump": {
+      // Read-modify-write of one pair's streak from every worker: none may be lost.
+      const cd = new SharedCooldowns(job.shared);
+      const slot = cd.slot(sc.key, sc.model);
+      for (let i = 0; i < sc.iterations; i++) {
+        cd.update(slot, (e) => {
+          e.streak++;
+          e.until = e.streak;
+        });
+      }
+      result = slot;
+      break;
+    }
+    case "replay-fill": {
+      // Reserve a byte at a time until refused: the pool's limit holds across every worker.
+      const pool = new ReplayPool(sc.limit, job.shared);
+      let got = 0;
+      while (pool.reserve(1)) got++;
+      result = got;
+      break;
     }
     case "seqlock-write": {
       const keys = new SharedKeyStates(job.shared);
