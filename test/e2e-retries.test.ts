@@ -291,24 +291,26 @@ describe("the commit point: SSE head and preamble held until the first content e
       error = e;
     }
     expect(text).toBe(MOCK_DELTAS.slice(0, 2).join(""));
-    // Either the SDK raised, or the stream just ended short of message_stop: both are an abrupt end here.
-    expect(error !== undefined || text !== MOCK_TEXT).toBe(true);
+    // The cut reaches the client as the cut it is: the SDK's stream raises.
+    expect(error).toBeDefined();
     expect(sent(anthropicMock, m)).toHaveLength(1);
     const u = await usageLine(gw, response.headers.get("x-beyond-request-id") ?? "");
     expect(u["complete"]).toBe(false);
     expect(u["attempts"]).toBe(1);
   });
 
-  test("reset-after-content (OpenAI SDK): reaches the mock once; the partial text arrives; usage complete false", async () => {
+  test("reset-after-content (OpenAI SDK): reaches the mock once; the partial text arrives, then the stream raises; usage complete false", async () => {
     const m = model("reset-after-content");
     const { data: stream, response } = await openai().chat.completions.create({ model: m, messages: MESSAGES, stream: true }).withResponse();
     let text = "";
+    let error: unknown;
     try {
       for await (const c of stream) text += c.choices[0]?.delta?.content ?? "";
-    } catch {
-      // the abrupt end
+    } catch (e) {
+      error = e;
     }
     expect(text).toBe(MOCK_DELTAS.slice(0, 2).join(""));
+    expect(error).toBeDefined();
     expect(sent(openaiMock, m)).toHaveLength(1);
     const u = await usageLine(gw, response.headers.get("x-beyond-request-id") ?? "");
     expect(u["complete"]).toBe(false);
