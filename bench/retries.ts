@@ -8,6 +8,10 @@
 //   --keys   pool keys for the provider (default 3)
 //   --p429, --p503   the mock's failure shares (defaults 0.2, 0.05)
 //   --ra     the 429's `retry-after-ms` (default 20)
+//   --rate   requests per second, paced (request i starts at i/rate s, when a loop is free); 0 (default): closed loop,
+//            each loop sends its next request as soon as the last one ends. Paced runs keep the load the same in the
+//            chaos and the baseline runs, so their latencies compare; in a closed loop the requests sleeping in a
+//            backoff lighten the load on the others, and the chaos run's p50 can come out below the baseline's
 //
 // Everything is on 127.0.0.1: the mock provider (test/helpers/mock-provider.ts, chaos mode with a fixed seed) and the
 // client loops in this process, the real gateway as a child process, started fresh for each run so no key state
@@ -36,6 +40,7 @@ const KEYS = opt("--keys", 3);
 const P429 = opt("--p429", 0.2);
 const P503 = opt("--p503", 0.05);
 const RA = opt("--ra", 20);
+const RATE = opt("--rate", 0);
 
 const signing = keygen();
 const MANAGED = mint(1, signing.seed, 77n, 1n);
@@ -84,10 +89,15 @@ async function load(gw: Gateway, n: number): Promise<Omit<RunResult, "name" | "w
   const latencies: number[] = [];
   const okLatencies: number[] = [];
   let next = 0;
+  const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CONC }, async (_, loop) => {
       while (next < n) {
-        next++;
+        const i = next++;
+        if (RATE > 0) {
+          const due = t0 + (i * 1000) / RATE - performance.now();
+          if (due > 0) await Bun.sleep(due);
+        }
         const t = performance.now();
         let what: string;
         try {
@@ -134,7 +144,9 @@ function report(r: RunResult): void {
   if (ok !== total) console.log(`  latency (200s): ${lat(r.okLatencies)}`);
 }
 
-console.log(`bench/retries.ts: ${N} managed requests per run, ${CONC} concurrent sessions, ${KEYS} pool keys; chaos ${P429 * 100} % 429 (retry-after-ms ${RA}), ${P503 * 100} % 503`);
+console.log(
+  `bench/retries.ts: ${N} managed requests per run, ${CONC} concurrent sessions${RATE > 0 ? `, paced at ${RATE}/s` : ", closed loop"}, ${KEYS} pool keys; chaos ${P429 * 100} % 429 (retry-after-ms ${RA}), ${P503 * 100} % 503`,
+);
 try {
   const base = await run("1. no chaos, default retries (baseline)", false);
   report(base);
