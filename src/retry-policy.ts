@@ -250,6 +250,9 @@ export class RetryBudgets {
   readonly #ratio: number;
   readonly #floor: number;
   readonly #now: () => number;
+  /** First attempts counted here and not yet added to the (shared) buckets, per provider, and when the oldest came. */
+  readonly #pending: Int32Array;
+  readonly #pendingAt: Float64Array;
 
   constructor(opts: { ratio: number; minPerSec: number }, providers: readonly string[], shared?: SharedState, now?: () => number) {
     const state = shared ?? allocatePrivateRoutingState(providers, 0, 1);
@@ -265,15 +268,35 @@ export class RetryBudgets {
     this.#ratio = opts.ratio > 0 ? opts.ratio : 0;
     this.#floor = opts.minPerSec > 0 ? opts.minPerSec * RETRY_BUDGET_BUCKETS : 0;
     this.#now = now ?? sharedClock(state.originEpochMs);
+    this.#pending = new Int32Array(providers.length);
+    this.#pendingAt = new Float64Array(providers.length);
+    // Pending counts reach the buckets at least once a second (and before any retry decision of this thread), so the
+    // other workers see them within a second: for a 10 s window that only makes the budget a little stricter.
+    setInterval(() => this.flush(), 1000).unref();
   }
 
-  /** Counts one first attempt of a managed request to `provider` (every managed request: a clock read and one CAS). */
+  /**
+   * Counts one first attempt of a managed request to `provider`. Every managed request calls it, so it is a plain
+   * increment: the clock is read only for the first pending one, and the shared buckets are written by flush().
+   */
   first(provider: number): void {
-    this.#b.record(this.#index[provider]!, false, this.#now());
+    if (this.#pending[provider]!++ === 0) this.#pendingAt[provider] = this.#now();
+  }
+
+  /** Adds the pending first attempts to the buckets, each provider's at the time its oldest pending one came. */
+  flush(): void {
+    const pending = this.#pending;
+    for (let p = 0; p < pending.length; p++) {
+      const n = pending[p]!;
+      if (n === 0) continue;
+      pending[p] = 0;
+      this.#b.record(this.#index[p]!, false, this.#pendingAt[p]!, n);
+    }
   }
 
   /** True and counts one retry when the budget allows one now; false (counts nothing) when it is spent. */
   tryRetry(provider: number): boolean {
+    this.flush();
     const p = this.#index[provider]!;
     const now = this.#now();
     const t = this.#b.totals(p, now);

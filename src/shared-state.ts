@@ -548,11 +548,11 @@ export class SharedRetryBudgets {
     this.#a = new Int32Array(state.retryBudgets);
     this.providers = state.providers.length;
   }
-  /** Counts one attempt (retry = false: a first attempt) in the bucket of `nowMs` (shared clock). */
-  record(provider: number, retry: boolean, nowMs: number): void {
+  /** Counts `n` attempts (retry = false: first attempts) in the bucket of `nowMs` (shared clock). */
+  record(provider: number, retry: boolean, nowMs: number, n = 1): void {
     const sec = Math.floor(nowMs / 1000);
     const i = provider * RETRY_BUDGET_SLOT_INTS + (sec % RETRY_BUDGET_BUCKETS) * 2 + (retry ? 1 : 0);
-    packedIncrement(this.#a, i, stampOf(sec), BUDGET_COUNT_BITS, (1 << BUDGET_COUNT_BITS) - 1);
+    packedAdd(this.#a, i, stampOf(sec), BUDGET_COUNT_BITS, (1 << BUDGET_COUNT_BITS) - 1, n);
   }
   /** First attempts and retries over the RETRY_BUDGET_BUCKETS seconds ending with the one holding `nowMs`. */
   totals(provider: number, nowMs: number): { first: number; retries: number } {
@@ -567,6 +567,19 @@ export class SharedRetryBudgets {
       retries += packedRead(this.#a, i + 1, stampOf(s), BUDGET_COUNT_BITS);
     }
     return { first, retries };
+  }
+}
+
+/** packedIncrement by `n` (saturating at `cap`). */
+function packedAdd(a: Int32Array, i: number, stamp: number, countBits: number, cap: number, n: number): void {
+  const stampBits = stamp & (0xffffffff >>> countBits);
+  const countMask = (1 << countBits) - 1;
+  const base = stampBits << countBits;
+  for (;;) {
+    const w = Atomics.load(a, i);
+    const count = w >>> countBits === stampBits ? w & countMask : 0;
+    if (count >= cap) return;
+    if (Atomics.compareExchange(a, i, w, base | Math.min(cap, count + n)) === w) return;
   }
 }
 

@@ -274,10 +274,23 @@ describe("RetryBudgets", () => {
     const a = new RetryBudgets({ ratio: 0.2, minPerSec: 1 }, ["openai", "anthropic"], shared, now);
     const b = new RetryBudgets({ ratio: 0.2, minPerSec: 1 }, ["openai", "anthropic"], shared, now);
     for (let i = 0; i < 50; i++) a.first(1); // a's first attempts raise b's budget: 0.2 × 50 + 10 = 20
-    let fromB = 0;
+    // Counted locally until a's flush (its once-a-second timer, or its own next retry decision): b sees the floor only.
+    expect(b.tryRetry(1)).toBe(true);
+    a.flush();
+    let fromB = 1;
     while (b.tryRetry(1) && fromB < 100) fromB++;
     expect(fromB).toBe(20);
     expect(a.tryRetry(1)).toBe(false); // b's retries spent a's budget too
+  });
+
+  test("first attempts are counted at the time the oldest pending one came, however late they are flushed", () => {
+    let t = 1_000;
+    const b = new RetryBudgets({ ratio: 1, minPerSec: 0 }, ["openai"], undefined, () => t);
+    for (let i = 0; i < 5; i++) b.first(0);
+    t = 12_000; // 11 s later: those five are outside the 10 s window when the retry is decided
+    expect(b.tryRetry(0)).toBe(false);
+    b.first(0);
+    expect(b.tryRetry(0)).toBe(true);
   });
 
   test("provider numbers follow the caller's list even when the state lists providers in another order", () => {
@@ -286,6 +299,7 @@ describe("RetryBudgets", () => {
     const mine = new RetryBudgets({ ratio: 1, minPerSec: 0 }, ["openai", "anthropic"], shared, now);
     const theirs = new RetryBudgets({ ratio: 1, minPerSec: 0 }, ["anthropic", "openai"], shared, now);
     mine.first(0); // openai
+    mine.flush();
     expect(theirs.tryRetry(1)).toBe(true); // openai in the other numbering
     expect(theirs.tryRetry(0)).toBe(false); // anthropic: no first attempts
     expect(() => new RetryBudgets({ ratio: 1, minPerSec: 0 }, ["groq"], shared)).toThrow(RangeError);
