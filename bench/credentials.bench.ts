@@ -4,7 +4,7 @@
 // Headers are those the official OpenAI SDK sends (its x-stainless-* set), built as a Request's headers, like the
 // server's.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { extractCredential } from "../src/authenticate.ts";
+import { extractCredential } from "../src/pipeline/authenticate.ts";
 
 const SDK_HEADERS: Record<string, string> = {
   accept: "application/json",

@@ -4,7 +4,7 @@
 // string is a concatenation (baseline row below), cheaper than the BigInt → decimal the key parser pays. Both hit and miss at
 // 0, 1 and 1,000,000 entries; the lookup must stay flat as the set grows.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { DenySet, decodeSnapshot, encodeSnapshot, type DenyReason } from "../src/denyset.ts";
+import { DenySet, decodeSnapshot, encodeSnapshot, type DenyReason } from "../src/controls/denyset.ts";
 
 function build(n: number): DenySet {
   const entries: [string, DenyReason][] = [];

@@ -11,9 +11,9 @@
 // atomic operations count: the closed breaker sequence is 4 loads (~40 ns against ~15 ns private), a per-credential
 // check ~14 atomic operations (pre-check, stripe lock, reads, raises: ~+120 ns), a BYO-global rejection 1 load + 1 CAS.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { ADMITTED, CircuitBreaker, DENIED } from "../src/breaker.ts";
-import { RateGuard } from "../src/ratelimit.ts";
-import { allocateSharedState, breakerSlot } from "../src/shared-state.ts";
+import { ADMITTED, CircuitBreaker, DENIED } from "../src/controls/breaker.ts";
+import { RateGuard } from "../src/controls/ratelimit.ts";
+import { allocateSharedState, breakerSlot } from "../src/controls/shared-state.ts";
 
 const POOL = 64;
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

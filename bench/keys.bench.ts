@@ -3,7 +3,7 @@
 // forged tokens always reach it); warm = cache hit. "fresh string" rebuilds the token each call, as a request
 // header does, so the Map lookup has to hash all ~118 characters instead of reusing a cached string hash.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { b64urlDecodeStrict, KeyVerifier, mint, publicKeyFromSeed } from "../src/keys.ts";
+import { b64urlDecodeStrict, KeyVerifier, mint, publicKeyFromSeed } from "../src/controls/keys.ts";
 
 const seed = new Uint8Array(32).fill(7);
 const ring = new Map([[1, publicKeyFromSeed(seed)]]);

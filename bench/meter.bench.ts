@@ -7,13 +7,13 @@
  * Run: node_modules/.bin/bun bench/meter.bench.ts
  */
 import { bench, do_not_optimize, run, summary } from "mitata";
-import { newContext } from "../src/context.ts";
-import { injectWhole } from "../src/inject-usage.ts";
-import { Meter } from "../src/meter.ts";
-import { Metrics } from "../src/metrics.ts";
-import { buildProvider } from "../src/providers.ts";
-import { Secret } from "../src/secret.ts";
-import { parseJsonBody } from "../src/usage.ts";
+import { newContext } from "../src/pipeline/context.ts";
+import { injectWhole } from "../src/metering/inject-usage.ts";
+import { Meter } from "../src/metering/meter.ts";
+import { Metrics } from "../src/ops/metrics.ts";
+import { buildProvider } from "../src/routing/providers.ts";
+import { Secret } from "../src/ops/secret.ts";
+import { parseJsonBody } from "../src/metering/usage.ts";
 
 const enc = new TextEncoder();
 const requestBody = enc.encode(

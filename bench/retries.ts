@@ -23,7 +23,7 @@
 //   3. chaos, max_attempts = 1: the same chaos with the gateway's retries off, for contrast.
 // Prints per run: success rate, what the client got (200 / provider 429 / gateway 429 / 503 …), upstream attempts per
 // request, and client latency p50/p90/p99 (all requests; the chaos run also for its successes alone).
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, startGateway } from "../test/helpers/gateway.ts";
 import { startMockProvider } from "../test/helpers/mock-provider.ts";
 

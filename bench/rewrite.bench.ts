@@ -5,9 +5,9 @@
 // last group times build + rewrite and build alone; their difference is printed at the end and should be close to
 // the computed-parameter figure.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/providers.ts";
-import { rewriteRequestHead, rewriteResponseHead } from "../src/rewrite.ts";
-import { Secret } from "../src/secret.ts";
+import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/routing/providers.ts";
+import { rewriteRequestHead, rewriteResponseHead } from "../src/pipeline/rewrite.ts";
+import { Secret } from "../src/ops/secret.ts";
 
 const wrap = (s: string): Secret => new Secret(s);
 function provider(name: string): Provider {

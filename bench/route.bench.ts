@@ -4,10 +4,10 @@
 // (the Map lookup has to hash a segment it has never seen); the plain rows reuse one target string, whose sliced
 // segment is still a new string per call. The unknown row adds dialectForUnrouted, which only a miss pays.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { requestTarget } from "../src/context.ts";
-import { BUILT_IN_PROVIDERS, buildProvider, type ProviderRow } from "../src/providers.ts";
-import { dialectForUnrouted, Router } from "../src/route.ts";
-import { Secret } from "../src/secret.ts";
+import { requestTarget } from "../src/pipeline/context.ts";
+import { BUILT_IN_PROVIDERS, buildProvider, type ProviderRow } from "../src/routing/providers.ts";
+import { dialectForUnrouted, Router } from "../src/pipeline/route.ts";
+import { Secret } from "../src/ops/secret.ts";
 
 const rows: ProviderRow[] = [...BUILT_IN_PROVIDERS, { name: "myprov", authority: "llm.internal.example:8443", dialect: "openai", auth: "bearer" }];
 const wrap = (s: string): Secret => new Secret(s);

@@ -6,12 +6,12 @@
 // reads one hint word; budgets.first() is a clock read plus one compare-and-swap on the provider's bucket.
 // "shared" rows run over a SharedState (workers >= 2), on one thread, so without contention.
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { KEY_POOL_DEFAULTS } from "../src/config.ts";
-import { KeyPools } from "../src/key-pool.ts";
-import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/providers.ts";
-import { RetryBudgets } from "../src/retry-policy.ts";
-import { Secret } from "../src/secret.ts";
-import { allocateSharedState } from "../src/shared-state.ts";
+import { KEY_POOL_DEFAULTS } from "../src/ops/config.ts";
+import { KeyPools } from "../src/routing/key-pool.ts";
+import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/routing/providers.ts";
+import { RetryBudgets } from "../src/routing/retry-policy.ts";
+import { Secret } from "../src/ops/secret.ts";
+import { allocateSharedState } from "../src/controls/shared-state.ts";
 
 const wrap = (s: string) => new Secret(s);
 function provider(keys: number): Provider[] {

@@ -4,8 +4,8 @@
  * Run: node_modules/.bin/bun bench/scan-model.bench.ts
  */
 import { bench, run, summary, do_not_optimize } from "mitata";
-import { ModelScanner } from "../src/scan-model.ts";
-import { injectWhole } from "../src/inject-usage.ts";
+import { ModelScanner } from "../src/metering/scan-model.ts";
+import { injectWhole } from "../src/metering/inject-usage.ts";
 
 const enc = new TextEncoder();
 const MiB = 1024 * 1024;

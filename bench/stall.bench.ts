@@ -3,7 +3,7 @@
 // the stall resolves). Both variants await an already-settled promise, so the figures are the bookkeeping alone, not I/O.
 // Run: node_modules/.bin/bun bench/stall.bench.ts
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { SmallBodyRead, StallWatch } from "../src/stall.ts";
+import { SmallBodyRead, StallWatch } from "../src/pipeline/stall.ts";
 
 const body = new Uint8Array(512);
 

@@ -26,7 +26,7 @@
 //   --client URL N AUTH  open N streams, print one JSON line of results
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, startGateway, upstreamTransport, type Gateway } from "../test/helpers/gateway.ts";
 import { rssBytes } from "../test/helpers/rss.ts";
 import { type StreamsOutcome, streamsProblems, streamsVerdictLine } from "./verdict.ts";

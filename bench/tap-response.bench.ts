@@ -6,8 +6,8 @@
  */
 import { bench, do_not_optimize, run, summary } from "mitata";
 import * as zlib from "node:zlib";
-import { ResponseTap } from "../src/tap-response.ts";
-import { usageFromTail } from "../src/usage.ts";
+import { ResponseTap } from "../src/metering/tap-response.ts";
+import { usageFromTail } from "../src/metering/usage.ts";
 
 const enc = new TextEncoder();
 

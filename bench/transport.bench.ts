@@ -3,8 +3,8 @@
 // Run: node_modules/.bin/bun bench/transport.bench.ts [N sequential] [M concurrency] [K concurrent total]
 // The mock upstream runs in a child process so that the transport under test has its own event loop, as in the gateway.
 // Each response body is read to the end, as the gateway's relay would. Figures are req/s of the client side.
-import { Cancel, FetchTransport, type Transport, type UpstreamRequest } from "../src/transport.ts";
-import { PoolTransport } from "../src/transport-pool.ts";
+import { Cancel, FetchTransport, type Transport, type UpstreamRequest } from "../src/transport/transport.ts";
+import { PoolTransport } from "../src/transport/transport-pool.ts";
 
 const REQUEST_BODY = new TextEncoder().encode(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hi in one word." }] }));
 const RESPONSE_BODY = JSON.stringify({

@@ -9,10 +9,10 @@
 
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { ConfigError, loadConfig, redactedConfig, resolveConfigPath, type Config } from "./config.ts";
-import { runDoctor } from "./doctor.ts";
-import { formatPrivateKey, keygen, mint, parseKid, parsePrivateKeyFile, parseU64, publicKeyFromSeed } from "./keys.ts";
-import { log } from "./log.ts";
+import { ConfigError, loadConfig, redactedConfig, resolveConfigPath, type Config } from "./ops/config.ts";
+import { runDoctor } from "./ops/doctor.ts";
+import { formatPrivateKey, keygen, mint, parseKid, parsePrivateKeyFile, parseU64, publicKeyFromSeed } from "./controls/keys.ts";
+import { log } from "./ops/log.ts";
 import { ListenError, startGateway, VERSION } from "./server.ts";
 
 /** An error the user can act on: printed as one line, exit code as given (2 unless said otherwise). */

@@ -5,11 +5,11 @@
 
 import { workerData } from "node:worker_threads";
 import type { Server } from "bun";
-import { loadConfig } from "./config.ts";
-import { applyDenyMessage, DenySet } from "./denyset.ts";
-import { log } from "./log.ts";
-import { Metrics } from "./metrics.ts";
-import { setLockOwner } from "./shared-state.ts";
+import { loadConfig } from "./ops/config.ts";
+import { applyDenyMessage, DenySet } from "./controls/denyset.ts";
+import { log } from "./ops/log.ts";
+import { Metrics } from "./ops/metrics.ts";
+import { setLockOwner } from "./controls/shared-state.ts";
 import { buildGateway, buildProviders, ListenError, serveClient } from "./server.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./workers.ts";
 

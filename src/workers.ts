@@ -4,7 +4,7 @@
 //
 // Main → worker messages: deny-set changes (DenyMessage), metrics scrapes, drain. Worker → main: listening / bind
 // failure, log batches (whole lines; main is the only writer of stdout), metrics snapshots, drained. None is per
-// request: process-wide request state (rate limits, breakers, key cooldowns, retry budgets, the replay pool) lives in shared memory (src/shared-state.ts).
+// request: process-wide request state (rate limits, breakers, key cooldowns, retry budgets, the replay pool) lives in shared memory (src/controls/shared-state.ts).
 //
 // A worker that throws or exits is logged (error, with its index and reason) and replaced on the same port; the
 // others keep serving. A replacement that dies again soon after it started waits a little longer each time, so a
@@ -12,16 +12,16 @@
 
 import { readFileSync } from "node:fs";
 import type { Server } from "bun";
-import { type Config, parseListen, resolveConfigPath } from "./config.ts";
-import type { BroadcastDenySet, DenyMessage } from "./denyset.ts";
-import type { DenyWatcher } from "./denyset-nats.ts";
-import { log } from "./log.ts";
-import { KeyPools } from "./key-pool.ts";
-import { Metrics, type MetricsSnapshot, setPoolKeyStates } from "./metrics.ts";
-import { allocateVerifyBudget, type SharedVerifyBudget } from "./keys.ts";
-import type { Provider } from "./providers.ts";
+import { type Config, parseListen, resolveConfigPath } from "./ops/config.ts";
+import type { BroadcastDenySet, DenyMessage } from "./controls/denyset.ts";
+import type { DenyWatcher } from "./controls/denyset-nats.ts";
+import { log } from "./ops/log.ts";
+import { KeyPools } from "./routing/key-pool.ts";
+import { Metrics, type MetricsSnapshot, setPoolKeyStates } from "./ops/metrics.ts";
+import { allocateVerifyBudget, type SharedVerifyBudget } from "./controls/keys.ts";
+import type { Provider } from "./routing/providers.ts";
 import { ListenError, type Running, serveAdmin, VERSION } from "./server.ts";
-import { allocateSharedState, releaseDeadThread, type SharedState } from "./shared-state.ts";
+import { allocateSharedState, releaseDeadThread, type SharedState } from "./controls/shared-state.ts";
 
 /** What a worker thread starts from (structured-clone safe: no class instances, no Secrets). */
 export interface WorkerData {
@@ -32,7 +32,7 @@ export interface WorkerData {
   /** The port to bind: listen's port for worker 0 (maybe 0), the port worker 0 got for the others. */
   port: number;
   shared: SharedState;
-  /** The process-wide failed-verification budget word (src/keys.ts). */
+  /** The process-wide failed-verification budget word (src/controls/keys.ts). */
   verifyBudget: SharedVerifyBudget;
   /** This thread's guard lock-owner id (distinct per thread, never reused: a replacement gets a new one). */
   lockOwner: number;

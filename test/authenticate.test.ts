@@ -1,8 +1,8 @@
 // Credential extraction rules (invariant 1, issue 12 item 2), unit level; test/e2e-credentials.test.ts drives the same
 // matrix through the real gateway.
 import { describe, expect, test } from "bun:test";
-import { extractCredential, holdsManagedToken, verifyManaged } from "../src/authenticate.ts";
-import { KeyVerifier, mint, publicKeyFromSeed } from "../src/keys.ts";
+import { extractCredential, holdsManagedToken, verifyManaged } from "../src/pipeline/authenticate.ts";
+import { KeyVerifier, mint, publicKeyFromSeed } from "../src/controls/keys.ts";
 
 const BAI = "bai_v1.1.AAAAAAAAAAAAAAAAAAAAAA.sig";
 const BAI_2 = "bai_v1.1.BBBBBBBBBBBBBBBBBBBBBB.sig";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { ADMITTED, CircuitBreaker, DENIED, isBreakerFailure, PROBE } from "../src/breaker.ts";
-import { allocateSharedState, breakerSlot } from "../src/shared-state.ts";
+import { ADMITTED, CircuitBreaker, DENIED, isBreakerFailure, PROBE } from "../src/controls/breaker.ts";
+import { allocateSharedState, breakerSlot } from "../src/controls/shared-state.ts";
 
 // BEYOND_AI_GUARDS_SHARED=1 runs every test below against a breaker on a shared slot (workers >= 2) instead of private
 // fields; test/shared-state.test.ts does that run. Each breaker gets a fresh state, so tests stay independent.

@@ -5,7 +5,7 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "n
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { formatPrivateKey, mint, parsePrivateKeyFile, PRIVATE_KEY_PREFIX, publicKeyFromSeed } from "../src/keys.ts";
+import { formatPrivateKey, mint, parsePrivateKeyFile, PRIVATE_KEY_PREFIX, publicKeyFromSeed } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, makeTempDir, REPO_ROOT, runGatewayExpectExit, startGateway, writeTempConfig } from "./helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 

@@ -2,7 +2,7 @@
 // content_block_start, ping) is held, the first content event commits, an in-band error before content is caught
 // (with the input tokens its message_start reported), and the hold's byte and time limits commit as they are.
 import { describe, expect, test } from "bun:test";
-import { holdPreamble, type HoldReader, PreambleScanner, scanWhole } from "../src/commit.ts";
+import { holdPreamble, type HoldReader, PreambleScanner, scanWhole } from "../src/pipeline/commit.ts";
 import { anthropicSseEvents, openaiChatSseEvents } from "./helpers/mock-provider.ts";
 
 const enc = new TextEncoder();

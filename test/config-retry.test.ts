@@ -3,7 +3,7 @@
 // ConfigError naming the key (the CLI turns it into exit 2; test/e2e-config.test.ts pins that through the process),
 // and no message ever quotes a pool key.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, envTypoWarnings, KEY_POOL_DEFAULTS, KNOWN_KEYS, loadConfig, redactedConfig, RETRY_DEFAULTS, type Config } from "../src/config.ts";
+import { ConfigError, envTypoWarnings, KEY_POOL_DEFAULTS, KNOWN_KEYS, loadConfig, redactedConfig, RETRY_DEFAULTS, type Config } from "../src/ops/config.ts";
 
 const load = (fileText: string | undefined, env: Record<string, string> = {}): Config =>
   loadConfig(fileText === undefined ? { env, cwd: "/nonexistent-dir-for-config-tests" } : { configPath: "/virtual/config.toml", fileText, env });

@@ -3,7 +3,7 @@
 // the key (the CLI turns them into exit 2; test/e2e-workers.test.ts pins that end to end).
 import { describe, expect, test } from "bun:test";
 import { availableParallelism } from "node:os";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { ConfigError, loadConfig } from "../src/ops/config.ts";
 import { makeTempDir, writeTempConfig } from "./helpers/gateway.ts";
 
 const load = (toml: string | undefined, env: Record<string, string> = {}) =>

@@ -5,8 +5,8 @@ import { connect, type KV, type NatsConnection } from "nats";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DenySet, loadSnapshot } from "../src/denyset.ts";
-import { DenyWatcher, type DenyWatcherOptions } from "../src/denyset-nats.ts";
+import { DenySet, loadSnapshot } from "../src/controls/denyset.ts";
+import { DenyWatcher, type DenyWatcherOptions } from "../src/controls/denyset-nats.ts";
 import { freePort, NATS_SERVER, NatsServer, waitFor } from "./helpers/nats.ts";
 
 const BUCKET = "ai-gateway";
@@ -640,7 +640,7 @@ describe("NATS is optional: what an outage logs", () => {
     const dir = await mkdtemp(join(tmpdir(), "denyset-off-"));
     const path = join(dir, "deny.snap");
     const seeded = new DenySet([["77", "fraud"]], 3n);
-    const { encodeSnapshot, writeSnapshotAtomic } = await import("../src/denyset.ts");
+    const { encodeSnapshot, writeSnapshotAtomic } = await import("../src/controls/denyset.ts");
     await writeSnapshotAtomic(path, encodeSnapshot(seeded));
     const w = makeWatcher("", { snapshotPath: path, backoffMs: { initial: 1, max: 1 } });
     try {

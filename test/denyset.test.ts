@@ -15,7 +15,7 @@ import {
   parseDenyValue,
   writeSnapshotAtomic,
   type DenyReason,
-} from "../src/denyset.ts";
+} from "../src/controls/denyset.ts";
 
 const enc = new TextEncoder();
 const v = (s: string): Uint8Array => enc.encode(s);

@@ -31,7 +31,7 @@ test("doctor fails with a hint when NATS is unreachable and no signing keys exis
 test("doctor passes every check with NATS up, a signing key and a pool key", async () => {
   const port = await freePort();
   nats = Bun.spawn([NATS_SERVER, "-a", "127.0.0.1", "-p", String(port)], { stdout: "ignore", stderr: "ignore" });
-  const { keygen } = await import("../src/keys.ts");
+  const { keygen } = await import("../src/controls/keys.ts");
   const key = keygen().publicKey;
   const toml = `nats_url = "nats://127.0.0.1:${port}"\nupstream_tls = false\n[provider_authorities]\n${LOOPBACK_AUTHORITIES}\n[pool_keys]\nopenai = "sk-doctor-secret"\n[signing_keys]\n1 = "${Buffer.from(key).toString("base64")}"\n`;
   let r = await doctor(toml);

@@ -13,7 +13,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, parse as parsePath } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, buildBinary, type Gateway, gatewayBinary, runGatewayExpectExit, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { NatsServer, waitFor } from "./helpers/nats.ts";

@@ -14,7 +14,7 @@ import {
 } from "./helpers/gateway.ts";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { closedPort, startMockProvider, type MockProvider } from "./helpers/mock-provider.ts";
 
 const BYO = "sk-byo-config-0123456789";

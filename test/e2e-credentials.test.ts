@@ -5,7 +5,7 @@
 // the provider received for a BYO one, and only the pool key for a managed one.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { b64urlDecodeStrict, b64urlEncode, keygen, mint } from "../src/keys.ts";
+import { b64urlDecodeStrict, b64urlEncode, keygen, mint } from "../src/controls/keys.ts";
 import { type Gateway, type ManagedPair, rawHttp, startManagedPair } from "./helpers/gateway.ts";
 import { type MockProvider, type RecordedRequest } from "./helpers/mock-provider.ts";
 import { type Dialect, expectGatewayError, toReply } from "./helpers/replies.ts";

@@ -8,7 +8,7 @@
 // No timing assertions (figures: bench/forged-flood.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, metricValue, startGateway } from "./helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { expectGatewayError, toReply } from "./helpers/replies.ts";

@@ -15,7 +15,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, type LogLine, metricValue, rawHttp, startGateway } from "./helpers/gateway.ts";
 import { closedPort, type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { type Dialect, expectGatewayError, type Reply, toReply } from "./helpers/replies.ts";

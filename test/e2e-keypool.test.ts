@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { type Gateway, type LogLine, poolConfig } from "./helpers/gateway.ts";
 import { keyOf, MOCK_TEXT, R429_RETRY_AFTER_SECS, type MockProvider } from "./helpers/mock-provider.ts";
 import { scrape, sampleValue } from "./helpers/prometheus.ts";

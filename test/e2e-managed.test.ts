@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createPrivateKey, generateKeyPairSync, type KeyObject, sign as nodeSign } from "node:crypto";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { b64urlEncode, keygen, mint } from "../src/keys.ts";
+import { b64urlEncode, keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, startGateway } from "./helpers/gateway.ts";
 import { MOCK_TEXT, type MockProvider, type RecordedRequest, startMockProvider } from "./helpers/mock-provider.ts";
 import { expectGatewayError, type Reply, toReply } from "./helpers/replies.ts";

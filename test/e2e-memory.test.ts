@@ -15,7 +15,7 @@
 // (+60 to +125 MiB); one that reads the upstream ahead of its client fails all five too.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, startGateway } from "./helpers/gateway.ts";
 import { patternBytes, startMockProvider, type MockProvider } from "./helpers/mock-provider.ts";
 import { rssBytes, sampleRss } from "./helpers/rss.ts";

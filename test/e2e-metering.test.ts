@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { gunzipSync } from "node:zlib";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, type LogLine, type ManagedPair, metricValue, rawHttp, startGateway, startManagedPair } from "./helpers/gateway.ts";
 import {
   createGate,

@@ -5,7 +5,7 @@
 // that never ends, and a second signal exiting at once.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pkg from "../package.json" with { type: "json" };
-import { b64urlEncode, keygen, mint } from "../src/keys.ts";
+import { b64urlEncode, keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, startGateway } from "./helpers/gateway.ts";
 import { closedPort, createGate, type Gate, type MockProvider, startMockProvider } from "./helpers/mock-provider.ts";
 import { checkExposition, histogramCount, parsePrometheus, PrometheusParseError, sampleValue, scrape } from "./helpers/prometheus.ts";

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { type Gateway, poolConfig, usageLine } from "./helpers/gateway.ts";
 import { anthropicSseEvents, failureAnswer, keyOf, MOCK_DELTAS, MOCK_TEXT, MOCK_USAGE, type MockProvider, modelOf, patternBytes, type RecordedRequest } from "./helpers/mock-provider.ts";
 import { scrape, sampleValue } from "./helpers/prometheus.ts";

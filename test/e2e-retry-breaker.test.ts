@@ -5,7 +5,7 @@
 // like a 401 one: reached once, logged once, the other key serves.
 import { beforeAll, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { type Gateway, poolConfig } from "./helpers/gateway.ts";
 import { keyOf } from "./helpers/mock-provider.ts";
 import { scrape, sampleValue } from "./helpers/prometheus.ts";

@@ -6,7 +6,7 @@
 // - a response head over 64 KiB is refused with 502 in dialect whether it arrives in one read or spread over many.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { keygen, mint } from "../src/keys.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, type Gateway, type LogLine, rawHttp, startGateway } from "./helpers/gateway.ts";
 import { MOCK_OPENAI_MODEL, MOCK_USAGE, startMockProvider, type MockProvider } from "./helpers/mock-provider.ts";
 

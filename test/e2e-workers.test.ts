@@ -20,7 +20,7 @@
 //   - the compiled binary, alone in an empty folder, serves from both workers.
 //
 // Which worker served a request is read from its `x-beyond-request-id`: ids are `{instance}-{seq}` with `instance`
-// random per thread (src/context.ts), so the part before the last `-` names the worker thread.
+// random per thread (src/pipeline/context.ts), so the part before the last `-` names the worker thread.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type { Socket } from "bun";
@@ -29,8 +29,8 @@ import OpenAI from "openai";
 import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { loadSnapshot } from "../src/denyset.ts";
-import { keygen, mint } from "../src/keys.ts";
+import { loadSnapshot } from "../src/controls/denyset.ts";
+import { keygen, mint } from "../src/controls/keys.ts";
 import { baseConfig, buildBinary, type Gateway, makeTempDir, metricValue, runGatewayExpectExit } from "./helpers/gateway.ts";
 import { createGate, MOCK_DELTAS, MOCK_TEXT, type MockProvider, openaiChatSseEvents } from "./helpers/mock-provider.ts";
 import { waitFor } from "./helpers/nats.ts";

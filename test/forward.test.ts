@@ -3,8 +3,8 @@
 // the hook turns into nothing and expects the next real bytes (or the end) to reach the reader; a stalled stream
 // fails through the race's deadline instead of hanging the file.
 import { describe, expect, test } from "bun:test";
-import { relayBody, type RelayEnd, StreamedBody } from "../src/forward.ts";
-import { Cancel } from "../src/transport.ts";
+import { relayBody, type RelayEnd, StreamedBody } from "../src/pipeline/forward.ts";
+import { Cancel } from "../src/transport/transport.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

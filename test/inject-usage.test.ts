@@ -1,5 +1,5 @@
 import { test, expect, describe } from "bun:test";
-import { UsageInjector, injectWhole, INCLUDE_USAGE_MEMBER, INCLUDE_USAGE_INSERT } from "../src/inject-usage.ts";
+import { UsageInjector, injectWhole, INCLUDE_USAGE_MEMBER, INCLUDE_USAGE_INSERT } from "../src/metering/inject-usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
 
 const enc = new TextEncoder();

@@ -2,7 +2,7 @@
 // a signing key apart: `bai-ed25519-private:` + base64url of the 32-byte seed; the bare seed older keygens wrote is
 // still read; a public key (as [signing_keys] holds it) is refused; a private key given as a public one is named.
 import { describe, expect, test } from "bun:test";
-import { b64urlEncode, formatPrivateKey, looksLikePrivateKey, parsePrivateKeyFile, parsePublicKey, PRIVATE_KEY_PREFIX, publicKeyFromSeed } from "../src/keys.ts";
+import { b64urlEncode, formatPrivateKey, looksLikePrivateKey, parsePrivateKeyFile, parsePublicKey, PRIVATE_KEY_PREFIX, publicKeyFromSeed } from "../src/controls/keys.ts";
 
 const seed = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
 const encoded = b64urlEncode(seed);

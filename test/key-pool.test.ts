@@ -2,11 +2,11 @@
 // keys, skip, cooldown per key AND model, dead per key, the doubling rule and its resets, provider-given waits,
 // readiness, shared mode across instances, and the replay pool. Time is an injected clock (ms on the shared clock).
 import { describe, expect, test } from "bun:test";
-import { KEY_POOL_DEFAULTS, type KeyPoolConfig } from "../src/config.ts";
-import { KeyPools, ReplayPool } from "../src/key-pool.ts";
-import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/providers.ts";
-import { Secret } from "../src/secret.ts";
-import { allocateSharedState, COOLDOWN_PROBE, releaseDeadThread, SharedCooldowns } from "../src/shared-state.ts";
+import { KEY_POOL_DEFAULTS, type KeyPoolConfig } from "../src/ops/config.ts";
+import { KeyPools, ReplayPool } from "../src/routing/key-pool.ts";
+import { BUILT_IN_PROVIDERS, buildProvider, type Provider } from "../src/routing/providers.ts";
+import { Secret } from "../src/ops/secret.ts";
+import { allocateSharedState, COOLDOWN_PROBE, releaseDeadThread, SharedCooldowns } from "../src/controls/shared-state.ts";
 
 /** openai with `a` keys, then anthropic with `b` keys (slots numbered process-wide, as buildProviders does). */
 function providers(a: number, b = 1): Provider[] {

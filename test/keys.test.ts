@@ -17,7 +17,7 @@ import {
   publicKeyFromSeed,
   type VerifyEngine,
   type VerifyResult,
-} from "../src/keys.ts";
+} from "../src/controls/keys.ts";
 
 const U64_MAX = 18446744073709551615n;
 const seedOf = (b: number): Uint8Array => new Uint8Array(32).fill(b);

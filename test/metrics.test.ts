@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Metrics, ProviderMetrics } from "../src/metrics.ts";
+import { Metrics, ProviderMetrics } from "../src/ops/metrics.ts";
 
 function line(text: string, prefix: string): number | undefined {
   const l = text.split("\n").find((x) => x.startsWith(`${prefix} `));

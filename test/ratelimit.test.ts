@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { RateGuard, type RateGuardOptions, SKETCH_ROWS, SKETCH_WIDTH, WINDOW_MS } from "../src/ratelimit.ts";
-import { allocateSharedState } from "../src/shared-state.ts";
+import { RateGuard, type RateGuardOptions, SKETCH_ROWS, SKETCH_WIDTH, WINDOW_MS } from "../src/controls/ratelimit.ts";
+import { allocateSharedState } from "../src/controls/shared-state.ts";
 
 // BEYOND_AI_GUARDS_SHARED=1 runs every test below against the shared-memory guard (workers >= 2) instead of the private
 // one; test/shared-state.test.ts does that run. The shared guard's windows start at its clock's 0, so the test clock is

@@ -3,7 +3,7 @@
 // bounded per request (max_replay_bytes) and per process (the pool): past either it is dropped, reported once, and the
 // body cannot be replayed any more. release() (the commit point) gives the pool its bytes back.
 import { describe, expect, test } from "bun:test";
-import { type ReplayAbandon, type ReplayReserve, StreamedBody } from "../src/forward.ts";
+import { type ReplayAbandon, type ReplayReserve, StreamedBody } from "../src/pipeline/forward.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

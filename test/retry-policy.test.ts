@@ -13,8 +13,8 @@ import {
   RETRY_AFTER_CAP_MS,
   RetryBudgets,
   retryAfterFromHeaders,
-} from "../src/retry-policy.ts";
-import { allocateSharedState } from "../src/shared-state.ts";
+} from "../src/routing/retry-policy.ts";
+import { allocateSharedState } from "../src/controls/shared-state.ts";
 
 /** A seeded generator (mulberry32): the jitter tests are reproducible and still see many values. */
 function seeded(seed: number): () => number {

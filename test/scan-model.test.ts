@@ -1,7 +1,7 @@
 import { test, expect, describe } from "bun:test";
-import { ModelScanner, MODEL_MAX_BYTES } from "../src/scan-model.ts";
-import type { ModelScannerOptions } from "../src/scan-model.ts";
-import { injectWhole, UsageInjector } from "../src/inject-usage.ts";
+import { ModelScanner, MODEL_MAX_BYTES } from "../src/metering/scan-model.ts";
+import type { ModelScannerOptions } from "../src/metering/scan-model.ts";
+import { injectWhole, UsageInjector } from "../src/metering/inject-usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
 import { mulberry32 } from "./helpers/random.ts";
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { format, inspect } from "node:util";
-import { Secret } from "../src/secret.ts";
+import { Secret } from "../src/ops/secret.ts";
 
 const PLAIN = "sk-live-0123456789abcdef";
 

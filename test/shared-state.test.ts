@@ -12,8 +12,8 @@
 //     find() never claims, the claim generation moves on each claim, the routing hints;
 //   - the ratelimit/breaker unit suites pass unchanged in shared mode.
 import { afterEach, describe, expect, test } from "bun:test";
-import { ADMITTED, CircuitBreaker, DENIED, PROBE } from "../src/breaker.ts";
-import { RateGuard } from "../src/ratelimit.ts";
+import { ADMITTED, CircuitBreaker, DENIED, PROBE } from "../src/controls/breaker.ts";
+import { RateGuard } from "../src/controls/ratelimit.ts";
 import {
   allocateSharedState,
   BREAKER_SLOT_INTS,
@@ -38,7 +38,7 @@ import {
   SharedKeyStates,
   SharedRetryBudgets,
   sharedClock,
-} from "../src/shared-state.ts";
+} from "../src/controls/shared-state.ts";
 import type { Job, Scenario } from "./helpers/guards-worker.ts";
 
 const WORKER_URL = new URL("./helpers/guards-worker.ts", import.meta.url).href;

@@ -1,7 +1,7 @@
-// StallWatch and SmallBodyRead (src/stall.ts): the client-stall watch behind the 408 for stalled uploads. Ticks are
+// StallWatch and SmallBodyRead (src/pipeline/stall.ts): the client-stall watch behind the 408 for stalled uploads. Ticks are
 // driven by hand (sweep()); the watch's own interval is set far beyond the test's run so it never interleaves.
 import { describe, expect, test } from "bun:test";
-import { SmallBodyRead, type Stallable, StallWatch } from "../src/stall.ts";
+import { SmallBodyRead, type Stallable, StallWatch } from "../src/pipeline/stall.ts";
 
 const TICK = 600_000;
 

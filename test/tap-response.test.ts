@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import * as zlib from "node:zlib";
-import { ResponseTap, gzipHeaderLength, tapEncoding } from "../src/tap-response.ts";
-import type { TapEncoding, TapOptions } from "../src/tap-response.ts";
-import type { Dialect, Usage } from "../src/usage.ts";
+import { ResponseTap, gzipHeaderLength, tapEncoding } from "../src/metering/tap-response.ts";
+import type { TapEncoding, TapOptions } from "../src/metering/tap-response.ts";
+import type { Dialect, Usage } from "../src/metering/usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
 import { mulberry32 } from "./helpers/random.ts";
 

@@ -2,8 +2,8 @@
 // over real loopback sockets. Odd framings come from raw Bun.listen servers that write exactly the bytes a test names.
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
-import { PoolTransport, type PoolTransportOptions } from "../src/transport-pool.ts";
-import { Cancel, classifyFailure, type UpstreamRequest, type UpstreamResponse } from "../src/transport.ts";
+import { PoolTransport, type PoolTransportOptions } from "../src/transport/transport-pool.ts";
+import { Cancel, classifyFailure, type UpstreamRequest, type UpstreamResponse } from "../src/transport/transport.ts";
 
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();

@@ -1,8 +1,8 @@
-// TurnGate (src/turn.ts) and HeldResponses (src/forward.ts): work coalesced to the end of an event-loop turn, with
+// TurnGate (src/pipeline/turn.ts) and HeldResponses (src/pipeline/forward.ts): work coalesced to the end of an event-loop turn, with
 // the turn's first caller never held back.
 import { describe, expect, test } from "bun:test";
-import { HeldResponses } from "../src/forward.ts";
-import { TurnGate } from "../src/turn.ts";
+import { HeldResponses } from "../src/pipeline/forward.ts";
+import { TurnGate } from "../src/pipeline/turn.ts";
 
 const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 

@@ -6,8 +6,8 @@ import {
   usageFromJsonBody,
   usageFromSseData,
   usageFromTail,
-} from "../src/usage.ts";
-import type { Dialect, Usage } from "../src/usage.ts";
+} from "../src/metering/usage.ts";
+import type { Dialect, Usage } from "../src/metering/usage.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);

@@ -1,9 +1,9 @@
 // A Bun Worker for test/shared-state.test.ts: attaches the real RateGuard / CircuitBreaker / §10 accessors to the
 // SharedState it is posted, waits at a shared start gate (so every worker starts its burst at the same instant), runs
 // one scenario and posts the result. No mocks: these are the modules the gateway's workers use.
-import { ADMITTED, CircuitBreaker, DENIED, type Permit, PROBE } from "../../src/breaker.ts";
-import { ReplayPool } from "../../src/key-pool.ts";
-import { RateGuard } from "../../src/ratelimit.ts";
+import { ADMITTED, CircuitBreaker, DENIED, type Permit, PROBE } from "../../src/controls/breaker.ts";
+import { ReplayPool } from "../../src/routing/key-pool.ts";
+import { RateGuard } from "../../src/controls/ratelimit.ts";
 import {
   breakerSlot,
   lockOwner,
@@ -14,7 +14,7 @@ import {
   SharedKeyStates,
   setLockOwner,
   sharedClock,
-} from "../../src/shared-state.ts";
+} from "../../src/controls/shared-state.ts";
 
 declare const self: Worker;
 

@@ -3,7 +3,7 @@
 
 import { ERR, type GatewayError } from "./errors.ts";
 import type { Stallable, StallWatch } from "./stall.ts";
-import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
+import { type Cancel, classifyFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from "../transport/transport.ts";
 import { TurnGate } from "./turn.ts";
 import type { ReadResult } from "./commit.ts";
 

@@ -2,7 +2,7 @@
 // Both edit the Headers object they are given in place (Bun's request and fetch-response headers are mutable):
 // copying every header into a new object per request was a measurable share of the hot path.
 
-import type { PoolKey, Provider } from "./providers.ts";
+import type { PoolKey, Provider } from "../routing/providers.ts";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);

@@ -2,7 +2,7 @@
 // (body relayed, failed, or abandoned by the client), so its status and byte counts are final.
 
 import type { RequestContext } from "./context.ts";
-import { log } from "./log.ts";
+import { log } from "../ops/log.ts";
 
 /** The last path and its JSON form: the same few paths repeat on nearly every request. */
 let lastPath = "";

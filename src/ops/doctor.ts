@@ -7,10 +7,10 @@ import { access, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { connect } from "nats";
 import { type Config, natsDisabled, redactNatsUrl } from "./config.ts";
-import { loadSnapshot } from "./denyset.ts";
-import { natsConnectionOptions } from "./denyset-nats.ts";
-import { parseAuthority } from "./providers.ts";
-import { buildProviders } from "./server.ts";
+import { loadSnapshot } from "../controls/denyset.ts";
+import { natsConnectionOptions } from "../controls/denyset-nats.ts";
+import { parseAuthority } from "../routing/providers.ts";
+import { buildProviders } from "../server.ts";
 
 interface Check {
   name: string;

@@ -6,7 +6,7 @@
 // the slow path below, which decides managed, or 400.
 
 import { ERR, type GatewayError } from "./errors.ts";
-import { BUDGET_WINDOW_MS, type Identity, type KeyVerifier, MANAGED_PREFIX } from "./keys.ts";
+import { BUDGET_WINDOW_MS, type Identity, type KeyVerifier, MANAGED_PREFIX } from "../controls/keys.ts";
 
 export interface Credential {
   token: string;

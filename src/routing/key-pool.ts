@@ -1,5 +1,5 @@
 // SPEC §10 key pools: which pool key an attempt uses, which keys are cooling (per key AND model) or dead (per key),
-// and the process-wide replay pool. State lives in src/shared-state.ts's SPEC §10 region: shared by every worker when
+// and the process-wide replay pool. State lives in src/controls/shared-state.ts's SPEC §10 region: shared by every worker when
 // workers ≥ 2, a private state of the same layout when workers = 1, so both run this one code path.
 //
 // Happy path (nothing cooling or dead for the provider lately): pick() reads one hint word (a plain read: an aligned
@@ -23,7 +23,7 @@
 // - round_robin: per thread (a counter per provider), cycling over the keys ready now.
 // - Cooldown table full (its probe run exhausted): the pair is not cooled (coolDown returns 0), fail open.
 
-import type { KeyPoolConfig } from "./config.ts";
+import type { KeyPoolConfig } from "../ops/config.ts";
 import type { PoolKey, Provider } from "./providers.ts";
 import {
   allocatePrivateRoutingState,
@@ -40,7 +40,7 @@ import {
   SharedCooldowns,
   SharedKeyStates,
   sharedClock,
-} from "./shared-state.ts";
+} from "../controls/shared-state.ts";
 
 export type KeyState = "ready" | "cooling" | "dead";
 export type CooldownReason = "rate_limited" | "auth" | "quota";

@@ -1,7 +1,7 @@
 // Providers are data: one row per upstream, resolved once at boot into the table the router reads.
 // Adding a provider is a config entry ([provider_authorities] + optional dialect/auth scheme), never code.
 
-import type { Secret } from "./secret.ts";
+import type { Secret } from "../ops/secret.ts";
 
 export type Dialect = "openai" | "anthropic";
 export type AuthScheme = "bearer" | "x-api-key";

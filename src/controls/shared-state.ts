@@ -8,17 +8,17 @@
 //                                         // SharedState is plain data + SharedArrayBuffers: postMessage/workerData-safe
 //                  worker.on("exit") →   releaseDeadThread(shared, thatWorkersLockOwner)   // before or after replacing it
 //   each worker:   setLockOwner(workerData.lockOwner)                            // first, before any guard is built
-//                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/ratelimit.ts → SharedRateGuard
+//                  new RateGuard({ perCredentialRps, byoRps }, shared)          // src/controls/ratelimit.ts → SharedRateGuard
 //                  new CircuitBreaker({ threshold, windowSecs, resetSecs }, breakerSlot(shared, provider.name))
-//                                                                              // src/breaker.ts → SharedCircuitBreaker
+//                                                                              // src/controls/breaker.ts → SharedCircuitBreaker
 //                  new KeyPools(cfg.key_pool, providers, shared) / new RetryBudgets({ ratio, minPerSec }, names, shared)
-//                  new ReplayPool(cfg.retry.replay_pool_bytes, shared)      // src/key-pool.ts, src/retry-policy.ts
+//                  new ReplayPool(cfg.retry.replay_pool_bytes, shared)      // src/routing/key-pool.ts, src/routing/retry-policy.ts
 //   workers = 1:   no SharedState at all: new RateGuard(opts) / new CircuitBreaker(opts), today's classes and code path;
 //                  the SPEC §10 classes without `shared` allocate a private state of this layout (one code path).
 // The limits passed to RateGuard must equal the ones the state was allocated for (it throws otherwise): the counter
 // packing depends on them. Every worker loads the same config file, so they do. Lock-owner ids: distinct per thread
 // and never reused (a replacement gets a new one), 1 … 2^31 − 1; main itself never takes a guard lock.
-// SPEC §10 (src/key-pool.ts, src/retry-policy.ts): SharedKeyStates (dead-until per pool key), SharedCooldowns (per
+// SPEC §10 (src/routing/key-pool.ts, src/routing/retry-policy.ts): SharedKeyStates (dead-until per pool key), SharedCooldowns (per
 // key×model cooldown-until and 429 streak), SharedRetryBudgets (per-provider first attempts / retries over 10 s), and
 // the routing words (the replay pool's byte count, the cooldown claim generation, per-provider hints). main passes
 // poolKeys = the pool keys of all providers (their PoolKey.slot numbers index the key slots). With workers = 1 the

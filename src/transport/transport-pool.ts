@@ -4,7 +4,7 @@
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
 import { type Cancel, type CancelListener, MAX_RESPONSE_HEAD_BYTES, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
-import { TurnGate } from "./turn.ts";
+import { TurnGate } from "../pipeline/turn.ts";
 
 export interface PoolTransportOptions {
   /** Speak TLS to every origin (real providers); false for plain-HTTP mocks. The URL scheme only picks the default port. */

@@ -2,11 +2,11 @@
 // include_usage injection for OpenAI streams, usage and billed model from the response tap, and exactly one
 // `ai.usage` line per managed request that reached a provider.
 
-import type { RequestContext } from "./context.ts";
-import type { RelayEnd, ResponseObserver } from "./forward.ts";
+import type { RequestContext } from "../pipeline/context.ts";
+import type { RelayEnd, ResponseObserver } from "../pipeline/forward.ts";
 import { injectWhole, UsageInjector } from "./inject-usage.ts";
-import { log } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
+import { log } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
 import { ModelScanner } from "./scan-model.ts";
 import { ResponseTap, tapEncoding } from "./tap-response.ts";
 import { parseJsonBody, type Usage } from "./usage.ts";

@@ -4,8 +4,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parse as parseToml } from "smol-toml";
-import { parseKid, parsePublicKey } from "./keys.ts";
-import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "./providers.ts";
+import { parseKid, parsePublicKey } from "../controls/keys.ts";
+import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "../routing/providers.ts";
 import { Secret } from "./secret.ts";
 
 export class ConfigError extends Error {

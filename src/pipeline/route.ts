@@ -1,7 +1,7 @@
 // Phase 1, route: the first path segment names the provider; bare /v1 is the drop-in default (SPEC §3).
 // Works on the raw path string with indexOf/slice only: no URL parsing on the hot path.
 
-import type { Dialect, Provider } from "./providers.ts";
+import type { Dialect, Provider } from "../routing/providers.ts";
 
 export interface Route {
   provider: Provider;

@@ -49,7 +49,7 @@ import {
   writeSnapshotAtomic,
   type DenyReason,
 } from "./denyset.ts";
-import { redactNatsUrl } from "./config.ts";
+import { redactNatsUrl } from "../ops/config.ts";
 
 export interface DenyWatcherState {
   connected: boolean;

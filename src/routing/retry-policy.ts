@@ -1,6 +1,6 @@
 // SPEC §10 retry policy: how long to back off, what the provider said about waiting, whether an error answer means
 // the key itself is spent, which statuses are retried, and the per-provider retry budget. Everything but the budget
-// is a pure function; the budget counts over shared memory when workers ≥ 2 (src/shared-state.ts), so every worker
+// is a pure function; the budget counts over shared memory when workers ≥ 2 (src/controls/shared-state.ts), so every worker
 // spends from one budget, and over a private state of the same layout otherwise.
 //
 // Rules chosen where the contract is silent (documented in ARCHITECTURE):
@@ -12,7 +12,7 @@
 //   clamped to 24 h (a provider that says "tomorrow" means "not soon"; the caller's max_retry_after_ms decides whether
 //   that is waited, and the key pool cools the key that long at most). Values are rounded up to a whole millisecond.
 
-import { RETRY_BUDGET_BUCKETS, type SharedState, SharedRetryBudgets, allocatePrivateRoutingState, sharedClock } from "./shared-state.ts";
+import { RETRY_BUDGET_BUCKETS, type SharedState, SharedRetryBudgets, allocatePrivateRoutingState, sharedClock } from "../controls/shared-state.ts";
 
 export interface BackoffPolicy {
   initialMs: number;

@@ -1,7 +1,7 @@
 // Gateway-made errors (SPEC §8): JSON in the caller's dialect, always with x-beyond-request-id.
 // Messages are fixed strings chosen here, so no error can echo a key or any other request content.
 
-import type { Dialect } from "./providers.ts";
+import type { Dialect } from "../routing/providers.ts";
 
 export type ErrorType = "invalid_request_error" | "authentication_error" | "access_denied" | "rate_limit_error" | "api_error";
 

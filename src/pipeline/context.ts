@@ -1,8 +1,8 @@
 // The per-request context every phase reads and writes, Pingora-style: one object carried through
 // route → authenticate → admit → rewrite → forward → meter → log.
 
-import type { Identity } from "./keys.ts";
-import type { Dialect, Provider } from "./providers.ts";
+import type { Identity } from "../controls/keys.ts";
+import type { Dialect, Provider } from "../routing/providers.ts";
 
 export interface RequestContext {
   readonly id: string;
