@@ -18,7 +18,7 @@ interface Profile {
   samples: number[];
 }
 
-/** src/ module → pipeline phase (ARCHITECTURE.md's table); anything unlisted is its own row. */
+/** src/ module (by file name, whatever its folder) → pipeline phase (ARCHITECTURE.md's table); anything unlisted is its own row. */
 const PHASE: Record<string, string> = {
   "route.ts": "1 route",
   "authenticate.ts": "2 authenticate",
@@ -28,7 +28,10 @@ const PHASE: Record<string, string> = {
   "denyset.ts": "3 admit",
   "breaker.ts": "3 admit",
   "rewrite.ts": "4 rewrite",
+  "key-pool.ts": "4 rewrite",
   "forward.ts": "5 forward",
+  "commit.ts": "5 forward",
+  "retry-policy.ts": "5 forward",
   "transport.ts": "5 forward",
   "transport-pool.ts": "5 forward",
   "meter.ts": "6 meter",
