@@ -15,18 +15,8 @@ import {
   retryAfterFromHeaders,
 } from "../src/routing/retry-policy.ts";
 import { allocateSharedState } from "../src/controls/shared-state.ts";
+import { mulberry32 } from "./helpers/random.ts";
 
-/** A seeded generator (mulberry32): the jitter tests are reproducible and still see many values. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const DEFAULTS: BackoffPolicy = { initialMs: 200, multiplier: 1.5, maxMs: 10_000, jitter: "none" };
 
@@ -49,7 +39,7 @@ describe("backoffMs", () => {
   });
 
   test("full jitter stays within [0, computed delay] for every retry number and spreads its values", () => {
-    const random = seeded(42);
+    const random = mulberry32(42);
     const full: BackoffPolicy = { ...DEFAULTS, jitter: "full" };
     for (let r = 1; r <= 15; r++) {
       const cap = backoffMs(r, DEFAULTS);

@@ -570,16 +570,18 @@ export class SharedRetryBudgets {
   }
 }
 
-/** packedIncrement by `n` (saturating at `cap`). */
-function packedAdd(a: Int32Array, i: number, stamp: number, countBits: number, cap: number, n: number): void {
+/** Adds `n` to packed word `i` for window `stamp` (a word from another window restarts at 0), saturating at `cap`;
+ * returns the new count. */
+function packedAdd(a: Int32Array, i: number, stamp: number, countBits: number, cap: number, n: number): number {
   const stampBits = stamp & (0xffffffff >>> countBits);
   const countMask = (1 << countBits) - 1;
   const base = stampBits << countBits;
   for (;;) {
     const w = Atomics.load(a, i);
     const count = w >>> countBits === stampBits ? w & countMask : 0;
-    if (count >= cap) return;
-    if (Atomics.compareExchange(a, i, w, base | Math.min(cap, count + n)) === w) return;
+    if (count >= cap) return cap;
+    const next = count + n > cap ? cap : count + n;
+    if (Atomics.compareExchange(a, i, w, base | next) === w) return next;
   }
 }
 
@@ -601,13 +603,5 @@ export function packedRead(a: Int32Array, i: number, stamp: number, countBits: n
  * Returns the new count (cap when saturated). Lock-free: a compare-and-swap loop on the single word.
  */
 export function packedIncrement(a: Int32Array, i: number, stamp: number, countBits: number, cap: number): number {
-  const stampBits = stamp & (0xffffffff >>> countBits);
-  const countMask = (1 << countBits) - 1;
-  const base = stampBits << countBits;
-  for (;;) {
-    const w = Atomics.load(a, i);
-    const count = w >>> countBits === stampBits ? w & countMask : 0;
-    if (count >= cap) return cap;
-    if (Atomics.compareExchange(a, i, w, base | (count + 1)) === w) return count + 1;
-  }
+  return packedAdd(a, i, stamp, countBits, cap, 1);
 }
