@@ -93,6 +93,19 @@ describe("retryAfterFromHeaders", () => {
     expect(retryAfterFromHeaders(h({ "x-ratelimit-reset-requests": "soon", "x-ratelimit-reset-tokens": "2s" }), NOW)).toBe(2000);
   });
 
+  test("of a reset pair, the limit whose remaining is 0 decides: a spent token limit does not rest the key for the request window", () => {
+    const both = { "x-ratelimit-reset-requests": "6m0s", "x-ratelimit-reset-tokens": "1.5s" };
+    expect(retryAfterFromHeaders(h({ ...both, "x-ratelimit-remaining-requests": "499", "x-ratelimit-remaining-tokens": "0" }), NOW)).toBe(1500);
+    expect(retryAfterFromHeaders(h({ ...both, "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "1200" }), NOW)).toBe(360_000);
+    // Both spent, or neither said: the larger.
+    expect(retryAfterFromHeaders(h({ ...both, "x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "0" }), NOW)).toBe(360_000);
+    expect(retryAfterFromHeaders(h(both), NOW)).toBe(360_000);
+    // The spent limit's reset is garbage: the larger valid one.
+    expect(retryAfterFromHeaders(h({ "x-ratelimit-reset-requests": "soon", "x-ratelimit-reset-tokens": "2s", "x-ratelimit-remaining-requests": "0" }), NOW)).toBe(2000);
+    const anthropic = { "anthropic-ratelimit-requests-reset": "2026-11-30T12:00:40Z", "anthropic-ratelimit-tokens-reset": "2026-11-30T12:00:03Z" };
+    expect(retryAfterFromHeaders(h({ ...anthropic, "anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-requests-remaining": "17" }), NOW)).toBe(3000);
+  });
+
   test("Anthropic anthropic-ratelimit-*-reset: RFC 3339 with Z or an offset, the larger of the two, a past one gives 0", () => {
     expect(retryAfterFromHeaders(h({ "anthropic-ratelimit-requests-reset": "2026-11-30T12:00:10Z" }), NOW)).toBe(10_000);
     expect(retryAfterFromHeaders(h({ "anthropic-ratelimit-tokens-reset": "2026-11-30T14:00:02+02:00" }), NOW)).toBe(2000);

@@ -68,8 +68,8 @@ function larger(a: number | undefined, b: number | undefined): number | undefine
 /**
  * How long the provider says to wait, in ms, from a 429/503 head; undefined when no usable header is present. Order,
  * the first present and valid wins: retry-after-ms → retry-after (delta-seconds or HTTP-date) → OpenAI
- * x-ratelimit-reset-requests / -tokens (Go durations, the larger) → Anthropic anthropic-ratelimit-requests-reset /
- * -tokens-reset (RFC 3339, the larger). Never throws.
+ * x-ratelimit-reset-requests / -tokens (Go durations) → Anthropic anthropic-ratelimit-requests-reset / -tokens-reset
+ * (RFC 3339); of a pair, the reset of the one limit whose `remaining` is 0, else the larger. Never throws.
  */
 export function retryAfterFromHeaders(h: Headers, nowEpochMs: number): number | undefined {
   const ms = decimal(h.get("retry-after-ms"), 1);
@@ -79,14 +79,35 @@ export function retryAfterFromHeaders(h: Headers, nowEpochMs: number): number | 
     const v = decimal(ra, 1000) ?? until(parseHttpDate(ra, nowEpochMs), nowEpochMs);
     if (v !== undefined) return v;
   }
-  const openai = larger(goWait(h.get("x-ratelimit-reset-requests")), goWait(h.get("x-ratelimit-reset-tokens")));
+  const openai = exhausted(
+    goWait(h.get("x-ratelimit-reset-requests")),
+    goWait(h.get("x-ratelimit-reset-tokens")),
+    h.get("x-ratelimit-remaining-requests"),
+    h.get("x-ratelimit-remaining-tokens"),
+  );
   if (openai !== undefined) return openai;
   const rq = h.get("anthropic-ratelimit-requests-reset");
   const tk = h.get("anthropic-ratelimit-tokens-reset");
-  return larger(
+  return exhausted(
     until(rq === null ? undefined : parseRfc3339(rq), nowEpochMs),
     until(tk === null ? undefined : parseRfc3339(tk), nowEpochMs),
+    h.get("anthropic-ratelimit-requests-remaining"),
+    h.get("anthropic-ratelimit-tokens-remaining"),
   );
+}
+
+/**
+ * The wait of a requests/tokens reset pair. When exactly one of the two limits says it is spent (its `remaining` is
+ * 0) and its reset is valid, that limit's reset is the wait: a 429 because the per-minute tokens ran out should not
+ * rest the key for the requests window, or the other way round. Otherwise (neither or both spent, or the headers
+ * missing) the larger valid reset, since the 429 does not say which limit was hit.
+ */
+function exhausted(requests: number | undefined, tokens: number | undefined, requestsLeft: string | null, tokensLeft: string | null): number | undefined {
+  const rSpent = requestsLeft !== null && requestsLeft.trim() === "0";
+  const tSpent = tokensLeft !== null && tokensLeft.trim() === "0";
+  if (rSpent && !tSpent && requests !== undefined) return requests;
+  if (tSpent && !rSpent && tokens !== undefined) return tokens;
+  return larger(requests, tokens);
 }
 
 function goWait(text: string | null): number | undefined {
