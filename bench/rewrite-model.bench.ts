@@ -1,5 +1,5 @@
 /**
- * The model rewriter (SPEC §11 "Model rewrite") in bytes/s, beside the request-side passes it builds on, on the same
+ * The model rewriter (a virtual model's target model written over the root "model" value) in bytes/s, beside the request-side passes it builds on, on the same
  * bodies: a 4 KiB and a 1 MiB chat body, whole (one buffer) and streamed in 16 KiB chunks, with and without the
  * include_usage injection. Bodies put `model` first (the JS SDKs' order) and `stream` last; the 1 MiB body is also
  * run with `model` last (the Python SDKs' order), where every pass has to read the whole body.
