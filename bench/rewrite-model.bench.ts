@@ -1,6 +1,6 @@
 /**
- * The model rewriter (a virtual model's target model written over the root "model" value) in bytes/s, beside the request-side passes it builds on, on the same
- * bodies: a 4 KiB and a 1 MiB chat body, whole (one buffer) and streamed in 16 KiB chunks, with and without the
+ * The model rewriter (a virtual model's target model written over the root "model" value) in bytes/s, beside the
+ * request-side passes it builds on, on the same bodies: a 4 KiB and a 1 MiB chat body, whole (one buffer) and streamed in 16 KiB chunks, with and without the
  * include_usage injection. Bodies put `model` first (the JS SDKs' order) and `stream` last; the 1 MiB body is also
  * run with `model` last (the Python SDKs' order), where every pass has to read the whole body.
  * Run: node_modules/.bin/bun bench/rewrite-model.bench.ts
