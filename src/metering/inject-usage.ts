@@ -28,7 +28,8 @@ export const INCLUDE_USAGE_MEMBER: Uint8Array = enc.encode('"stream_options":{"i
 /** What goes before the root `}`: `,` + INCLUDE_USAGE_MEMBER (a root "stream" key exists, so the comma is always valid). */
 export const INCLUDE_USAGE_INSERT: Uint8Array = enc.encode(',"stream_options":{"include_usage":true}');
 
-function shouldInject(s: ModelScanner): boolean {
+/** The include_usage rule, once the scanner (untilRootEnd) has reached the root's closing brace; shared with the model rewriter. */
+export function shouldInjectUsage(s: ModelScanner): boolean {
   return s.rootClosed && s.stream === true && !s.hasStreamOptions && !s.duplicateStream;
 }
 
@@ -48,7 +49,7 @@ export class UsageInjector {
     if (chunk.length === 0) return [];
     if (this.scanner.done) return [chunk];
     const at = this.scanner.feedFindRootEnd(chunk);
-    if (at < 0 || !shouldInject(this.scanner)) return [chunk];
+    if (at < 0 || !shouldInjectUsage(this.scanner)) return [chunk];
     this.didInject = true;
     // A fresh buffer (not the shared constant, not a second view of `chunk`), so a consumer
     // that transfers or detaches what it is handed cannot corrupt later requests or the head.
@@ -78,7 +79,7 @@ export function injectWhole(body: Uint8Array): {
   const s = WHOLE_SCANNER;
   s.reset();
   const at = s.feedFindRootEnd(body);
-  if (at < 0 || !shouldInject(s)) return { body, injected: false, model: s.model(), stream: s.stream };
+  if (at < 0 || !shouldInjectUsage(s)) return { body, injected: false, model: s.model(), stream: s.stream };
   const out = new Uint8Array(body.length + INCLUDE_USAGE_INSERT.length);
   out.set(body.subarray(0, at), 0);
   out.set(INCLUDE_USAGE_INSERT, at);

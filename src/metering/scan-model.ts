@@ -23,6 +23,10 @@
  *   memchr speed and does not end the scan: `stream` may still follow it.
  * - `done` (default mode) = model decided and stream decided (or `modelOnly`); hasStreamOptions is
  *   therefore only complete in untilRootEnd mode.
+ * - `modelBounds` (for the model rewriter): each feed reports where in its chunk the root model
+ *   value's opening and closing quotes are (`modelValueOpen` / `modelValueClose`), whatever the
+ *   value decodes to, and `done` waits for that value's closing quote even when the model is
+ *   already decided ("unknown" after 256 bytes), so the rewriter always learns where it ends.
  *
  * Two root modes:
  * - default (lax): bytes outside any `{...}` at depth 0 are noise, so an SSE line such as
@@ -32,6 +36,9 @@
  *   and `done` is set), and the scanner keeps going until that object's closing brace, whose
  *   offset `feedFindRootEnd` reports. This is what the usage injector needs: at that brace every
  *   root key has been seen, so the decision to inject is final.
+ * - `strictRoot` alone: the same strict root, but `done` comes as in the default mode (model and
+ *   stream decided), or at the root's closing brace. For a request body whose rewrite needs only
+ *   the model (no injection): a garbage prefix or a second root object is never read as a root.
  */
 
 const QUOTE = 0x22;
@@ -138,11 +145,17 @@ export interface ModelScannerOptions {
   untilRootEnd?: boolean;
   /** Only the model is wanted (response side): `done` as soon as the model is known. */
   modelOnly?: boolean;
+  /** Strict root (first non-whitespace byte `{`, nothing read after its closing brace) without untilRootEnd's late `done`. */
+  strictRoot?: boolean;
+  /** Report the root model value's quote offsets per feed, and hold `done` until that value has closed (model rewriter). */
+  modelBounds?: boolean;
 }
 
 export class ModelScanner {
   private readonly untilRootEnd: boolean;
   private readonly modelOnly: boolean;
+  private readonly strict: boolean;
+  private readonly bounds: boolean;
 
   private depth!: number;
   private rootState!: number;
@@ -168,16 +181,22 @@ export class ModelScanner {
   private modelValue!: string | undefined;
 
   private streamValue!: boolean | undefined;
-  private streamDecided!: boolean;
+  private streamDecidedFlag!: boolean;
   private streamKeySeen!: boolean;
   private dupStream!: boolean;
   private lit!: number;
   private litIdx!: number;
   private streamOptions!: boolean;
 
+  private inModelValue!: boolean;
+  private openAt!: number;
+  private closeAt!: number;
+
   constructor(opts?: ModelScannerOptions) {
     this.untilRootEnd = opts?.untilRootEnd === true;
     this.modelOnly = opts?.modelOnly === true;
+    this.strict = this.untilRootEnd || opts?.strictRoot === true;
+    this.bounds = opts?.modelBounds === true;
     this.reset();
   }
 
@@ -205,12 +224,15 @@ export class ModelScanner {
     this.highSurrogate = 0;
     this.modelValue = undefined;
     this.streamValue = undefined;
-    this.streamDecided = false;
+    this.streamDecidedFlag = false;
     this.streamKeySeen = false;
     this.dupStream = false;
     this.lit = LIT_NONE;
     this.litIdx = 0;
     this.streamOptions = false;
+    this.inModelValue = false;
+    this.openAt = -1;
+    this.closeAt = -1;
   }
 
   /** Nothing more to learn; further chunks are ignored at no cost. */
@@ -247,7 +269,25 @@ export class ModelScanner {
     return this.rootObject;
   }
 
-  /** untilRootEnd mode: the root object's closing brace has been seen. */
+  /** The first root "stream" member's value has been read (so `stream` is final), or it was not a literal. */
+  get streamDecided(): boolean {
+    return this.streamDecidedFlag;
+  }
+
+  /**
+   * modelBounds mode: offset in the chunk of the last feed of the root model value's opening quote, or -1 when that
+   * quote was not in it. Only a string value has one (the first root "model" member's, as `model()` reports).
+   */
+  get modelValueOpen(): number {
+    return this.openAt;
+  }
+
+  /** modelBounds mode: offset in the chunk of the last feed of that value's closing quote, or -1. */
+  get modelValueClose(): number {
+    return this.closeAt;
+  }
+
+  /** strict modes: the root object's closing brace has been seen. */
   get rootClosed(): boolean {
     return this.rootEnded;
   }
@@ -273,6 +313,8 @@ export class ModelScanner {
   private scan(buf: Uint8Array): number {
     const len = buf.length;
     let i = 0;
+    this.openAt = -1;
+    this.closeAt = -1;
     while (i < len) {
       if (this.inString) {
         if (this.strKind === STR_SKIP) {
@@ -295,7 +337,10 @@ export class ModelScanner {
           let k = q - 1;
           while (k >= i && buf[k] === BSLASH) k--;
           i = q + 1;
-          if (((q - 1 - k) & 1) === 0) this.closeString();
+          if (((q - 1 - k) & 1) === 0) {
+            this.closeString(q);
+            if (this.finished) return -1;
+          }
           continue;
         }
         i = this.strKind === STR_KEY ? this.captureKey(buf, i) : this.captureModel(buf, i);
@@ -320,11 +365,11 @@ export class ModelScanner {
 
       switch (c) {
         case QUOTE:
-          this.openString();
+          this.openString(i - 1);
           break;
         case LBRACE:
           if (this.depth === 0) {
-            if (this.untilRootEnd && this.started) {
+            if (this.strict && this.started) {
               this.finished = true; // unreachable in practice: strict mode stops at root end
               return -1;
             }
@@ -339,7 +384,7 @@ export class ModelScanner {
           }
           break;
         case LBRACK:
-          if (this.depth === 0 && this.untilRootEnd) {
+          if (this.depth === 0 && this.strict) {
             this.started = true;
             this.finished = true;
             return -1;
@@ -353,7 +398,7 @@ export class ModelScanner {
           if (this.depth === 1 && this.rootState !== ROOT_NONE) {
             this.depth = 0;
             this.rootState = ROOT_NONE;
-            if (this.untilRootEnd) {
+            if (this.strict) {
               this.finished = true;
               if (c === RBRACE) {
                 this.rootEnded = true;
@@ -378,7 +423,7 @@ export class ModelScanner {
           if (isWs(c)) break;
           if (this.depth === 1) {
             if (this.rootState === ROOT_VALUE) this.valueStart(c);
-          } else if (this.depth === 0 && this.untilRootEnd) {
+          } else if (this.depth === 0 && this.strict) {
             // Strict root: anything but whitespace before `{` means not a JSON object.
             this.started = true;
             this.finished = true;
@@ -416,7 +461,8 @@ export class ModelScanner {
     }
   }
 
-  private openString(): void {
+  /** `pos`: the opening quote's offset in the chunk being scanned. */
+  private openString(pos: number): void {
     this.inString = true;
     this.strKind = STR_SKIP;
     this.escNext = false;
@@ -428,15 +474,28 @@ export class ModelScanner {
       this.keyLen = 0;
     } else if (this.rootState === ROOT_VALUE) {
       this.valueStart(QUOTE);
-      if (this.modelState === MODEL_CAPTURING) this.strKind = STR_MODEL;
+      if (this.modelState === MODEL_CAPTURING) {
+        this.strKind = STR_MODEL;
+        if (this.bounds) {
+          this.inModelValue = true;
+          this.openAt = pos;
+        }
+      }
     }
   }
 
-  private closeString(): void {
+  /** `pos`: the closing quote's offset in the chunk being scanned. */
+  private closeString(pos: number): void {
     this.inString = false;
-    if (this.depth === 1 && this.rootState === ROOT_KEY) {
+    if (this.depth !== 1) return;
+    if (this.rootState === ROOT_KEY) {
       this.finishKey();
       this.rootState = ROOT_COLON;
+    } else if (this.inModelValue) {
+      // The model value was skipped ("unknown": too long or unloggable) and ends here.
+      this.inModelValue = false;
+      this.closeAt = pos;
+      this.checkDone();
     }
   }
 
@@ -477,7 +536,7 @@ export class ModelScanner {
       let cu: number;
       if (this.esc === 0) {
         if (c === QUOTE) {
-          this.closeString();
+          this.closeString(i - 1);
           return i;
         }
         if (c === BSLASH) {
@@ -527,6 +586,10 @@ export class ModelScanner {
       if (this.esc === 0) {
         if (c === QUOTE) {
           this.inString = false;
+          if (this.inModelValue) {
+            this.inModelValue = false;
+            this.closeAt = i - 1;
+          }
           this.endModelValue();
           return i;
         }
@@ -653,12 +716,12 @@ export class ModelScanner {
   }
 
   private decideStream(): void {
-    this.streamDecided = true;
+    this.streamDecidedFlag = true;
     this.checkDone();
   }
 
   private checkDone(): void {
-    if (this.untilRootEnd) return;
-    if (this.modelState === MODEL_DONE && (this.modelOnly || this.streamDecided)) this.finished = true;
+    if (this.untilRootEnd || this.inModelValue) return;
+    if (this.modelState === MODEL_DONE && (this.modelOnly || this.streamDecidedFlag)) this.finished = true;
   }
 }
