@@ -3,7 +3,10 @@
 // through the process).
 import { describe, expect, test } from "bun:test";
 import { ConfigError, KNOWN_KEYS, loadConfig, redactedConfig, RETRY_DEFAULTS, type Config } from "../src/ops/config.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { buildProviders } from "../src/server.ts";
+import { REPO_ROOT } from "./helpers/gateway.ts";
 
 /** Pool keys for the providers the tests route to (a virtual model's providers need one). */
 const POOL = '[pool_keys]\ngroq = "sk-g"\ncerebras = "sk-c"\nopenai = "sk-o"\nanthropic = "sk-a"\ntogether = "sk-t"\n';
@@ -239,5 +242,19 @@ describe("check-config and known keys", () => {
     expect(out["provider_base_paths"]).toEqual({ groq: "/openai/v1" });
     expect(out["prices"]?.["groq/a"]).toEqual({ input: 0.5, output: 1, cache_read: 0.5, cache_write: 0.5, context_window: undefined, vision: false });
     expect(JSON.stringify(out)).not.toContain("sk-g");
+  });
+});
+
+describe("config.example.toml", () => {
+  test("its commented [models] and [prices] examples load once uncommented (with the pool keys they need)", () => {
+    const text = readFileSync(join(REPO_ROOT, "config.example.toml"), "utf8").replace(
+      /^# (\[(?:models|prices)[^ ]*\]|(?:targets|strategy|weights|max_attempts|input|output|cache_read|cache_write|context_window|vision) = )/gm,
+      "$1",
+    );
+    const cfg = load(text, { AI_POOL_KEY_GROQ: "sk-g", AI_POOL_KEY_CEREBRAS: "sk-c", AI_POOL_KEY_OPENAI: "sk-o" });
+    expect(Object.keys(cfg.models)).toEqual(["smart", "bulk"]);
+    expect(cfg.models["bulk"]?.weights).toEqual([3, 1]);
+    expect(cfg.models["smart"]?.retry.max_attempts).toBe(2);
+    expect([...cfg.prices.keys()]).toEqual(["openai/gpt-4.1-mini", "anthropic/claude-sonnet-5", "anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"]);
   });
 });
