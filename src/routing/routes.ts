@@ -128,7 +128,8 @@ export class Routes {
    * for its model) is moved after the others, keeping the relative order, not removed. So with every target skipped
    * the request still meets the first one's own answer (503 with Retry-After from the breaker, or 429 with
    * Retry-After from the key pool), as a direct request would, and the pipeline never has to invent an error.
-   * The result must not be modified (it may be shared).
+   * `skip` must be free of side effects (the breaker's `wouldAllow`, the key pool's readiness): it may be asked more
+   * than once about a target. The result must not be modified (it may be shared).
    */
   order(alias: string, skip?: (t: Target) => boolean): readonly Target[] | undefined {
     const r = this.#routes.get(alias);
