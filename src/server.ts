@@ -38,6 +38,10 @@ export function buildProviders(cfg: Config): Provider[] {
     const r = rows.get(name);
     if (r !== undefined) rows.set(name, { ...r, auth });
   }
+  for (const [name, basePath] of Object.entries(cfg.provider_base_paths)) {
+    const r = rows.get(name);
+    if (r !== undefined) rows.set(name, { ...r, basePath });
+  }
   const wrap = (s: string) => new Secret(s);
   let slot = 0;
   return [...rows.values()].map((r) => {

@@ -96,3 +96,11 @@ test("doctor's pool_keys line says how many keys each provider has, and never pr
   expect(r.out).toContain("[ok] pool_keys: pool keys for: openai (3 keys), anthropic (2 keys)");
   expect(r.out).not.toContain("sk-doctor-");
 });
+
+test("doctor lists each virtual model with its targets and strategy", async () => {
+  const r = await doctor(
+    `nats_url = ""\nupstream_tls = false\n[provider_authorities]\n${LOOPBACK_AUTHORITIES}\n[pool_keys]\ngroq = "sk-doctor-secret"\ncerebras = "sk-doctor-c"\n[models.smart]\ntargets = ["groq/llama-3.3-70b-versatile", "cerebras/llama-3.3-70b"]\nstrategy = "latency"\n`,
+  );
+  expect(r.out).toContain("[ok] models: 1 virtual model(s): smart → groq/llama-3.3-70b-versatile, cerebras/llama-3.3-70b (latency)");
+  expect(r.out).not.toContain("sk-doctor-secret");
+});

@@ -442,3 +442,73 @@ describe("pool key lists, [key_pool] and [retry]", () => {
     expect(r.stdout + r.stderr).not.toContain(POOL_SECRET);
   });
 });
+
+// Virtual models (SPEC §11) through the real process: a config with [models], [provider_base_paths] and [prices]
+// boots and check-config prints them; each bad alias, base path or price exits 2 with one stderr line naming the key
+// (never a pool key).
+describe("virtual models: [models], [provider_base_paths], [prices]", () => {
+  const POOL = `[pool_keys]\ngroq = "${POOL_SECRET}"\ncerebras = "sk-cerebras-e2e"\nanthropic = "sk-ant-e2e"\n`;
+  const GOOD = [
+    POOL,
+    "[provider_base_paths]",
+    'myprov = "/api/v2"',
+    "",
+    "[models.smart]",
+    'targets = ["groq/llama-3.3-70b-versatile", "cerebras/llama-3.3-70b"]',
+    'strategy = "weighted"',
+    "weights = [3, 1]",
+    "",
+    "[models.smart.retry]",
+    "max_attempts = 2",
+    "",
+    '[prices."groq/llama-3.3-70b-versatile"]',
+    "input = 0.59",
+    "output = 0.79",
+    "context_window = 131072",
+  ].join("\n");
+
+  test("a config with an alias, a base path and a price boots and still serves BYO traffic as before", async () => {
+    await expectServes(startGateway({ config: baseConfig({ authorities: { openai: mock.authority, myprov: "127.0.0.1:9" }, tables: GOOD }) }));
+  });
+
+  test("check-config prints the alias (targets, strategy, weights, merged retry), the base paths and the prices, and no pool key", async () => {
+    const path = writeTempConfig(baseConfig({ authorities: { myprov: "127.0.0.1:9" }, tables: GOOD }));
+    const r = await runGatewayExpectExit({ args: ["check-config", "--config", path], env: { AI_PROVIDER_BASE_PATHS__GROQ: "/openai/v1" } });
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { config: { models: Record<string, Record<string, unknown>>; provider_base_paths: unknown; prices: Record<string, unknown> } };
+    expect(out.config.models["smart"]?.["targets"]).toEqual(["groq/llama-3.3-70b-versatile", "cerebras/llama-3.3-70b"]);
+    expect(out.config.models["smart"]?.["strategy"]).toBe("weighted");
+    expect(out.config.models["smart"]?.["weights"]).toEqual([3, 1]);
+    expect((out.config.models["smart"]?.["retry"] as Record<string, unknown>)["max_attempts"]).toBe(2);
+    expect(out.config.provider_base_paths).toEqual({ myprov: "/api/v2", groq: "/openai/v1" });
+    expect(out.config.prices["groq/llama-3.3-70b-versatile"]).toEqual({ input: 0.59, output: 0.79, cache_read: 0.59, cache_write: 0.59, context_window: 131072, vision: false });
+    expect(r.stdout + r.stderr).not.toContain(POOL_SECRET);
+  });
+
+  // [what, tables after the pool keys, message]
+  const bad: Array<[string, string, string]> = [
+    ["an unknown target provider", '[models.smart]\ntargets = ["groq/a", "nosuch/b"]\n', 'models.smart.targets[1]: unknown provider "nosuch"'],
+    ["an alias named like a provider", '[models.groq]\ntargets = ["cerebras/b"]\n', "models.groq: the alias is named like the provider groq"],
+    ["weights of the wrong length", '[models.smart]\ntargets = ["groq/a", "cerebras/b"]\nstrategy = "weighted"\nweights = [1]\n', "models.smart.weights: 1 weight(s) for 2 target(s)"],
+    ["a target without /", '[models.smart]\ntargets = ["llama-3.3-70b"]\n', 'models.smart.targets[0]: "llama-3.3-70b" has no "/"'],
+    ["a target provider with no pool key", '[models.smart]\ntargets = ["groq/a", "mistral/b"]\n', "models.smart.targets[1]: provider mistral has no pool key"],
+    ["a target of the other dialect", '[models.smart]\ntargets = ["groq/a", "anthropic/claude-sonnet-4-5"]\n', "models.smart.targets[1]: anthropic speaks the anthropic dialect but the alias speaks openai (its first target's); a target of the other dialect needs dialect translation (not available yet)"],
+    ["an unknown key in an alias", '[models.smart]\ntargets = ["groq/a"]\nfallbacks = 2\n', "models.smart.fallbacks: unknown key in [models.smart]"],
+    ["a base path with a trailing /", '[provider_base_paths]\ngroq = "/openai/v1/"\n', 'provider_base_paths.groq: "/openai/v1/" must not end with /'],
+    ["a price keyed without a provider", '[prices.gpt-4o]\ninput = 1\noutput = 4\n', 'prices.gpt-4o: the key must be "provider/model"'],
+  ];
+  test.each(bad)("%s: exit 2, one stderr line naming the key", async (_what, tables, message) => {
+    const r = await runGatewayExpectExit({ config: baseConfig({ authorities: { openai: mock.authority }, tables: `${POOL}${tables}` }) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`config error: ${message}`);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stdout).not.toContain('"listening"');
+    expect(r.stdout + r.stderr).not.toContain(POOL_SECRET);
+  });
+
+  test("a bad base path from the environment names the variable's entry", async () => {
+    const r = await runGatewayExpectExit({ config: baseConfig({ authorities: { openai: mock.authority }, tables: POOL }), env: { AI_PROVIDER_BASE_PATHS__GROQ: "openai/v1" } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('config error: provider_base_paths.groq: "openai/v1" must start with /');
+  });
+});

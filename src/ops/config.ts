@@ -5,7 +5,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parse as parseToml } from "smol-toml";
 import { parseKid, parsePublicKey } from "../controls/keys.ts";
+import type { Price } from "../routing/prices.ts";
 import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "../routing/providers.ts";
+import { type ModelRoute, ROUTE_STRATEGIES, type RouteStrategy, type RouteTargetConfig } from "../routing/routes.ts";
+import { MODEL_MAX_BYTES } from "../metering/scan-model.ts";
 import { Secret } from "./secret.ts";
 
 export class ConfigError extends Error {
@@ -54,12 +57,18 @@ export interface Config {
   provider_authorities: Record<string, string>;
   provider_dialects: Record<string, Dialect>;
   provider_auth_schemes: Record<string, AuthScheme>;
+  /** provider → the path its API sits under (SPEC §11); only the entries the config gives (built-ins: providers.ts). */
+  provider_base_paths: Record<string, string>;
   /** provider → its pool keys in the order listed (SPEC §10: a string or an array; env: comma-separated). */
   pool_keys: Record<string, Secret[]>;
   /** `[key_pool]` (SPEC §10). */
   key_pool: KeyPoolConfig;
   /** `[retry]` (SPEC §10), commit-point hold limits included. */
   retry: RetryConfig;
+  /** `[models.<alias>]` (SPEC §11): virtual models, validated (file only). */
+  models: Record<string, ModelRoute>;
+  /** `[prices."provider/model"]` (SPEC §11), keyed `provider/model` (file only). */
+  prices: Map<string, Price>;
   /** kid → 32-byte Ed25519 public key. Public keys are not secrets. */
   signing_keys: Map<number, Uint8Array>;
   /** Where the effective config came from, for logs and check-config. */
@@ -142,7 +151,7 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["circuit_breaker_reset_secs", "posint", 30],
 ];
 
-const TABLES = ["provider_authorities", "provider_dialects", "provider_auth_schemes", "pool_keys", "signing_keys"] as const;
+const TABLES = ["provider_authorities", "provider_dialects", "provider_auth_schemes", "provider_base_paths", "pool_keys", "signing_keys"] as const;
 type TableName = (typeof TABLES)[number];
 
 /**
@@ -188,7 +197,10 @@ const STRUCTS = { key_pool: KEY_POOL_FIELDS, retry: RETRY_FIELDS } as const;
 type StructName = keyof typeof STRUCTS;
 const STRUCT_NAMES = Object.keys(STRUCTS) as StructName[];
 
-export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES, ...STRUCT_NAMES];
+/** Tables of tables, read from the file only: `[models.<alias>]` and `[prices."provider/model"]`. */
+const NESTED_TABLES = ["models", "prices"] as const;
+
+export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES, ...STRUCT_NAMES, ...NESTED_TABLES];
 
 /** Meta variables that steer loading rather than name a config key. */
 const META_ENV = new Set(["AI_CONFIG_PATH", "AI_LOG_LEVEL"]);
@@ -268,6 +280,7 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     provider_authorities: tableFromToml("provider_authorities", file.provider_authorities),
     provider_dialects: tableFromToml("provider_dialects", file.provider_dialects),
     provider_auth_schemes: tableFromToml("provider_auth_schemes", file.provider_auth_schemes),
+    provider_base_paths: tableFromToml("provider_base_paths", file.provider_base_paths),
     signing_keys: tableFromToml("signing_keys", file.signing_keys),
   };
   const poolLists = poolKeysFromToml(file.pool_keys);
@@ -326,6 +339,11 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
     if (!providerExists(name)) throw new ConfigError(`provider_auth_schemes.${name}`, "no such provider (add it under [provider_authorities] first)");
     schemes[name] = value;
   }
+  const basePaths: Record<string, string> = {};
+  for (const [name, value] of tables.provider_base_paths) {
+    if (!providerExists(name)) throw new ConfigError(`provider_base_paths.${name}`, "no such provider (add it under [provider_authorities] first)");
+    basePaths[name] = checkBasePath(`provider_base_paths.${name}`, value);
+  }
   const pool: Record<string, Secret[]> = {};
   for (const [name, list] of poolLists) pool[name] = poolKeyList(name, list);
   const signing = new Map<number, Uint8Array>();
@@ -361,6 +379,10 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   }
   cfg.key_pool = keyPool;
   cfg.retry = structFromConfig("retry", file.retry, env, RETRY_DEFAULTS);
+  cfg.provider_base_paths = basePaths;
+  const dialectOf = (name: string): Dialect => dialects[name] ?? BUILT_IN_PROVIDERS.find((p) => p.name === name)?.dialect ?? "openai";
+  cfg.models = modelsFromToml(file.models, { known: knownNames, dialectOf, pool, retry: cfg.retry as RetryConfig });
+  cfg.prices = pricesFromToml(file.prices, knownNames);
   cfg.signing_keys = signing;
   cfg.warnings = envTypoWarnings(env);
   // "auto" resolves here, once, so every consumer (and every worker loading the same file) sees one number.
@@ -470,6 +492,198 @@ function structFromConfig<T extends object>(table: StructName, value: unknown, e
     out[k] = checkField(envName, kind, v, `"${raw}"`, ` (${table}.${k})`);
   }
   return out as T;
+}
+
+/**
+ * A provider base path: `""` (the API sits at the root) or `/seg[/seg…]`, each segment non-empty and made of URL
+ * path characters, so no trailing `/`, no `//`, no `?` or `#` (the client's path and query are appended to it).
+ */
+function checkBasePath(key: string, value: string): string {
+  if (value === "" || /^(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(value)) return value;
+  const why = !value.startsWith("/")
+    ? "must start with /"
+    : value.endsWith("/")
+      ? "must not end with / (the client's path, which starts with one, is appended)"
+      : /[?#]/.test(value)
+        ? "must not hold ? or # (the client's query is appended)"
+        : value.includes("//")
+          ? "has an empty segment (//)"
+          : "may hold URL path characters only (letters, digits, -._~!$&'()*+,;=:@%)";
+  throw new ConfigError(key, `"${value}" ${why}; e.g. "/v1" or "/openai/v1", or "" for the root`);
+}
+
+/** Alias names a client could not reach as `/<alias>/v1/…`, or that a future route claims. */
+const RESERVED_ALIASES = new Set(["v1", "auto"]);
+const MODEL_KEYS = ["targets", "strategy", "weights", "retry"];
+
+interface ModelsContext {
+  /** Provider names, built-in and added. */
+  readonly known: ReadonlySet<string>;
+  readonly dialectOf: (provider: string) => Dialect;
+  readonly pool: Readonly<Record<string, Secret[]>>;
+  /** The effective global `[retry]`, file and environment applied. */
+  readonly retry: RetryConfig;
+}
+
+/**
+ * `[models.<alias>]` (SPEC §11), file only. Every failure names the key (`models.smart.targets[1]`) and why; a
+ * virtual model that could never be served (no pool key, a provider that does not exist, the other dialect) fails
+ * boot rather than answering 503 forever.
+ */
+function modelsFromToml(value: unknown, ctx: ModelsContext): Record<string, ModelRoute> {
+  const out: Record<string, ModelRoute> = {};
+  if (value === undefined) return out;
+  if (!isTable(value)) throw new ConfigError("models", `must be a table of aliases ([models.<alias>]), got ${describe(value)}`);
+  const providersLower = new Map([...ctx.known].map((n) => [n.toLowerCase(), n]));
+  for (const [alias, raw] of Object.entries(value)) {
+    const key = `models.${alias}`;
+    // Same rule as a provider name: the alias is the first path segment of /<alias>/v1/….
+    if (!/^[A-Za-z0-9._~-]+$/.test(alias) || alias === "." || alias === "..") {
+      throw new ConfigError(key, "an alias is a URL path segment (/<alias>/v1/…): letters, digits, '.', '_', '~' and '-' only");
+    }
+    const clash = providersLower.get(alias.toLowerCase());
+    if (clash !== undefined) throw new ConfigError(key, `the alias is named like the provider ${clash}; both are first path segments, so one would hide the other: rename the alias`);
+    if (RESERVED_ALIASES.has(alias.toLowerCase())) {
+      throw new ConfigError(key, `"${alias}" is reserved (${alias.toLowerCase() === "v1" ? "/v1/… is the drop-in path" : "auto is the cheapest-capable-model router"}): rename the alias`);
+    }
+    if (!isTable(raw)) throw new ConfigError(key, `must be a table ([models.${alias}] with targets = […]), got ${describe(raw)}`);
+    for (const k of Object.keys(raw)) {
+      if (!MODEL_KEYS.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key in [models.${alias}] (known keys: ${MODEL_KEYS.join(", ")})`);
+    }
+
+    const targetsRaw = raw.targets;
+    if (targetsRaw === undefined) throw new ConfigError(`${key}.targets`, 'missing: list at least one "provider/model"');
+    if (!Array.isArray(targetsRaw)) throw new ConfigError(`${key}.targets`, `must be an array of "provider/model" strings, got ${describe(targetsRaw)}`);
+    if (targetsRaw.length === 0) throw new ConfigError(`${key}.targets`, 'an empty array; list at least one "provider/model"');
+    const targets: RouteTargetConfig[] = [];
+    const seen = new Map<string, number>();
+    let dialect: Dialect | undefined;
+    for (let i = 0; i < targetsRaw.length; i++) {
+      const tk = `${key}.targets[${i}]`;
+      const t = targetsRaw[i];
+      if (typeof t !== "string") throw new ConfigError(tk, `must be a "provider/model" string, got ${describe(t)}`);
+      const slash = t.indexOf("/");
+      if (slash < 0) throw new ConfigError(tk, `"${t}" has no "/": write "provider/model" (the provider first, e.g. "groq/llama-3.3-70b-versatile")`);
+      const provider = t.slice(0, slash);
+      const model = t.slice(slash + 1);
+      if (provider === "") throw new ConfigError(tk, `"${t}" has an empty provider before the "/"`);
+      if (model === "") throw new ConfigError(tk, `"${t}" has an empty model after the "/"`);
+      if (!ctx.known.has(provider)) throw new ConfigError(tk, `unknown provider "${provider}" (built in, or added under [provider_authorities])`);
+      const bad = badModelText(model);
+      if (bad !== undefined) throw new ConfigError(tk, `the model ${bad}`);
+      const first = seen.get(t);
+      if (first !== undefined) throw new ConfigError(tk, `the same target as ${key}.targets[${first}]; list each target once (weights favour one)`);
+      seen.set(t, i);
+      // A managed request routed here would get 503 on every attempt: refuse the config instead.
+      if ((ctx.pool[provider]?.length ?? 0) === 0) {
+        throw new ConfigError(tk, `provider ${provider} has no pool key ([pool_keys] ${provider} or AI_POOL_KEY_${provider.toUpperCase().replaceAll("-", "_")}): a virtual model sends managed traffic, which needs one`);
+      }
+      const d = ctx.dialectOf(provider);
+      if (dialect === undefined) dialect = d;
+      else if (d !== dialect) {
+        throw new ConfigError(tk, `${provider} speaks the ${d} dialect but the alias speaks ${dialect} (its first target's); a target of the other dialect needs dialect translation (not available yet)`);
+      }
+      targets.push({ provider, model });
+    }
+
+    let strategy: RouteStrategy = "fallback";
+    if (raw.strategy !== undefined) {
+      if (typeof raw.strategy !== "string") throw new ConfigError(`${key}.strategy`, `must be one of ${ROUTE_STRATEGIES.join(", ")}, got ${describe(raw.strategy)}`);
+      if (!(ROUTE_STRATEGIES as readonly string[]).includes(raw.strategy)) throw new ConfigError(`${key}.strategy`, `"${raw.strategy}" is not one of ${ROUTE_STRATEGIES.join(", ")}`);
+      strategy = raw.strategy as RouteStrategy;
+    }
+
+    let weights: number[] | undefined;
+    if (raw.weights !== undefined) {
+      if (strategy !== "weighted") throw new ConfigError(`${key}.weights`, `weights are given but strategy is "${strategy}"; they only apply to strategy = "weighted"`);
+      if (!Array.isArray(raw.weights)) throw new ConfigError(`${key}.weights`, `must be an array of numbers, one per target, got ${describe(raw.weights)}`);
+      if (raw.weights.length !== targets.length) {
+        throw new ConfigError(`${key}.weights`, `${raw.weights.length} weight(s) for ${targets.length} target(s); give one weight per target, in the same order`);
+      }
+      weights = raw.weights.map((w, i) => {
+        const n = typeof w === "bigint" ? Number(w) : w;
+        if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new ConfigError(`${key}.weights[${i}]`, `must be a number >= 0, got ${describe(w)}`);
+        return n;
+      });
+      if (weights.every((w) => w === 0)) throw new ConfigError(`${key}.weights`, "every weight is 0; at least one target needs a weight above 0");
+    } else if (strategy === "weighted") {
+      throw new ConfigError(`${key}.weights`, 'missing: strategy = "weighted" needs weights = […], one per target');
+    }
+
+    let retry = ctx.retry;
+    if (raw.retry !== undefined) {
+      if (!isTable(raw.retry)) throw new ConfigError(`${key}.retry`, `must be a table ([models.${alias}.retry]), got ${describe(raw.retry)}`);
+      const merged: Record<string, unknown> = { ...ctx.retry };
+      for (const [k, v] of Object.entries(raw.retry)) {
+        const kind = (RETRY_FIELDS as Readonly<Record<string, FieldKind>>)[k];
+        if (kind === undefined) throw new ConfigError(`${key}.retry.${k}`, `unknown key in [models.${alias}.retry] (known keys: ${Object.keys(RETRY_FIELDS).join(", ")})`);
+        merged[k] = checkField(`${key}.retry.${k}`, kind, v, describe(v));
+      }
+      retry = merged as unknown as RetryConfig;
+    }
+    out[alias] = Object.freeze({ targets: Object.freeze(targets), strategy, weights: weights === undefined ? undefined : Object.freeze(weights), dialect: dialect as Dialect, retry: Object.freeze(retry) });
+  }
+  return out;
+}
+
+/** "…" when a model name cannot go into a request body as written (control characters, too long), else undefined. */
+function badModelText(model: string): string | undefined {
+  for (let i = 0; i < model.length; i++) {
+    const c = model.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return `contains a control character at offset ${i}`;
+  }
+  const bytes = Buffer.byteLength(model, "utf8");
+  if (bytes > MODEL_MAX_BYTES) return `is ${bytes} bytes long; at most ${MODEL_MAX_BYTES}`;
+  return undefined;
+}
+
+const PRICE_KEYS = ["input", "output", "cache_read", "cache_write", "context_window", "vision"];
+
+/**
+ * `[prices."provider/model"]` (SPEC §11), file only. `input` and `output` are required (USD per million tokens, >= 0);
+ * `cache_read` and `cache_write` default to `input`; `context_window` is a positive integer; `vision` a boolean
+ * (default false). The key is `provider/model` with a known provider, split at the first `/`.
+ */
+function pricesFromToml(value: unknown, known: ReadonlySet<string>): Map<string, Price> {
+  const out = new Map<string, Price>();
+  if (value === undefined) return out;
+  if (!isTable(value)) throw new ConfigError("prices", `must be a table of models ([prices."provider/model"]), got ${describe(value)}`);
+  for (const [id, raw] of Object.entries(value)) {
+    const key = `prices.${id}`;
+    const slash = id.indexOf("/");
+    if (slash <= 0 || slash === id.length - 1) {
+      throw new ConfigError(key, `the key must be "provider/model" (quoted: [prices."openai/gpt-4.1-mini"])${isTable(raw) ? "" : ", a table"}`);
+    }
+    const provider = id.slice(0, slash);
+    if (!known.has(provider)) throw new ConfigError(key, `unknown provider "${provider}" (built in, or added under [provider_authorities])`);
+    if (!isTable(raw)) throw new ConfigError(key, `must be a table (input = …, output = …), got ${describe(raw)}`);
+    for (const k of Object.keys(raw)) {
+      if (!PRICE_KEYS.includes(k)) throw new ConfigError(`${key}.${k}`, `unknown key in [prices."${id}"] (known keys: ${PRICE_KEYS.join(", ")})`);
+    }
+    const usd = (k: string, fallback?: number): number => {
+      const v = raw[k];
+      if (v === undefined) {
+        if (fallback !== undefined) return fallback;
+        throw new ConfigError(`${key}.${k}`, "missing: USD per million tokens (0 for free)");
+      }
+      const n = typeof v === "bigint" ? Number(v) : v;
+      if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new ConfigError(`${key}.${k}`, `must be a number >= 0 (USD per million tokens), got ${describe(v)}`);
+      return n;
+    };
+    const input = usd("input");
+    const output = usd("output");
+    const cache_read = usd("cache_read", input);
+    const cache_write = usd("cache_write", input);
+    let context_window: number | undefined;
+    if (raw.context_window !== undefined) {
+      const n = typeof raw.context_window === "bigint" ? Number(raw.context_window) : raw.context_window;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) throw new ConfigError(`${key}.context_window`, `must be an integer > 0 (tokens), got ${describe(raw.context_window)}`);
+      context_window = n;
+    }
+    if (raw.vision !== undefined && typeof raw.vision !== "boolean") throw new ConfigError(`${key}.vision`, `must be true or false, got ${describe(raw.vision)}`);
+    out.set(id, Object.freeze({ input, output, cache_read, cache_write, context_window, vision: raw.vision === true }));
+  }
+  return out;
 }
 
 /** Decimal numbers as an environment variable may write them (`2`, `0.5`, `.5`, `1e3`, a sign). */
@@ -792,6 +1006,14 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   out.pool_keys = Object.fromEntries(Object.entries(cfg.pool_keys).map(([k, keys]) => [k, keys.map(() => "***")]));
   out.key_pool = { ...cfg.key_pool };
   out.retry = { ...cfg.retry };
+  out.provider_base_paths = cfg.provider_base_paths;
+  out.models = Object.fromEntries(
+    Object.entries(cfg.models).map(([alias, m]) => [
+      alias,
+      { targets: m.targets.map((t) => `${t.provider}/${t.model}`), strategy: m.strategy, ...(m.weights === undefined ? {} : { weights: m.weights }), dialect: m.dialect, retry: { ...m.retry } },
+    ]),
+  );
+  out.prices = Object.fromEntries(cfg.prices);
   out.signing_keys = Object.fromEntries([...cfg.signing_keys.entries()].map(([kid, pk]) => [String(kid), Buffer.from(pk).toString("base64")]));
   return out;
 }

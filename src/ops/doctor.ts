@@ -66,6 +66,14 @@ export async function runDoctor(cfg: Config): Promise<{ ok: boolean; lines: stri
     checks.push({ name: "pool_keys", ok: false, msg: "signing keys exist but no [pool_keys]", hint: "managed requests will get 503; set AI_POOL_KEY_<PROVIDER>" });
   else checks.push({ name: "pool_keys", ok: true, msg: "none (BYO only)" });
 
+  // Virtual models were checked at load (every target's provider exists and has a pool key): list them, so an
+  // operator sees which names clients may use and where each goes first.
+  const aliases = Object.entries(cfg.models);
+  if (aliases.length > 0) {
+    const list = aliases.map(([alias, m]) => `${alias} → ${m.targets.map((t) => `${t.provider}/${t.model}`).join(", ")} (${m.strategy})`);
+    checks.push({ name: "models", ok: true, msg: `${aliases.length} virtual model(s): ${list.join("; ")}` });
+  }
+
   const dns = await Promise.all(
     buildProviders(cfg).map(async (p): Promise<Check> => {
       const { host } = parseAuthority(p.authority, cfg.upstream_tls);

@@ -11,20 +11,40 @@ export interface ProviderRow {
   readonly authority: string; // host:port
   readonly dialect: Dialect;
   readonly auth: AuthScheme;
+  /** Where the provider's OpenAI- or Anthropic-shaped API sits (no trailing `/`): a virtual model's target path is
+   * this plus the client's path below its own `/v1` root. Absent: `DEFAULT_BASE_PATH`. */
+  readonly basePath?: string;
 }
 
-/** SPEC §3: the ten built-in providers. */
+/** An added provider's base path unless `[provider_base_paths]` says otherwise. */
+export const DEFAULT_BASE_PATH = "/v1";
+
+/**
+ * SPEC §3: the ten built-in providers. Each base path was checked against the provider's own documentation (the
+ * URL beside the row; checked 2026-11-30): it is the path their docs give as the OpenAI SDK's `base_url` (or, for
+ * openai, anthropic and mistral, the prefix of their documented endpoints).
+ */
 export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = [
-  { name: "openai", authority: "api.openai.com:443", dialect: "openai", auth: "bearer" },
-  { name: "anthropic", authority: "api.anthropic.com:443", dialect: "anthropic", auth: "x-api-key" },
-  { name: "openrouter", authority: "openrouter.ai:443", dialect: "openai", auth: "bearer" },
-  { name: "fireworks", authority: "api.fireworks.ai:443", dialect: "openai", auth: "bearer" },
-  { name: "groq", authority: "api.groq.com:443", dialect: "openai", auth: "bearer" },
-  { name: "deepseek", authority: "api.deepseek.com:443", dialect: "openai", auth: "bearer" },
-  { name: "together", authority: "api.together.xyz:443", dialect: "openai", auth: "bearer" },
-  { name: "cerebras", authority: "api.cerebras.ai:443", dialect: "openai", auth: "bearer" },
-  { name: "mistral", authority: "api.mistral.ai:443", dialect: "openai", auth: "bearer" },
-  { name: "xai", authority: "api.x.ai:443", dialect: "openai", auth: "bearer" },
+  // https://platform.openai.com/docs/api-reference/chat/completions (POST https://api.openai.com/v1/chat/completions)
+  { name: "openai", authority: "api.openai.com:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
+  // https://docs.anthropic.com/en/api/messages (POST https://api.anthropic.com/v1/messages)
+  { name: "anthropic", authority: "api.anthropic.com:443", dialect: "anthropic", auth: "x-api-key", basePath: "/v1" },
+  // https://openrouter.ai/models/openai/shap-e/api (OpenAI SDK baseURL "https://openrouter.ai/api/v1")
+  { name: "openrouter", authority: "openrouter.ai:443", dialect: "openai", auth: "bearer", basePath: "/api/v1" },
+  // https://docs.fireworks.ai/guides/querying-text-models (base_url "https://api.fireworks.ai/inference/v1")
+  { name: "fireworks", authority: "api.fireworks.ai:443", dialect: "openai", auth: "bearer", basePath: "/inference/v1" },
+  // https://console.groq.com/docs/openai (base_url "https://api.groq.com/openai/v1")
+  { name: "groq", authority: "api.groq.com:443", dialect: "openai", auth: "bearer", basePath: "/openai/v1" },
+  // https://api-docs.deepseek.com/ (base_url "https://api.deepseek.com"; "/v1" is accepted "for OpenAI compatibility", unrelated to the model version)
+  { name: "deepseek", authority: "api.deepseek.com:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
+  // https://docs.together.ai/docs/inference/openai-compatibility (base_url "https://api.together.ai/v1"; api.together.xyz is the same API)
+  { name: "together", authority: "api.together.xyz:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
+  // https://inference-docs.cerebras.ai (API base "https://api.cerebras.ai/v1")
+  { name: "cerebras", authority: "api.cerebras.ai:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
+  // https://docs.mistral.ai/api (POST /v1/chat/completions on https://api.mistral.ai)
+  { name: "mistral", authority: "api.mistral.ai:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
+  // https://docs.x.ai/api/integrations (OpenAI SDK baseURL "https://api.x.ai/v1")
+  { name: "xai", authority: "api.x.ai:443", dialect: "openai", auth: "bearer", basePath: "/v1" },
 ];
 
 /** A provider as the pipeline sees it: everything per-request work needs is precomputed here. */
@@ -33,6 +53,8 @@ export interface Provider extends ProviderRow {
   readonly origin: string;
   /** Value of the upstream `host` header: the authority, without the port when it is the scheme's default. */
   readonly hostHeader: string;
+  /** The provider's API root path (`/v1`, `/openai/v1`, …; SPEC §11), resolved: never absent here. */
+  readonly basePath: string;
   /** Header the pool key goes into for managed traffic. */
   readonly authHeader: "authorization" | "x-api-key";
   /** The provider's pool keys in the order listed (SPEC §10); empty when none is configured (managed → 503). */
@@ -97,5 +119,5 @@ export function buildProvider(row: ProviderRow, tls: boolean, poolKeys: readonly
   const origin = `${tls ? "https" : "http"}://${host}:${port}`;
   const authHeader = row.auth === "bearer" ? "authorization" : "x-api-key";
   const keys = (poolKeys ?? []).map((k, n) => ({ id: `${row.name}#${n}`, slot: slotBase + n, auth: wrap(row.auth === "bearer" ? `Bearer ${k.expose()}` : k.expose()) }));
-  return { ...row, origin, hostHeader, authHeader, keys };
+  return { ...row, basePath: row.basePath ?? DEFAULT_BASE_PATH, origin, hostHeader, authHeader, keys };
 }
