@@ -169,6 +169,11 @@ export class StreamedBody implements Stallable {
     this.dropCopy();
   }
 
+  /** The pieces read ahead and not yet sent (before the first attempt: the body's first bytes), for a probe. */
+  queued(): readonly Uint8Array[] {
+    return this.queue;
+  }
+
   /**
    * Reads ahead into the queue until `enough()` says so, `maxBytes` of the client's body have been read, or the body
    * ended (a virtual model's alias in the body's first 64 KiB). The pieces wait in the queue for the first attempt.

@@ -258,10 +258,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           const streamed = body;
           const modelNow = (): string | undefined => (m !== undefined ? m.requestModelOrUndefined() : sc?.model());
           // The alias must show within the first 64 KiB (SPEC §11): read that far ahead, the pieces wait for the send.
-          if (alias === undefined) {
+          // A path alias reads as far too, so the model value's length is known for an exact content-length.
+          {
             await streamed.readAhead(() => modelNow() !== undefined || (sc?.done ?? false), SMALL_BODY_BYTES).catch(() => {});
             const bodyModel = modelNow();
-            if (bodyModel !== undefined && routes.has(bodyModel)) alias = bodyModel;
+            if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) alias = bodyModel;
           }
           if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
             transform = () => {
@@ -285,6 +286,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let tried: Set<number> | undefined;
     let resetRetried = false;
     let upHeadersRef: Headers | undefined;
+    /** A streamed virtual-model body's exact upstream content-length for the current target, when known. */
+    let streamedLength: string | undefined;
     /** A virtual model's targets in this request's order, and the one being tried. */
     let targets: readonly Target[] | undefined;
     let tgt: Target | undefined;
@@ -323,6 +326,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: bodyChanged });
     // A virtual model's whole body: the exact length of this target's rewrite (the client sent a content-length).
     if (rawWhole !== undefined && body instanceof Uint8Array) upHeaders.set("content-length", String(body.byteLength));
+    else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
 
     // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
     const sendNs = Bun.nanoseconds();
@@ -723,6 +727,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           lastEdit = w;
           return w;
         };
+        // The exact upstream length when the client sent one: a probe rewrite of the bytes read ahead tells the
+        // change once the old value has been seen and no include_usage decision is pending; else chunked.
+        streamedLength = undefined;
+        if (declared !== null) {
+          const probe = new ModelRewriter(t.model, { injectUsage: inject });
+          for (const piece of body.queued()) probe.push(piece);
+          const d = probe.delta();
+          if (d !== undefined) streamedLength = String(Number(declared) + d);
+        }
       }
       key = pools.pick(provider, model, session);
       ctx.keyId = key?.id;
@@ -734,6 +747,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         if (key !== undefined) h.set(provider.authHeader, key.auth.expose());
         if (provider.dialect === "anthropic" && !h.has("anthropic-version")) h.set("anthropic-version", "2023-06-01");
         if (rawWhole !== undefined && body instanceof Uint8Array) h.set("content-length", String(body.byteLength));
+        else if (streamedLength !== undefined) h.set("content-length", streamedLength);
+        else h.delete("content-length");
       }
     }
 
