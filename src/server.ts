@@ -10,6 +10,7 @@ import { KeyVerifier, mint, type SharedVerifyBudget } from "./controls/keys.ts";
 import { RateGuard } from "./controls/ratelimit.ts";
 import { KeyPools, ReplayPool } from "./routing/key-pool.ts";
 import { RetryBudgets } from "./routing/retry-policy.ts";
+import { Routes } from "./routing/routes.ts";
 import { log } from "./ops/log.ts";
 import { Metrics, setPoolKeyStates } from "./ops/metrics.ts";
 import { clientIdleSecs, createHandler, type Gateway } from "./pipeline/pipeline.ts";
@@ -123,7 +124,7 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
         ),
       ]),
     ),
-    router: new Router(providers),
+    router: new Router(providers, aliasProviders(cfg, providers)),
     verifier,
     transport:
       cfg.upstream_transport === "pool"
@@ -139,7 +140,18 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
     pools: new KeyPools(cfg.key_pool, providers, shared),
     budgets: new RetryBudgets({ ratio: cfg.retry.budget_ratio, minPerSec: cfg.retry.budget_min_per_sec }, providers.map((p) => p.name), shared),
     replayPool: new ReplayPool(cfg.retry.replay_pool_bytes, shared),
+    routes: new Routes(cfg.models, providers, cfg.prices),
   };
+}
+
+/** Each virtual model's name → its first target's provider (the router's view: the dialect of its errors). */
+function aliasProviders(cfg: Config, providers: readonly Provider[]): Map<string, Provider> {
+  const out = new Map<string, Provider>();
+  for (const [alias, route] of Object.entries(cfg.models)) {
+    const first = providers.find((p) => p.name === route.targets[0]?.provider);
+    if (first !== undefined) out.set(alias, first);
+  }
+  return out;
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Metrics } from "../ops/metrics.ts";
 import { ModelScanner } from "./scan-model.ts";
 import { ResponseTap, tapEncoding } from "./tap-response.ts";
 import { parseJsonBody, type Usage } from "./usage.ts";
+import { costMicros } from "../routing/prices.ts";
 
 const CHAT_COMPLETIONS = "/chat/completions";
 
@@ -87,6 +88,31 @@ export class Meter {
     return body;
   }
 
+  /**
+   * Virtual models: the body's edits are each target's (rewrite-model.ts), so the meter only scans (`scanOnly`), or
+   * is told what a whole body held; the attempt that answered says whether include_usage went in (`adopt`).
+   */
+  scanOnly = false;
+  private adopted: { readonly injected: boolean } | undefined;
+
+  /** A whole body a virtual model's target rewrote: what the client asked for, and whether include_usage went in. */
+  wholeRequest(model: string | undefined, stream: boolean | undefined, injected: boolean): void {
+    this.requestedModel = model;
+    this.requestStream = stream;
+    this.injected = injected;
+  }
+
+  /** The body edit of the attempt whose answer the client gets (a streamed virtual-model body). */
+  adopt(edit: { readonly injected: boolean }): void {
+    this.adopted = edit;
+  }
+
+  /** The requested model once the request bytes seen so far tell it (undefined before). */
+  requestModelOrUndefined(): string | undefined {
+    this.syncRequestSide();
+    return this.requestedModel;
+  }
+
   /** The requested model as far as the request bytes seen so far tell ("" while unknown): the cooldown scope. */
   requestModel(): string {
     this.syncRequestSide();
@@ -104,7 +130,7 @@ export class Meter {
   }
 
   onRequestChunk(chunk: Uint8Array): Uint8Array | Uint8Array[] {
-    if (this.eligible) {
+    if (this.eligible && !this.scanOnly) {
       this.injector ??= new UsageInjector();
       return this.injector.push(chunk);
     }
@@ -149,6 +175,7 @@ export class Meter {
    * state only grows, so the latest reading always wins. A whole body set these fields directly and has no scanner.
    */
   private syncRequestSide(): void {
+    if (this.adopted !== undefined) this.injected = this.adopted.injected;
     const scanner = this.injector?.scanner ?? this.scanner;
     if (scanner === undefined) return;
     if (this.injector !== undefined) this.injected = this.injector.injected;
@@ -218,6 +245,13 @@ export class Meter {
     if (ctx.keyId !== undefined) body += `,"key_id":"${ctx.keyId}"`;
     body += `,"retry_wait_ms":${Math.round(ctx.retryWaitMs)}`;
     if (ctx.wastedInputTokens > 0) body += `,"wasted_input_tokens":${count(ctx.wastedInputTokens)}`;
+    // Virtual models: the alias (config: path-segment characters), the first reason the target changed (a fixed word),
+    // and the cost at the answering target's [prices] entry.
+    if (ctx.route !== undefined) {
+      body += `,"route":"${ctx.route}"`;
+      if (ctx.fallbackReason !== undefined) body += `,"fallback_reason":"${ctx.fallbackReason}"`;
+    }
+    if (ctx.price !== undefined) body += `,"cost_usd_micros":${costMicros({ input, output, cacheRead, cacheWrite }, ctx.price)}`;
     log.writeRaw("ai.usage", "info", body);
   }
 }

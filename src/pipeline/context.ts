@@ -2,6 +2,7 @@
 // route → authenticate → admit → rewrite → forward → meter → log.
 
 import type { Identity } from "../controls/keys.ts";
+import type { Price } from "../routing/prices.ts";
 import type { Dialect, Provider } from "../routing/providers.ts";
 
 export interface RequestContext {
@@ -31,6 +32,10 @@ export interface RequestContext {
   retryWaitMs: number;
   /** Input tokens that discarded attempts reported (an Anthropic message_start before an in-band error). */
   wastedInputTokens: number;
+  /** Virtual models: the alias, the first reason the target changed, the answering target's price. */
+  route: string | undefined;
+  fallbackReason: string | undefined;
+  price: Price | undefined;
   /** Bun.nanoseconds() when the upstream response head arrived. */
   headersNs: number;
 }
@@ -67,6 +72,9 @@ export function newContext(method: string, target: string, dialect: Dialect): Re
     keyId: undefined,
     retryWaitMs: 0,
     wastedInputTokens: 0,
+    route: undefined,
+    fallbackReason: undefined,
+    price: undefined,
     headersNs: 0,
   };
 }

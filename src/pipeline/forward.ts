@@ -25,6 +25,12 @@ export interface ReplayReserve {
   release(n: number): void;
 }
 
+/** Edits one attempt's body as it streams (a virtual model's ModelRewriter). */
+export interface BodyTransform {
+  push(chunk: Uint8Array): Uint8Array[];
+  end(): Uint8Array[];
+}
+
 /** Why a replay copy was dropped (ai_replay_abandoned_total{reason}). */
 export type ReplayAbandon = "request_limit" | "pool_limit";
 
@@ -163,11 +169,26 @@ export class StreamedBody implements Stallable {
     this.dropCopy();
   }
 
+  /** The pieces read ahead and not yet sent (before the first attempt: the body's first bytes), for a probe. */
+  queued(): readonly Uint8Array[] {
+    return this.queue;
+  }
+
+  /**
+   * Reads ahead into the queue until `enough()` says so, `maxBytes` of the client's body have been read, or the body
+   * ended (a virtual model's alias in the body's first 64 KiB). The pieces wait in the queue for the first attempt.
+   */
+  async readAhead(enough: () => boolean, maxBytes: number): Promise<void> {
+    while (!this.ended && this.bytes < maxBytes && !enough()) await this.more();
+  }
+
   /** A fresh stream view for one attempt, from the body's first byte. Cancelling it (a failed attempt) does not cancel
-   * the client's body. Only call for a second attempt when `replayable`. */
-  attempt(): ReadableStream<Uint8Array> {
+   * the client's body. Only call for a second attempt when `replayable`. `transform` (a virtual model's target) edits
+   * this attempt's bytes as they go: the queue keeps the client's bytes, so another attempt can edit them its way. */
+  attempt(transform?: BodyTransform): ReadableStream<Uint8Array> {
     const gen = ++this.gen;
     this.cursor = 0;
+    if (transform !== undefined) return this.transformed(gen, transform);
     return new ReadableStream<Uint8Array>(
       {
         pull: async (c) => {
@@ -199,6 +220,46 @@ export class StreamedBody implements Stallable {
     );
   }
 
+  private transformed(gen: number, t: BodyTransform): ReadableStream<Uint8Array> {
+    let out: Uint8Array[] = [];
+    let at = 0;
+    let closed = false;
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (c) => {
+          for (;;) {
+            while (at < out.length) {
+              const piece = out[at++] as Uint8Array;
+              if (piece.byteLength > 0) {
+                c.enqueue(piece);
+                return;
+              }
+            }
+            if (closed || gen !== this.gen) {
+              c.close();
+              return;
+            }
+            const q = this.queue;
+            at = 0;
+            if (this.cursor < q.length) {
+              const piece = q[this.cursor] as Uint8Array;
+              if (this.keep) this.cursor++;
+              else q.shift();
+              out = t.push(piece);
+            } else if (this.ended) {
+              out = t.end();
+              closed = true;
+            } else {
+              out = [];
+              await this.more();
+            }
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
   /** Release the client's body when the exchange is over early (error, timeout, client gone). */
   discard(reason?: unknown): void {
     this.release();
@@ -221,6 +282,8 @@ export interface SendOptions {
   headTimeoutMs: number;
   /** Called once per connect retry (metrics, logs). */
   onRetry?: (attempt: number, err: unknown) => void;
+  /** A streamed body's edit for this attempt (a virtual model's target), made fresh for each send. */
+  transform?: (() => BodyTransform) | undefined;
 }
 
 const TIMEOUT = Symbol("upstream timeout");
@@ -245,7 +308,7 @@ export async function sendUpstream(o: SendOptions): Promise<SendResult & { attem
   try {
     for (;;) {
       attempts++;
-      const body = o.body instanceof StreamedBody ? o.body.attempt() : o.body;
+      const body = o.body instanceof StreamedBody ? o.body.attempt(o.transform?.()) : o.body;
       const req: UpstreamRequest = { url: o.url, method: o.method, headers: o.headers, body, cancel: o.cancel };
       try {
         const response = await o.transport.send(req);

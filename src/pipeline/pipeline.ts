@@ -8,11 +8,15 @@ import { extractCredential, verifyManaged } from "./authenticate.ts";
 import type { Config } from "../ops/config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
+import type { ModelRoute, Routes, Target } from "../routing/routes.ts";
+import { ModelRewriter, rewriteModelWhole } from "../metering/rewrite-model.ts";
+import { UsageInjector } from "../metering/inject-usage.ts";
+import { ModelScanner } from "../metering/scan-model.ts";
 import { holdPreamble, type HoldOptions, type HoldResult, type ReadResult, scanWhole } from "./commit.ts";
-import { errorCode, HeldResponses, type Reader, readWhole, relayBody, type RelayEnd, type ReplayOptions, sendUpstream, StreamedBody, type WholeRead } from "./forward.ts";
+import { type BodyTransform, errorCode, HeldResponses, type Reader, readWhole, relayBody, type RelayEnd, type ReplayOptions, sendUpstream, StreamedBody, type WholeRead } from "./forward.ts";
 import type { KeyPools, ReplayPool } from "../routing/key-pool.ts";
 import type { PoolKey } from "../routing/providers.ts";
-import { backoffMs, type BackoffPolicy, isQuotaExhausted, isRetryableStatus, retryAfterFromHeaders, type RetryBudgets } from "../routing/retry-policy.ts";
+import { backoffMs, type BackoffPolicy, isContextLengthError, isQuotaExhausted, isRetryableStatus, retryAfterFromHeaders, type RetryBudgets } from "../routing/retry-policy.ts";
 import type { KeyVerifier } from "../controls/keys.ts";
 import { DENIED, isBreakerFailure, type CircuitBreaker, type Permit } from "../controls/breaker.ts";
 import { log } from "../ops/log.ts";
@@ -39,6 +43,8 @@ export interface Gateway {
   pools: KeyPools;
   budgets: RetryBudgets;
   replayPool: ReplayPool;
+  /** SPEC §11: virtual models' target orders (per thread). */
+  routes: Routes;
 }
 
 /** Bodies declared at or under this size are read in one piece: the same bounded memory as one streamed chunk, and retries become trivial. */
@@ -53,7 +59,17 @@ export function clientIdleSecs(cfg: Config): number {
 }
 
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
-  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool } = gw;
+  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool, routes } = gw;
+  const models = cfg.models;
+  const aliasCount = Object.keys(models).length;
+  /** ai_route_requests_total / ai_fallbacks_total label sets, bound on first use. */
+  const routeLabels = new Map<string, Labels>();
+  const labelsFor = (route: string, key: "target" | "reason", value: string): Labels => {
+    const k = `${route}\u0000${key}\u0000${value}`;
+    let l = routeLabels.get(k);
+    if (l === undefined) routeLabels.set(k, (l = key === "target" ? { route, target: value } : { route, reason: value }));
+    return l;
+  };
   const retry = cfg.retry;
   const backoff: BackoffPolicy = { initialMs: retry.initial_backoff_ms, multiplier: retry.multiplier, maxMs: retry.max_backoff_ms, jitter: retry.jitter };
   const holdOpts: HoldOptions = { maxMs: retry.commit_hold_ms, maxBytes: retry.commit_hold_bytes };
@@ -104,9 +120,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.dialect = dialectForUnrouted(target);
       return reject(ctx, ERR.unknownProvider, "unknown_provider");
     }
-    const provider = route.provider;
-    const pm = perProvider.get(provider.name) as ProviderMetrics;
-    const pIndex = providerIndex.get(provider.name) as number;
+    // A virtual model's targets change these per attempt (useTarget); everything else reads them as the provider.
+    let provider = route.provider;
+    let pm = perProvider.get(provider.name) as ProviderMetrics;
+    let pIndex = providerIndex.get(provider.name) as number;
     ctx.provider = provider;
     ctx.dialect = provider.dialect;
     ctx.forwardPath = route.forwardPath;
@@ -117,8 +134,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
     if ("error" in cred) return reject(ctx, cred.error, cred.reason);
     ctx.managed = cred.managed;
+    // SPEC §11: a virtual model, named by the path, or (bare /v1 paths, when aliases exist) maybe by the body's model.
+    let alias = route.alias;
+    const mayAlias = alias !== undefined || (aliasCount > 0 && route.rest !== undefined);
+    if (alias !== undefined && !cred.managed) return reject(ctx, ERR.badRequest("virtual models need a managed key"), "alias_needs_managed_key");
     // SPEC §10: managed requests may be retried (another key, backoff, the commit hold); BYO keeps §5's connect retries.
-    const retrying = cred.managed && retry.max_attempts > 1;
+    // A virtual model may fall back to its next target even with max_attempts = 1.
+    const retrying = cred.managed && (retry.max_attempts > 1 || mayAlias);
+    /** The retry settings in force: the alias's own once a virtual model is chosen. */
+    let rc = retry;
 
     // 3. admit: rate guardrails first (before any signature work), then framing and declared size
     const admitted = rate.check(cred.token, cred.managed);
@@ -142,8 +166,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // 3b. circuit breaker last. Here only the side-effect-free check, so an open provider is refused without reading
     // the body; the permit itself (the half-open probe's included) is taken just before the upstream send, once a
     // small body is in hand, so a client that never finishes its body can never hold the probe.
-    const breaker = breakers.get(provider.name);
-    if (breaker !== undefined && !breaker.wouldAllow()) return reject(ctx, ERR.circuitOpen(breaker.retryAfterSecs()), "circuit_open", "circuit_open");
+    let breaker = breakers.get(provider.name);
+    // (A virtual model checks each target's breaker as it chooses one.)
+    if (alias === undefined && breaker !== undefined && !breaker.wouldAllow()) return reject(ctx, ERR.circuitOpen(breaker.retryAfterSecs()), "circuit_open", "circuit_open");
     let permit: Permit = DENIED;
 
     // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
@@ -158,6 +183,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     req.signal.addEventListener("abort", cancel);
 
     let body: Uint8Array | StreamedBody | null = null;
+    /** A virtual model's whole body as the client sent it (each target gets its own rewrite of it). */
+    let rawWhole: Uint8Array | undefined;
+    /** A streamed body's per-attempt edit (a target's ModelRewriter, or include_usage when the meter only scans). */
+    let transform: (() => BodyTransform) | undefined;
+    let lastEdit: { readonly injected: boolean } | undefined;
+    let aliasScanner: ModelScanner | undefined;
     let bodyChanged = false;
     let tooLarge = false;
     const declared = headers.get("content-length");
@@ -175,11 +206,34 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         }
         if (read.stalled) return finishEarly(ctx, 0, "client_timeout", ERR.requestTimeout);
         ctx.bytesIn = whole.byteLength;
-        body = meter === undefined ? whole : meter.wholeBody(whole);
-        bodyChanged = body !== whole;
+        if (mayAlias) {
+          const sc = ALIAS_SCANNER;
+          sc.reset();
+          sc.feed(whole);
+          const bodyModel = sc.model();
+          if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
+            if (!cred.managed) return finishEarly(ctx, 0, "alias_needs_managed_key", ERR.badRequest("virtual models need a managed key"));
+            alias = bodyModel;
+          }
+        }
+        if (alias !== undefined) {
+          rawWhole = whole;
+          body = whole;
+          bodyChanged = true;
+        } else {
+          body = meter === undefined ? whole : meter.wholeBody(whole);
+          bodyChanged = body !== whole;
+        }
       } else {
         const m = meter;
         m?.streamedUpload();
+        // A body that may carry a virtual model is only scanned here; each attempt edits it (transform).
+        const perAttempt = mayAlias && cred.managed;
+        if (perAttempt) {
+          if (m !== undefined) m.scanOnly = true;
+          else aliasScanner = new ModelScanner();
+        }
+        const sc = aliasScanner;
         bodyChanged = m?.streamedBodyChanges === true;
         body = new StreamedBody(
           req.body,
@@ -189,6 +243,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               tooLarge = true;
               throw new Error("request body too large");
             }
+            if (sc !== undefined) {
+              if (!sc.done) sc.feed(chunk);
+              return chunk;
+            }
             return m === undefined ? chunk : m.onRequestChunk(chunk);
           },
           m === undefined ? undefined : () => m.onRequestEnd(),
@@ -196,6 +254,25 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           cancel,
           retrying ? replayOptions : undefined,
         );
+        if (perAttempt) {
+          const streamed = body;
+          const modelNow = (): string | undefined => (m !== undefined ? m.requestModelOrUndefined() : sc?.model());
+          // The alias must show within the first 64 KiB (SPEC §11): read that far ahead, the pieces wait for the send.
+          // A path alias reads as far too, so the model value's length is known for an exact content-length.
+          {
+            await streamed.readAhead(() => modelNow() !== undefined || (sc?.done ?? false), SMALL_BODY_BYTES).catch(() => {});
+            const bodyModel = modelNow();
+            if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) alias = bodyModel;
+          }
+          if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
+            transform = () => {
+              const t = new UsageInjector();
+              lastEdit = t;
+              return t;
+            };
+          }
+          if (alias !== undefined) bodyChanged = true;
+        }
       }
     }
 
@@ -205,7 +282,36 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let key: PoolKey | undefined;
     let model = "";
     let session = "";
-    if (cred.managed) {
+    let attempt = 0;
+    let tried: Set<number> | undefined;
+    let resetRetried = false;
+    let upHeadersRef: Headers | undefined;
+    /** A streamed virtual-model body's exact upstream content-length for the current target, when known. */
+    let streamedLength: string | undefined;
+    /** A virtual model's targets in this request's order, and the one being tried. */
+    let targets: readonly Target[] | undefined;
+    let tgt: Target | undefined;
+    let ti = -1;
+    const rest = route.rest ?? "";
+    if (alias !== undefined) {
+      const r = models[alias] as ModelRoute;
+      rc = r.retry;
+      ctx.route = alias;
+      session = headers.get("x-session-id") ?? cred.token;
+      // Targets whose breaker is open or whose keys all cool go last (routes.ts), so the chain is never empty.
+      targets = routes.order(alias, skipTarget);
+      if (targets === undefined || !nextTarget(undefined)) {
+        if (body instanceof StreamedBody) body.discard();
+        const first = targets?.[0];
+        if (first !== undefined) useTarget(first);
+        if (breaker !== undefined && !breaker.wouldAllow()) {
+          metrics.inc("ai_rejections_total", reasonLabels("circuit_open"));
+          return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
+        }
+        return keysExhausted(ctx);
+      }
+    }
+    if (cred.managed && tgt === undefined) {
       model = meter?.requestModel() ?? "";
       // The session only matters when there are keys to choose among: one key costs no header lookup.
       if (provider.keys.length > 1) session = headers.get("x-session-id") ?? cred.token;
@@ -215,16 +321,18 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return keysExhausted(ctx);
       }
       ctx.keyId = key.id;
-      budgets.first(pIndex);
     }
+    if (cred.managed) budgets.first(pIndex);
     const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: bodyChanged });
+    // A virtual model's whole body: the exact length of this target's rewrite (the client sent a content-length).
+    if (rawWhole !== undefined && body instanceof Uint8Array) upHeaders.set("content-length", String(body.byteLength));
+    else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
 
     // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
     const sendNs = Bun.nanoseconds();
-    const deadlineNs = retrying ? ctx.startNs + retry.deadline_ms * 1e6 : 0;
-    let attempt = 0;
-    let tried: Set<number> | undefined;
-    let resetRetried = false;
+    const deadlineNs = retrying ? ctx.startNs + rc.deadline_ms * 1e6 : 0;
+    const bo: BackoffPolicy = rc === retry ? backoff : { initialMs: rc.initial_backoff_ms, multiplier: rc.multiplier, maxMs: rc.max_backoff_ms, jitter: rc.jitter };
+    upHeadersRef = upHeaders;
     let up: UpstreamResponse;
     /** The answer's body when it was read whole while deciding (a small error answer). */
     let whole: Uint8Array | undefined;
@@ -246,12 +354,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
         }
       }
+      const attemptNs = Bun.nanoseconds();
       const sent = await sendUpstream({
         transport,
         url: provider.origin + ctx.forwardPath,
         method: req.method,
         headers: upHeaders,
         body,
+        transform,
         cancel,
         headTimeoutMs: readTimeoutMs,
         onRetry: (n, e) => {
@@ -311,7 +421,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
       // Managed: the answer's status decides what happens to the key and whether another attempt follows.
       const status = up.status;
-      if (status === 429 || status === 401 || status === 403 || (retrying && isRetryableStatus(status))) {
+      if (tgt !== undefined) routes.observeTtft(tgt, (Bun.nanoseconds() - attemptNs) / 1e6);
+      if (status === 429 || status === 401 || status === 403 || (retrying && isRetryableStatus(status)) || (status === 400 && targets !== undefined && ti + 1 < targets.length)) {
         whole = smallBody(up);
         if (whole === undefined && up.body !== null && declaredSmall(up.headers)) {
           const got = await readWhole(up, cancel, readTimeoutMs);
@@ -348,6 +459,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           pools.coolDown(key, model, retryAfter);
           (tried ??= new Set()).add(key.slot);
           wait = nextWait("rate_limited", undefined);
+        } else if (status === 400) {
+          // A virtual model's context-length 400 moves to the next target; any other 400 is the answer.
+          outcome = "client_error";
+          if (whole !== undefined && isContextLengthError(whole)) wait = nextWait("context_length", undefined);
         } else {
           outcome = status >= 500 || status === 408 ? "server_error" : "client_error";
           if (outcome === "server_error") wait = nextWait("server_error", retryAfter);
@@ -355,7 +470,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         pm.attempt(outcome).v++;
         if (wait !== undefined) {
           discardAnswer(up);
-          pm.retry(outcome === "client_error" ? "server_error" : outcome).v++;
+          if (outcome !== "client_error") pm.retry(outcome).v++;
           if (!(await pause(wait))) return clientLeft();
           if (!pickAgain()) {
             if (body instanceof StreamedBody) body.discard();
@@ -425,6 +540,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     }
     // The commit point: no attempt follows, so the replay copy goes.
     if (body instanceof StreamedBody) body.release();
+    if (lastEdit !== undefined) meter?.adopt(lastEdit);
+    if (tgt !== undefined) metrics.inc("ai_route_requests_total", labelsFor(ctx.route as string, "target", tgt.id));
 
     // 6. relay (meter hooks in as the observer)
     ctx.headersNs = Bun.nanoseconds();
@@ -512,32 +629,127 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
      * Whether another attempt follows one that ended with `outcome`, and after how long (ms); undefined: relay what
      * came. Counts the retry against the provider's budget when it allows one.
      */
-    function nextWait(outcome: RetryReason, retryAfterMs: number | undefined): number | undefined {
-      if (!retrying || attempt >= retry.max_attempts || cancel.aborted) return undefined;
+    function nextWait(outcome: RetryReason | "context_length", retryAfterMs: number | undefined): number | undefined {
+      if (!retrying || cancel.aborted) return undefined;
       if (body instanceof StreamedBody && !body.replayable) return undefined;
-      let wait: number;
-      if (outcome === "rate_limited" || outcome === "dead_key") {
-        // Another ready key at once; else (429 only) the same key once its cooldown ends, if that is soon enough.
-        if (pools.pick(provider, model, session, tried) !== undefined) wait = 0;
-        else {
-          if (outcome === "dead_key" || sdkRetrying()) return undefined;
-          const r = pools.readiness(provider, model);
-          if (r.allDead || r.readyInMs > retry.max_retry_after_ms) return undefined;
-          wait = r.readyInMs;
-          tried = undefined;
-        }
-      } else {
-        if (sdkRetrying()) return undefined;
-        if (retryAfterMs !== undefined && retryAfterMs > retry.max_retry_after_ms) return undefined;
-        wait = Math.max(backoffMs(attempt, backoff), retryAfterMs ?? 0);
+      let wait: number | undefined;
+      let switchTo: number | undefined;
+      if (outcome !== "context_length") wait = sameTargetWait(outcome, retryAfterMs);
+      // A virtual model moves on to its next usable target when this one cannot help (SPEC §11), and rather than
+      // wait out a cooldown.
+      if (targets !== undefined && (wait === undefined || ((outcome === "rate_limited" || outcome === "dead_key") && wait > 0) || (breaker !== undefined && !breaker.wouldAllow()))) {
+        switchTo = usableTarget(ti + 1);
+        if (switchTo !== undefined) wait = 0;
       }
+      if (wait === undefined) return undefined;
       if (Bun.nanoseconds() + wait * 1e6 > deadlineNs) return undefined;
-      if (breaker !== undefined && !breaker.wouldAllow()) return undefined;
+      if (switchTo === undefined && breaker !== undefined && !breaker.wouldAllow()) return undefined;
       if (!budgets.tryRetry(pIndex)) {
         pm.budgetExhausted.v++;
         return undefined;
       }
+      if (switchTo !== undefined) {
+        const reason = FALLBACK_REASON[outcome];
+        ctx.fallbackReason ??= reason;
+        metrics.inc("ai_fallbacks_total", labelsFor(ctx.route as string, "reason", reason));
+        ti = switchTo;
+        useTarget((targets as readonly Target[])[switchTo] as Target);
+      }
       return wait;
+    }
+
+    /** §10's same-target rules: the wait before another attempt at this target, or undefined when none may follow. */
+    function sameTargetWait(outcome: RetryReason, retryAfterMs: number | undefined): number | undefined {
+      if (attempt >= rc.max_attempts) return undefined;
+      if (outcome === "rate_limited" || outcome === "dead_key") {
+        // Another ready key at once; else (429 only) the same key once its cooldown ends, if that is soon enough.
+        if (pools.pick(provider, model, session, tried) !== undefined) return 0;
+        if (outcome === "dead_key" || sdkRetrying()) return undefined;
+        const r = pools.readiness(provider, model);
+        if (r.allDead || r.readyInMs > rc.max_retry_after_ms) return undefined;
+        tried = undefined;
+        return r.readyInMs;
+      }
+      if (sdkRetrying()) return undefined;
+      if (retryAfterMs !== undefined && retryAfterMs > rc.max_retry_after_ms) return undefined;
+      return Math.max(backoffMs(attempt, bo), retryAfterMs ?? 0);
+    }
+
+    /** The first target from `from` on whose breaker would let a request through and that has a ready key. */
+    function usableTarget(from: number): number | undefined {
+      const ts = targets as readonly Target[];
+      for (let j = from; j < ts.length; j++) {
+        const t = ts[j] as Target;
+        const b = breakers.get(t.provider.name);
+        if (b !== undefined && !b.wouldAllow()) continue;
+        if (pools.pick(t.provider, t.model, session) === undefined) continue;
+        return j;
+      }
+      return undefined;
+    }
+
+    /** Chooses the request's first usable target; false when none is. */
+    function nextTarget(_: undefined): boolean {
+      const j = usableTarget(0);
+      if (j === undefined) return false;
+      ti = j;
+      useTarget((targets as readonly Target[])[j] as Target);
+      return true;
+    }
+
+    /** A target's sort order key: its breaker open or its keys all cooling for its model (it goes last). */
+    function skipTarget(t: Target): boolean {
+      const b = breakers.get(t.provider.name);
+      return (b !== undefined && !b.wouldAllow()) || pools.pick(t.provider, t.model, session) === undefined;
+    }
+
+    /** Points the request at a virtual model's target: provider, path, model, body, key, upstream head. */
+    function useTarget(t: Target): void {
+      tgt = t;
+      provider = t.provider;
+      pm = perProvider.get(provider.name) as ProviderMetrics;
+      pIndex = providerIndex.get(provider.name) as number;
+      breaker = breakers.get(provider.name);
+      ctx.provider = provider;
+      ctx.forwardPath = provider.basePath + rest;
+      ctx.price = t.price;
+      model = t.model;
+      attempt = 0;
+      tried = undefined;
+      const inject = meter !== undefined && injectionEligible(ctx);
+      if (rawWhole !== undefined) {
+        const r = rewriteModelWhole(rawWhole, t.model, { injectUsage: inject });
+        body = r.body;
+        meter?.wholeRequest(r.model, r.stream, r.injected);
+      } else if (body instanceof StreamedBody) {
+        transform = () => {
+          const w = new ModelRewriter(t.model, { injectUsage: inject });
+          lastEdit = w;
+          return w;
+        };
+        // The exact upstream length when the client sent one: a probe rewrite of the bytes read ahead tells the
+        // change once the old value has been seen and no include_usage decision is pending; else chunked.
+        streamedLength = undefined;
+        if (declared !== null) {
+          const probe = new ModelRewriter(t.model, { injectUsage: inject });
+          for (const piece of body.queued()) probe.push(piece);
+          const d = probe.delta();
+          if (d !== undefined) streamedLength = String(Number(declared) + d);
+        }
+      }
+      key = pools.pick(provider, model, session);
+      ctx.keyId = key?.id;
+      const h = upHeadersRef;
+      if (h !== undefined) {
+        h.set("host", provider.hostHeader);
+        h.delete("authorization");
+        h.delete("x-api-key");
+        if (key !== undefined) h.set(provider.authHeader, key.auth.expose());
+        if (provider.dialect === "anthropic" && !h.has("anthropic-version")) h.set("anthropic-version", "2023-06-01");
+        if (rawWhole !== undefined && body instanceof Uint8Array) h.set("content-length", String(body.byteLength));
+        else if (streamedLength !== undefined) h.set("content-length", streamedLength);
+        else h.delete("content-length");
+      }
     }
 
     /** The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys. The
@@ -611,6 +823,20 @@ function closeAfter(res: Response): Response {
   res.headers.set("connection", "close");
   return res;
 }
+
+/** ai.usage `fallback_reason` (SPEC §11) for the outcome that moved a virtual model to its next target. */
+const FALLBACK_REASON: Record<RetryReason | "context_length", string> = {
+  connect_failure: "connect",
+  reset: "connect",
+  rate_limited: "429",
+  dead_key: "keys_cooling",
+  server_error: "5xx",
+  in_band_error: "in_band_error",
+  context_length: "context_length",
+};
+
+/** Scans a whole body for a virtual model's name (bare /v1 paths): the scan ends within the call. */
+const ALIAS_SCANNER = new ModelScanner();
 
 /** A small answer the transport already holds whole, if any. */
 function smallBody(up: UpstreamResponse): Uint8Array | undefined {

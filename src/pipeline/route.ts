@@ -7,6 +7,11 @@ export interface Route {
   provider: Provider;
   /** Path and query forwarded verbatim to the provider. */
   forwardPath: string;
+  /** A virtual model named by the path (`/<alias>/v1/…`); `provider` is then its first target's. */
+  alias?: string | undefined;
+  /** The path (and query) below the client's `/v1` root: what a virtual model's target gets after its base path.
+   * Set for alias paths and for bare `/v1/…` paths (where the body's model may name an alias). */
+  rest?: string | undefined;
 }
 
 export class Router {
@@ -14,9 +19,13 @@ export class Router {
   private readonly openai: Provider | undefined;
   private readonly anthropic: Provider | undefined;
 
-  constructor(providers: Iterable<Provider>) {
+  /** Virtual model name → its first target's provider (the dialect its errors speak before a target is chosen). */
+  private readonly aliases: ReadonlyMap<string, Provider>;
+
+  constructor(providers: Iterable<Provider>, aliases: ReadonlyMap<string, Provider> = new Map()) {
     this.byName = new Map();
     for (const p of providers) this.byName.set(p.name, p);
+    this.aliases = aliases;
     this.openai = this.byName.get("openai");
     this.anthropic = this.byName.get("anthropic");
   }
@@ -40,7 +49,15 @@ export class Router {
     }
     if (segment === "v1") {
       const provider = isMessagesPath(target, pathEnd) ? this.anthropic : this.openai;
-      return provider === undefined ? undefined : { provider, forwardPath: target };
+      return provider === undefined ? undefined : { provider, forwardPath: target, rest: this.aliases.size > 0 ? target.slice(3) : undefined };
+    }
+    if (this.aliases.size > 0) {
+      const first = this.aliases.get(segment);
+      // `/<alias>/v1` or `/<alias>/v1/…` (query kept): the part below /v1 goes after each target's base path.
+      if (first !== undefined && target.startsWith("/v1", segEnd) && (segEnd + 3 === target.length || target.charCodeAt(segEnd + 3) === 47 || target.charCodeAt(segEnd + 3) === 63)) {
+        const rest = target.slice(segEnd + 3);
+        return { provider: first, forwardPath: rest, alias: segment, rest };
+      }
     }
     return undefined;
   }

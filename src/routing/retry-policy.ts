@@ -254,6 +254,15 @@ export function isQuotaExhausted(body: Uint8Array): boolean {
   return false;
 }
 
+/**
+ * A 400 that says the prompt does not fit the model's context window (OpenAI `context_length_exceeded`, Anthropic
+ * "prompt is too long"): a virtual model moves on to its next target (SPEC §11). A byte search: runs only on 400s.
+ */
+export function isContextLengthError(body: Uint8Array): boolean {
+  const text = textDecoder.decode(body);
+  return text.includes("context_length_exceeded") || text.includes("prompt is too long") || text.includes("maximum context length");
+}
+
 /** SPEC §10 statuses retried on the same target: 408, 500, 502, 503, 504, 529. (429 and 401/403 are key events.) */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 500 || status === 502 || status === 503 || status === 504 || status === 529;
