@@ -173,6 +173,39 @@ describe("per model, by the body's model prefix", () => {
     }
   });
 
+  test("context-length-400: 400 context_length_exceeded (OpenAI) / invalid_request_error \"prompt is too long\" (Anthropic), every time", async () => {
+    for (let i = 0; i < 2; i++) {
+      const o = await call("openai", "sk-ok", "context-length-400-x");
+      expect(o.status).toBe(400);
+      expect(o.headers.get("x-mock-failure")).toBe("model-context-length");
+      expect(await o.json()).toEqual({
+        error: { message: expect.stringContaining("maximum context length"), type: "invalid_request_error", param: "messages", code: "context_length_exceeded" },
+      });
+      const a = await call("anthropic", "sk-ok", "context-length-400-x", { stream: true });
+      expect(a.status).toBe(400);
+      expect(await a.json()).toEqual({ type: "error", error: { type: "invalid_request_error", message: expect.stringMatching(/^prompt is too long/) } });
+    }
+    expect(mock.requests).toHaveLength(4);
+  });
+
+  test("slow-head-<ms>: the normal answer (JSON and stream), its head only after that many ms; other models at once", async () => {
+    // Lower bounds only (the mock's sleep starts after t0), so load cannot make them fail.
+    const t0 = performance.now();
+    await normalAnswer(await call("openai", "sk-ok", "slow-head-250-llama"), "openai");
+    const slow = performance.now() - t0;
+    expect(slow).toBeGreaterThanOrEqual(240);
+    const t1 = performance.now();
+    const s = await call("anthropic", "sk-ok", "slow-head-250", { stream: true });
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(240);
+    expect(s.status).toBe(200);
+    const ev = sseEvents(await s.text());
+    expect(ev[0]?.event).toBe("message_start");
+    expect(ev.at(-1)?.event).toBe("message_stop");
+    // A name that only starts like it (no digits) is an ordinary model.
+    const r = await call("openai", "sk-ok", "slow-head-fast");
+    await normalAnswer(r, "openai");
+  });
+
   test("inband-overload-once (Anthropic): a 200 stream of message_start (with input usage), content_block_start, ping, then event: error overloaded_error; the normal stream after", async () => {
     const r = await call("anthropic", "sk-ok", "inband-overload-once", { stream: true });
     expect(r.status).toBe(200);

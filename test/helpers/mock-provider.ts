@@ -7,8 +7,8 @@
 // write with a delay between writes, optionally each event split at a byte offset into two writes.
 // Failure modes (SPEC §10 tests): per pool key, by the credential's prefix (`sk-r429-…` always 429 with retry-after 30,
 // `sk-401-…` always 401, `sk-quota-…` always an insufficient_quota 429); per model, by the body's `model` prefix
-// (`fail-once-503…`, `always-503…`, `status-400…`, `inband-overload-once…`, `reset-after-content…`, … see
-// MODEL_FAILURES); and at random for benches (`setChaos`, or header `x-mock-chaos: 429=0.2,503=0.05`). Every failure
+// (`fail-once-503…`, `always-503…`, `status-400…`, `context-length-400…`, `inband-overload-once…`,
+// `reset-after-content…`, `slow-head-<ms>…`, … see MODEL_FAILURES and modelFailureOf); and at random for benches (`setChaos`, or header `x-mock-chaos: 429=0.2,503=0.05`). Every failure
 // answer is in the request's dialect (Anthropic for `/messages` paths, OpenAI otherwise).
 import { createHash } from "node:crypto";
 import { brotliCompressSync } from "node:zlib";
@@ -456,6 +456,11 @@ export function keyFailureOf(key: string | undefined): KeyFailure | undefined {
  */
 export type ModelFailure =
   | { kind: "status"; status: 400 | 408 | 429 | 500 | 503 | 529; once: boolean }
+  /** 400 saying the prompt is over the model's context window: OpenAI `context_length_exceeded`, Anthropic "prompt
+   * is too long" (SPEC §11: a virtual model moves to its next target on it, unlike any other 400). Every time. */
+  | { kind: "context-length" }
+  /** Not a failure: the normal answer, its response head held back `ms` first (a slow target for `latency`). */
+  | { kind: "slow-head"; ms: number }
   | { kind: "inband"; once: boolean }
   | { kind: "reset-after-content" }
   | { kind: "slow-preamble" };
@@ -467,14 +472,20 @@ export const MODEL_FAILURES: ReadonlyArray<readonly [prefix: string, failure: Mo
   ["fail-once-408", { kind: "status", status: 408, once: true }],
   ["always-503", { kind: "status", status: 503, once: false }],
   ["status-400", { kind: "status", status: 400, once: false }],
+  ["context-length-400", { kind: "context-length" }],
   ["inband-overload-once", { kind: "inband", once: true }],
   ["inband-overload-always", { kind: "inband", once: false }],
   ["reset-after-content", { kind: "reset-after-content" }],
   ["slow-preamble", { kind: "slow-preamble" }],
 ];
 
+/** `slow-head-<ms>` (e.g. `slow-head-300-fast-llama`): the head of the normal answer waits that many milliseconds. */
+const SLOW_HEAD = /^slow-head-(\d{1,6})(?:\D|$)/;
+
 export function modelFailureOf(model: string | undefined): ModelFailure | undefined {
   if (model === undefined) return undefined;
+  const slow = SLOW_HEAD.exec(model);
+  if (slow !== null) return { kind: "slow-head", ms: Number(slow[1]) };
   for (const [prefix, f] of MODEL_FAILURES) if (model.startsWith(prefix)) return f;
   return undefined;
 }
@@ -489,7 +500,7 @@ export const FAIL_ONCE_429_RETRY_AFTER_MS = 50;
 /** A failure answer in the request's dialect: status, JSON body, headers, as the real providers send them. */
 export function failureAnswer(
   dialect: Dialect,
-  what: "rate_limited" | "auth" | "quota" | 400 | 408 | 429 | 500 | 503 | 529,
+  what: "rate_limited" | "auth" | "quota" | "context_length" | 400 | 408 | 429 | 500 | 503 | 529,
   opts: { retryAfterMs?: number; requestId?: string } = {},
 ): { status: number; body: string; headers: Record<string, string> } {
   const h: Record<string, string> = { "content-type": "application/json" };
@@ -532,6 +543,17 @@ export function failureAnswer(
         : an(401, "authentication_error", "invalid x-api-key");
     case "quota":
       return oa(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", "insufficient_quota");
+    case "context_length":
+      // The providers' own words: OpenAI's code, Anthropic's message prefix (both are what a gateway can match on).
+      return dialect === "openai"
+        ? oa(
+            400,
+            "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages.",
+            "invalid_request_error",
+            "context_length_exceeded",
+            "messages",
+          )
+        : an(400, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum");
     case 400:
       return dialect === "openai"
         ? oa(400, "Invalid value for 'messages': the mock refuses this request.", "invalid_request_error", null, "messages")
@@ -675,6 +697,8 @@ export function startMockProvider(): MockProvider {
       if (headerMode === undefined) {
         const failed = failure(rec, pathOnly, onClose);
         if (failed !== undefined) return failed;
+        const mf = modelFailureOf(modelOf(rec));
+        if (mf?.kind === "slow-head") await Bun.sleep(mf.ms);
       }
       const mode: MockMode =
         headerMode ?? queued.shift() ?? pathModes.get(pathOnly) ?? globalMode ?? { kind: "auto" };
@@ -745,6 +769,7 @@ export function startMockProvider(): MockProvider {
       return failureResponse(failureAnswer(dialect, what, { requestId }), rec, `key-${kf}`);
     }
     const mf = modelFailureOf(model);
+    if (mf?.kind === "context-length") return failureResponse(failureAnswer(dialect, "context_length", { requestId }), rec, "model-context-length");
     if (mf?.kind !== "status" || model === undefined) return undefined;
     if (mf.once && !firstTime(model)) return undefined;
     return failureResponse(failureAnswer(dialect, mf.status, { requestId }), rec, `model-${mf.status}`);
@@ -774,7 +799,7 @@ export function startMockProvider(): MockProvider {
     const mf = modelFailureOf(model);
     const body = (rec.json ?? {}) as Record<string, unknown>;
     const streamed = body["stream"] === true && rec.method === "POST" && (pathOnly.endsWith("/chat/completions") || pathOnly.endsWith("/messages"));
-    if (mf !== undefined && mf.kind !== "status" && streamed && model !== undefined) {
+    if (mf !== undefined && mf.kind !== "status" && mf.kind !== "context-length" && mf.kind !== "slow-head" && streamed && model !== undefined) {
       const events = dialect === "anthropic" ? anthropicSseEvents() : openaiChatSseEvents(includesUsage(body));
       const pre = preambleLength(dialect);
       const h: Record<string, string> = { [dialect === "openai" ? "x-request-id" : "request-id"]: `req_mock_${rec.seq}`, "x-mock-seq": String(rec.seq) };
