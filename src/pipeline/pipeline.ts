@@ -293,6 +293,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let targets: readonly Target[] | undefined;
     let tgt: Target | undefined;
     let ti = -1;
+    /** The first skipTarget answer of this request: null before it is asked, else the reason or undefined. */
+    let firstSkip: string | undefined | null = null;
     const rest = route.rest ?? "";
     if (alias !== undefined) {
       const r = models[alias] as ModelRoute;
@@ -301,6 +303,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       session = headers.get("x-session-id") ?? cred.token;
       // Targets whose breaker is open or whose keys all cool go last (routes.ts), so the chain is never empty.
       targets = routes.order(alias, skipTarget);
+      if (typeof firstSkip === "string") {
+        ctx.fallbackReason = firstSkip;
+        metrics.inc("ai_fallbacks_total", labelsFor(alias, "reason", firstSkip));
+      }
       if (targets === undefined || !nextTarget(undefined)) {
         if (body instanceof StreamedBody) body.discard();
         const first = targets?.[0];
@@ -698,10 +704,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return true;
     }
 
-    /** A target's sort order key: its breaker open or its keys all cooling for its model (it goes last). */
+    /**
+     * A target's sort order key: its breaker open or its keys all cooling for its model (it goes last). The strategy
+     * asks in its own order, so the first answer says whether the request's first choice was passed over, and why.
+     */
     function skipTarget(t: Target): boolean {
       const b = breakers.get(t.provider.name);
-      return (b !== undefined && !b.wouldAllow()) || pools.pick(t.provider, t.model, session) === undefined;
+      const why = b !== undefined && !b.wouldAllow() ? "breaker_open" : pools.pick(t.provider, t.model, session) === undefined ? "keys_cooling" : undefined;
+      if (firstSkip === null) firstSkip = why;
+      return why !== undefined;
     }
 
     /** Points the request at a virtual model's target: provider, path, model, body, key, upstream head. */
