@@ -231,7 +231,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         const perAttempt = mayAlias && cred.managed;
         if (perAttempt) {
           if (m !== undefined) m.scanOnly = true;
-          else aliasScanner = new ModelScanner();
+          // Only the body's first 64 KiB may name a virtual model (SPEC §11): this scanner sees no more.
+          aliasScanner = new ModelScanner();
         }
         const sc = aliasScanner;
         bodyChanged = m?.streamedBodyChanges === true;
@@ -243,9 +244,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               tooLarge = true;
               throw new Error("request body too large");
             }
-            if (sc !== undefined) {
-              if (!sc.done) sc.feed(chunk);
-              return chunk;
+            if (sc !== undefined && !sc.done) {
+              const before = ctx.bytesIn - chunk.byteLength;
+              if (before < SMALL_BODY_BYTES) sc.feed(before + chunk.byteLength <= SMALL_BODY_BYTES ? chunk : chunk.subarray(0, SMALL_BODY_BYTES - before));
             }
             return m === undefined ? chunk : m.onRequestChunk(chunk);
           },
@@ -256,7 +257,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         );
         if (perAttempt) {
           const streamed = body;
-          const modelNow = (): string | undefined => (m !== undefined ? m.requestModelOrUndefined() : sc?.model());
+          const modelNow = (): string | undefined => sc?.model();
           // The alias must show within the first 64 KiB (SPEC §11): read that far ahead, the pieces wait for the send.
           // A path alias reads as far too, so the model value's length is known for an exact content-length.
           {
