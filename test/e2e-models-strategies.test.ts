@@ -206,3 +206,89 @@ describe("skipped targets", () => {
     }
   });
 });
+
+describe("skipped targets: an open breaker", () => {
+  const mock = t.newMock();
+  let g: Gateway;
+  beforeAll(async () => {
+    const providers = ["xai", "deepseek", "openai"];
+    const config = poolConfig({
+      authorities: Object.fromEntries(providers.map((p) => [p, mock.authority])),
+      poolKeys: Object.fromEntries(providers.map((p) => [p, [poolKeyOf(p)]])),
+      publicKey: signing.publicKey,
+      retry: { initial_backoff_ms: 10, max_backoff_ms: 50 },
+    }).replace(/^circuit_breaker_threshold = 0$/m, "circuit_breaker_threshold = 2\ncircuit_breaker_reset_secs = 60");
+    expect(config).toContain("circuit_breaker_threshold = 2");
+    const tables = [
+      modelTable("brk", { targets: ["xai/always-503-brk", "deepseek/brk-ok"], retry: { max_attempts: 1 } }),
+      modelTable("elsewhere", { targets: ["deepseek/elsewhere-ok"] }),
+    ];
+    g = await t.launch(config + "\n" + tables.join("\n\n") + "\n");
+  });
+
+  async function post(model: string, id: string): Promise<Response> {
+    return fetch(`${g.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${MANAGED}`, "content-type": "application/json", "x-test-id": id },
+      body: JSON.stringify({ model, messages: MESSAGES }),
+    });
+  }
+
+  test("once the first target's breaker opens, it is skipped (fallback_reason breaker_open) and not contacted", async () => {
+    // Two 503s in a row from xai (each request falls back to deepseek): the breaker opens.
+    for (let i = 0; i < 2; i++) {
+      const id = newTestId();
+      const r = await post("brk", id);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+      expect(attemptsOf(id, mock).map((x) => seen(x).model)).toEqual(["always-503-brk", "brk-ok"]);
+      expect(await usageLine(g, r.headers.get("x-beyond-request-id") ?? "")).toMatchObject({ route: "brk", provider: "deepseek", fallback_reason: "5xx" });
+    }
+    const id = newTestId();
+    const r = await post("brk", id);
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    expect(attemptsOf(id, mock).map((x) => seen(x).model)).toEqual(["brk-ok"]);
+    expect(await usageLine(g, r.headers.get("x-beyond-request-id") ?? "")).toMatchObject({ route: "brk", provider: "deepseek", fallback_reason: "breaker_open" });
+  });
+
+  test("the bare path's own provider (openai) with its breaker open does not stop a body alias whose targets are elsewhere", async () => {
+    // A direct request that openai answers 503 four times (§10's attempts) opens openai's breaker (threshold 2).
+    const direct = await post("always-503-direct", newTestId());
+    expect(direct.status).toBe(503);
+    await direct.arrayBuffer();
+    const refused = await post("gpt-4o-mini", newTestId());
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).not.toBe("mock_503");
+    // The same bare path naming an alias over deepseek goes through.
+    const id = newTestId();
+    const r = await post("elsewhere", id);
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    expect(attemptsOf(id, mock).map(seen)).toEqual([{ path: "/v1/chat/completions", model: "elsewhere-ok", key: poolKeyOf("deepseek") }]);
+  });
+});
+
+describe("a body alias needs no pool key for the bare path's own provider", () => {
+  test("only deepseek and groq have pool keys: model \"nk\" on /v1/chat/completions (OpenAI SDK) reaches deepseek", async () => {
+    const mock = t.newMock();
+    const providers = ["deepseek", "groq"];
+    const g = await t.launch(
+      poolConfig({
+        authorities: { ...Object.fromEntries(providers.map((p) => [p, mock.authority])), openai: mock.authority },
+        poolKeys: Object.fromEntries(providers.map((p) => [p, [poolKeyOf(p)]])),
+        publicKey: signing.publicKey,
+      }) +
+        "\n" +
+        modelTable("nk", { targets: ["deepseek/nk-model", "groq/nk-other"] }) +
+        "\n",
+    );
+    const id = newTestId();
+    const { data, response } = await openaiClient(g, MANAGED)
+      .chat.completions.create({ model: "nk", messages: MESSAGES }, { headers: { "x-test-id": id } })
+      .withResponse();
+    expect(data.choices[0]?.message.content).toBe(MOCK_TEXT);
+    expect(attemptsOf(id, mock).map(seen)).toEqual([{ path: "/v1/chat/completions", model: "nk-model", key: poolKeyOf("deepseek") }]);
+    expect(await usageLine(g, response.headers.get("x-beyond-request-id") ?? "")).toMatchObject({ route: "nk", provider: "deepseek" });
+  });
+});
