@@ -160,7 +160,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         const rejection = denied === "spend" ? "deny_spend" : denied === "fraud" ? "deny_fraud" : "deny_unknown";
         return reject(ctx, ERR.denied(denied === "spend" ? 402 : 403), rejection, rejection);
       }
-      if (provider.keys.length === 0) return reject(ctx, ERR.noPoolKey, "no_pool_key");
+      // (A body may still name a virtual model whose targets are elsewhere: then the path's provider is checked later.)
+      if (!mayAlias && provider.keys.length === 0) return reject(ctx, ERR.noPoolKey, "no_pool_key");
     }
 
     // 3b. circuit breaker last. Here only the side-effect-free check, so an open provider is refused without reading
@@ -168,7 +169,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // small body is in hand, so a client that never finishes its body can never hold the probe.
     let breaker = breakers.get(provider.name);
     // (A virtual model checks each target's breaker as it chooses one.)
-    if (alias === undefined && breaker !== undefined && !breaker.wouldAllow()) return reject(ctx, ERR.circuitOpen(breaker.retryAfterSecs()), "circuit_open", "circuit_open");
+    if (!mayAlias && breaker !== undefined && !breaker.wouldAllow()) return reject(ctx, ERR.circuitOpen(breaker.retryAfterSecs()), "circuit_open", "circuit_open");
     let permit: Permit = DENIED;
 
     // Admitted: from here the request may take minutes (long generations, streams), so Bun's idle timer must not
@@ -261,7 +262,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           // The alias must show within the first 64 KiB (SPEC §11): read that far ahead, the pieces wait for the send.
           // A path alias reads as far too, so the model value's length is known for an exact content-length.
           {
-            await streamed.readAhead(() => modelNow() !== undefined || (sc?.done ?? false), SMALL_BODY_BYTES).catch(() => {});
+            // model() says "unknown" while the value is still arriving (or is not a string): read on for those.
+            await streamed.readAhead(() => {
+              const v = modelNow();
+              return (v !== undefined && v !== "unknown") || (sc?.done ?? false);
+            }, SMALL_BODY_BYTES).catch(() => {});
             const bodyModel = modelNow();
             if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) alias = bodyModel;
           }
@@ -319,6 +324,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
     }
     if (cred.managed && tgt === undefined) {
+      if (provider.keys.length === 0) {
+        if (body instanceof StreamedBody) body.discard();
+        return finishEarly(ctx, 0, "no_pool_key", ERR.noPoolKey);
+      }
       model = meter?.requestModel() ?? "";
       // The session only matters when there are keys to choose among: one key costs no header lookup.
       if (provider.keys.length > 1) session = headers.get("x-session-id") ?? cred.token;
