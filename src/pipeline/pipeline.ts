@@ -229,7 +229,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         const m = meter;
         m?.streamedUpload();
         // A body that may carry a virtual model is only scanned here; each attempt edits it (transform).
-        const perAttempt = mayAlias && cred.managed;
+        // (A BYO body is scanned too, only to refuse a virtual model with the 400; it is never edited.)
+        const perAttempt = mayAlias;
         if (perAttempt) {
           if (m !== undefined) m.scanOnly = true;
           // Only the body's first 64 KiB may name a virtual model (SPEC §11): this scanner sees no more.
@@ -268,7 +269,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               return (v !== undefined && v !== "unknown") || (sc?.done ?? false);
             }, SMALL_BODY_BYTES).catch(() => {});
             const bodyModel = modelNow();
-            if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) alias = bodyModel;
+            if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
+              if (!cred.managed) {
+                streamed.discard();
+                return closeAfter(finishEarly(ctx, 0, "alias_needs_managed_key", ERR.badRequest("virtual models need a managed key")));
+              }
+              alias = bodyModel;
+            }
           }
           if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
             transform = () => {
