@@ -72,6 +72,12 @@ const WHOLE_PLAIN = new ModelScanner({ strictRoot: true, modelBounds: true });
  * MODEL_VALUE_MAX_RAW) and, with `injectUsage`, include_usage added under inject-usage's rule. The very same
  * `body` comes back when nothing changes; otherwise one fresh buffer of the exact new length.
  */
+/** True when `body` holds `value` at `at`. */
+function sameBytes(body: Uint8Array, at: number, value: Uint8Array): boolean {
+  for (let i = 0; i < value.length; i++) if (body[at + i] !== value[i]) return false;
+  return true;
+}
+
 export function rewriteModelWhole(body: Uint8Array, newModel: string, opts: RewriteOptions): WholeRewrite {
   const s = opts.injectUsage ? WHOLE_INJECT : WHOLE_PLAIN;
   s.reset();
@@ -86,6 +92,8 @@ export function rewriteModelWhole(body: Uint8Array, newModel: string, opts: Rewr
 
   const value = replace ? valueBytes(newModel) : undefined;
   const oldLen = replace ? close + 1 - open : 0;
+  // The target's model spelled exactly as the client's (an alias named after its one target's model): no copy.
+  if (!inject && value !== undefined && value.length === oldLen && sameBytes(body, open, value)) return { body, model, stream, replaced: true, injected: false };
   const out = new Uint8Array(body.length - oldLen + (value?.length ?? 0) + (inject ? INCLUDE_USAGE_INSERT.length : 0));
   let o = 0;
   let from = 0;

@@ -62,7 +62,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool, routes } = gw;
   const models = cfg.models;
   const aliasCount = Object.keys(models).length;
-  /** ai_route_requests_total / ai_fallbacks_total label sets, bound on first use. */
+  /** ai_route_requests_total label sets per target, and ai_fallbacks_total's per route and reason, bound on first use. */
+  const targetLabels = new Map<Target, Labels>();
   const routeLabels = new Map<string, Labels>();
   const labelsFor = (route: string, key: "target" | "reason", value: string): Labels => {
     const k = `${route}\u0000${key}\u0000${value}`;
@@ -346,10 +347,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.keyId = key.id;
     }
     if (cred.managed) budgets.first(pIndex);
-    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: bodyChanged });
-    // A virtual model's whole body: the exact length of this target's rewrite (the client sent a content-length).
-    if (rawWhole !== undefined && body instanceof Uint8Array) upHeaders.set("content-length", String(body.byteLength));
-    else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
+    // A virtual model's whole body keeps its content-length unless this target's rewrite changed the length (then the
+    // exact new one); identity encoding is asked for only when include_usage went in (as for any managed body).
+    if (rawWhole !== undefined && body instanceof Uint8Array) bodyChanged = body.byteLength !== rawWhole.byteLength || meter?.injected === true;
+    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: rawWhole !== undefined ? meter?.injected === true : bodyChanged });
+    if (rawWhole !== undefined && body instanceof Uint8Array) {
+      if (bodyChanged) upHeaders.set("content-length", String(body.byteLength));
+    } else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
 
     // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
     const sendNs = Bun.nanoseconds();
@@ -564,7 +568,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // The commit point: no attempt follows, so the replay copy goes.
     if (body instanceof StreamedBody) body.release();
     if (lastEdit !== undefined) meter?.adopt(lastEdit);
-    if (tgt !== undefined) metrics.inc("ai_route_requests_total", labelsFor(ctx.route as string, "target", tgt.id));
+    if (tgt !== undefined) {
+      let l = targetLabels.get(tgt);
+      if (l === undefined) targetLabels.set(tgt, (l = { route: tgt.route, target: tgt.id }));
+      metrics.inc("ai_route_requests_total", l);
+    }
 
     // 6. relay (meter hooks in as the observer)
     ctx.headersNs = Bun.nanoseconds();
