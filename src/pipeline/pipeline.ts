@@ -208,12 +208,18 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         }
         if (read.stalled) return finishEarly(ctx, 0, "client_timeout", ERR.requestTimeout);
         ctx.bytesIn = whole.byteLength;
-        if (mayAlias) {
-          const sc = ALIAS_SCANNER;
-          sc.reset();
-          sc.feed(whole);
-          const bodyModel = sc.model();
-          if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
+        // The meter's one pass over the body also says whether its model names a virtual model (bare /v1 paths):
+        // no second scan for requests that do not use one.
+        body = meter === undefined || route.alias !== undefined ? whole : meter.wholeBody(whole);
+        if (alias === undefined && mayAlias) {
+          let bodyModel: string | undefined;
+          if (meter !== undefined) bodyModel = meter.requestModelOrUndefined();
+          else {
+            ALIAS_SCANNER.reset();
+            ALIAS_SCANNER.feed(whole);
+            bodyModel = ALIAS_SCANNER.model();
+          }
+          if (bodyModel !== undefined && routes.has(bodyModel)) {
             if (!cred.managed) return finishEarly(ctx, 0, "alias_needs_managed_key", ERR.badRequest("virtual models need a managed key"));
             alias = bodyModel;
           }
@@ -222,10 +228,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           rawWhole = whole;
           body = whole;
           bodyChanged = true;
-        } else {
-          body = meter === undefined ? whole : meter.wholeBody(whole);
-          bodyChanged = body !== whole;
-        }
+        } else bodyChanged = body !== whole;
       } else {
         const m = meter;
         m?.streamedUpload();
