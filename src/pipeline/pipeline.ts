@@ -818,10 +818,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       return true;
     }
 
-    /** SPEC §10: every key of the target is cooling or dead: 429 in dialect, Retry-After until the first is ready. */
+    /** SPEC §10: every key of the target is cooling or dead: 429 in dialect, Retry-After until the first is ready. The
+     * millisecond taken off absorbs the shared clock's cross-thread error (a 30 s cooldown read a hair later on another
+     * worker must still say 30, not 31). */
     function keysExhausted(c: RequestContext): Response {
       const r = pools.readiness(provider, model);
-      const res = finishEarly(c, 0, "keys_exhausted", ERR.keysCooling(provider.name, Math.max(1, Math.ceil(r.readyInMs / 1000)), r.allDead));
+      const res = finishEarly(c, 0, "keys_exhausted", ERR.keysCooling(provider.name, Math.max(1, Math.ceil((r.readyInMs - 1) / 1000)), r.allDead));
       if (r.allDead) res.headers.set("x-should-retry", "false");
       return res;
     }
