@@ -288,7 +288,23 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               return t;
             };
           }
-          if (alias !== undefined) bodyChanged = true;
+          if (alias !== undefined) {
+            bodyChanged = true;
+            // An exact upstream length needs the include_usage decision, known only where the body says `stream` and
+            // whether `stream_options` is there (often its root end). The replay copy keeps these bytes anyway, so
+            // read ahead as far as it may hold (max_replay_bytes) before the first send; past that, chunked.
+            if (declared !== null && m !== undefined && injectionEligible(ctx)) {
+              const probe = new ModelRewriter("", { injectUsage: true });
+              let fed = 0;
+              const decided = (): boolean => {
+                const q = streamed.queued();
+                for (; fed < q.length; fed++) probe.push(q[fed] as Uint8Array);
+                return probe.delta() !== undefined;
+              };
+              const limit = Math.max(SMALL_BODY_BYTES, (models[alias] as ModelRoute).retry.max_replay_bytes);
+              await streamed.readAhead(decided, limit).catch(() => {});
+            }
+          }
         }
       }
     }
