@@ -405,3 +405,19 @@ test("property: scanner agrees with JSON.parse and injector output is right, ove
     expect(modelStrings).toBeGreaterThan(DOCS / 8);
   }
 });
+
+describe("modelDecided", () => {
+  test("false while the root model value is still arriving, true once it is whole or is not a string", () => {
+    const enc = new TextEncoder();
+    const s = new ModelScanner();
+    s.feed(enc.encode('{"messages":[{"model":"nested"}],"model":"f'));
+    expect(s.modelDecided).toBe(false);
+    expect(s.model()).toBe("unknown");
+    s.feed(enc.encode('b","n":1}'));
+    expect(s.modelDecided).toBe(true);
+    expect(s.model()).toBe("fb");
+    const n = new ModelScanner();
+    n.feed(enc.encode('{"model":42,'));
+    expect(n.modelDecided).toBe(true);
+  });
+});

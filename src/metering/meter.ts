@@ -107,16 +107,10 @@ export class Meter {
     this.adopted = edit;
   }
 
-  /** The requested model once the request bytes seen so far tell it (undefined before). */
-  requestModelOrUndefined(): string | undefined {
+  /** The requested model as far as the request bytes seen so far tell (undefined while no root model was seen). */
+  requestModel(): string | undefined {
     this.syncRequestSide();
     return this.requestedModel;
-  }
-
-  /** The requested model as far as the request bytes seen so far tell ("" while unknown): the cooldown scope. */
-  requestModel(): string {
-    this.syncRequestSide();
-    return this.requestedModel ?? "";
   }
 
   /** Streamed body: returns the per-chunk hook. An eligible body may change, so its content-length must go. */

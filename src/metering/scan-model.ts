@@ -250,6 +250,11 @@ export class ModelScanner {
     return this.modelValue;
   }
 
+  /** The first root "model" member's value has been read to its end (a string, or a value that is not one). */
+  get modelDecided(): boolean {
+    return this.modelState === MODEL_DONE;
+  }
+
   /** The first root "stream" member when it is the literal true/false; else undefined. */
   get stream(): boolean | undefined {
     return this.streamValue;

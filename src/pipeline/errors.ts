@@ -30,6 +30,8 @@ export const ERR = {
   requestTimeout: { status: 408, type: "invalid_request_error", message: "request body timed out", code: "request_timeout", close: true },
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
   rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
+  /** SPEC §11: a BYO key named a virtual model (by path or in the body). */
+  aliasNeedsManagedKey: { status: 400, type: "invalid_request_error", message: "virtual models need a managed key", code: "bad_request" },
   /** SPEC §10: no pool key of the provider is ready. The name is a provider (path-segment characters), never a key. */
   keysCooling: (provider: string, retryAfterSecs: number, allDead: boolean): GatewayError => ({
     status: 429,

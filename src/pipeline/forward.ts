@@ -200,11 +200,8 @@ export class StreamedBody implements Stallable {
               c.close();
               return;
             }
-            const q = this.queue;
-            if (this.cursor < q.length) {
-              const piece = q[this.cursor] as Uint8Array;
-              if (this.keep) this.cursor++;
-              else q.shift();
+            const piece = this.take();
+            if (piece !== undefined) {
               c.enqueue(piece);
               return;
             }
@@ -218,6 +215,16 @@ export class StreamedBody implements Stallable {
       },
       { highWaterMark: 0 },
     );
+  }
+
+  /** The current attempt's next queued piece, if one is there: kept for replay, or taken off the queue. */
+  private take(): Uint8Array | undefined {
+    const q = this.queue;
+    if (this.cursor >= q.length) return undefined;
+    const piece = q[this.cursor] as Uint8Array;
+    if (this.keep) this.cursor++;
+    else q.shift();
+    return piece;
   }
 
   private transformed(gen: number, t: BodyTransform): ReadableStream<Uint8Array> {
@@ -239,14 +246,10 @@ export class StreamedBody implements Stallable {
               c.close();
               return;
             }
-            const q = this.queue;
             at = 0;
-            if (this.cursor < q.length) {
-              const piece = q[this.cursor] as Uint8Array;
-              if (this.keep) this.cursor++;
-              else q.shift();
-              out = t.push(piece);
-            } else if (this.ended) {
+            const piece = this.take();
+            if (piece !== undefined) out = t.push(piece);
+            else if (this.ended) {
               out = t.end();
               closed = true;
             } else {

@@ -9,7 +9,7 @@ import type { Config } from "../ops/config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
 import type { ModelRoute, Routes, Target } from "../routing/routes.ts";
-import { ModelRewriter, rewriteModelWhole } from "../metering/rewrite-model.ts";
+import { jsonString, ModelRewriter, rewriteModelWhole } from "../metering/rewrite-model.ts";
 import { UsageInjector } from "../metering/inject-usage.ts";
 import { ModelScanner } from "../metering/scan-model.ts";
 import { holdPreamble, type HoldOptions, type HoldResult, type ReadResult, scanWhole } from "./commit.ts";
@@ -64,11 +64,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const aliasCount = Object.keys(models).length;
   /** ai_route_requests_total label sets per target, and ai_fallbacks_total's per route and reason, bound on first use. */
   const targetLabels = new Map<Target, Labels>();
-  const routeLabels = new Map<string, Labels>();
-  const labelsFor = (route: string, key: "target" | "reason", value: string): Labels => {
-    const k = `${route}\u0000${key}\u0000${value}`;
-    let l = routeLabels.get(k);
-    if (l === undefined) routeLabels.set(k, (l = key === "target" ? { route, target: value } : { route, reason: value }));
+  const fallbackLabels = new Map<string, Labels>();
+  const fallbackLabelsFor = (route: string, reason: string): Labels => {
+    const k = `${route}\u0000${reason}`;
+    let l = fallbackLabels.get(k);
+    if (l === undefined) fallbackLabels.set(k, (l = { route, reason }));
     return l;
   };
   const retry = cfg.retry;
@@ -138,7 +138,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // SPEC §11: a virtual model, named by the path, or (bare /v1 paths, when aliases exist) maybe by the body's model.
     let alias = route.alias;
     const mayAlias = alias !== undefined || (aliasCount > 0 && route.rest !== undefined);
-    if (alias !== undefined && !cred.managed) return reject(ctx, ERR.badRequest("virtual models need a managed key"), "alias_needs_managed_key");
+    if (alias !== undefined && !cred.managed) return reject(ctx, ERR.aliasNeedsManagedKey, "alias_needs_managed_key");
     // SPEC §10: managed requests may be retried (another key, backoff, the commit hold); BYO keeps §5's connect retries.
     // A virtual model may fall back to its next target even with max_attempts = 1.
     const retrying = cred.managed && (retry.max_attempts > 1 || mayAlias);
@@ -191,6 +191,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let transform: (() => BodyTransform) | undefined;
     let lastEdit: { readonly injected: boolean } | undefined;
     let aliasScanner: ModelScanner | undefined;
+    /** A streamed virtual-model body: its length change with the model value written as "" (see the probe below). */
+    let lengthBase: { delta: number; replaced: boolean } | undefined;
     let bodyChanged = false;
     let tooLarge = false;
     const declared = headers.get("content-length");
@@ -213,14 +215,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         body = meter === undefined || route.alias !== undefined ? whole : meter.wholeBody(whole);
         if (alias === undefined && mayAlias) {
           let bodyModel: string | undefined;
-          if (meter !== undefined) bodyModel = meter.requestModelOrUndefined();
+          if (meter !== undefined) bodyModel = meter.requestModel();
           else {
             ALIAS_SCANNER.reset();
             ALIAS_SCANNER.feed(whole);
             bodyModel = ALIAS_SCANNER.model();
           }
           if (bodyModel !== undefined && routes.has(bodyModel)) {
-            if (!cred.managed) return finishEarly(ctx, 0, "alias_needs_managed_key", ERR.badRequest("virtual models need a managed key"));
+            if (!cred.managed) return finishEarly(ctx, 0, "alias_needs_managed_key", ERR.aliasNeedsManagedKey);
             alias = bodyModel;
           }
         }
@@ -234,8 +236,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         m?.streamedUpload();
         // A body that may carry a virtual model is only scanned here; each attempt edits it (transform).
         // (A BYO body is scanned too, only to refuse a virtual model with the 400; it is never edited.)
-        const perAttempt = mayAlias;
-        if (perAttempt) {
+        if (mayAlias) {
           if (m !== undefined) m.scanOnly = true;
           // Only the body's first 64 KiB may name a virtual model (SPEC §11): this scanner sees no more.
           aliasScanner = new ModelScanner();
@@ -261,25 +262,18 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           cancel,
           retrying ? replayOptions : undefined,
         );
-        if (perAttempt) {
+        if (sc !== undefined) {
           const streamed = body;
-          const modelNow = (): string | undefined => sc?.model();
-          // The alias must show within the first 64 KiB (SPEC §11): read that far ahead, the pieces wait for the send.
-          // A path alias reads as far too, so the model value's length is known for an exact content-length.
-          {
-            // model() says "unknown" while the value is still arriving (or is not a string): read on for those.
-            await streamed.readAhead(() => {
-              const v = modelNow();
-              return (v !== undefined && v !== "unknown") || (sc?.done ?? false);
-            }, SMALL_BODY_BYTES).catch(() => {});
-            const bodyModel = modelNow();
-            if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
-              if (!cred.managed) {
-                streamed.discard();
-                return closeAfter(finishEarly(ctx, 0, "alias_needs_managed_key", ERR.badRequest("virtual models need a managed key")));
-              }
-              alias = bodyModel;
+          // The alias must show within the first 64 KiB (SPEC §11): read until the scanner has the whole model value
+          // (or saw 64 KiB), the pieces wait for the send. A path alias reads as far too, for an exact content-length.
+          await streamed.readAhead(() => sc.modelDecided || sc.done, SMALL_BODY_BYTES).catch(() => {});
+          const bodyModel = sc.model();
+          if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
+            if (!cred.managed) {
+              streamed.discard();
+              return closeAfter(finishEarly(ctx, 0, "alias_needs_managed_key", ERR.aliasNeedsManagedKey));
             }
+            alias = bodyModel;
           }
           if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
             transform = () => {
@@ -290,19 +284,24 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           }
           if (alias !== undefined) {
             bodyChanged = true;
-            // An exact upstream length needs the include_usage decision, known only where the body says `stream` and
-            // whether `stream_options` is there (often its root end). The replay copy keeps these bytes anyway, so
-            // read ahead as far as it may hold (max_replay_bytes) before the first send; past that, chunked.
-            if (declared !== null && m !== undefined && injectionEligible(ctx)) {
-              const probe = new ModelRewriter("", { injectUsage: true });
+            // The exact upstream length: one probe rewrite (to the model "") of the bytes read ahead gives the length
+            // change apart from the model value, for every target (useTarget adds its model's). It needs the old value
+            // and, when include_usage may go in, that decision, known only where the body says `stream` and whether
+            // `stream_options` is there (often its root end): the replay copy keeps these bytes anyway, so read ahead
+            // as far as it may hold (max_replay_bytes) before the first send; past that, chunked.
+            if (declared !== null) {
+              const inject = m !== undefined && injectionEligible(ctx);
+              const probe = new ModelRewriter("", { injectUsage: inject });
               let fed = 0;
               const decided = (): boolean => {
                 const q = streamed.queued();
                 for (; fed < q.length; fed++) probe.push(q[fed] as Uint8Array);
                 return probe.delta() !== undefined;
               };
-              const limit = Math.max(SMALL_BODY_BYTES, (models[alias] as ModelRoute).retry.max_replay_bytes);
-              await streamed.readAhead(decided, limit).catch(() => {});
+              if (!decided() && inject) await streamed.readAhead(decided, Math.max(SMALL_BODY_BYTES, (models[alias] as ModelRoute).retry.max_replay_bytes)).catch(() => {});
+              const d = probe.delta();
+              // Unless the value was left alone (over the rewriter's cap), a target's model replaces the probe's "".
+              if (d !== undefined) lengthBase = { delta: d, replaced: probe.replaced };
             }
           }
         }
@@ -337,12 +336,17 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       targets = routes.order(alias, skipTarget);
       if (typeof firstSkip === "string") {
         ctx.fallbackReason = firstSkip;
-        metrics.inc("ai_fallbacks_total", labelsFor(alias, "reason", firstSkip));
+        metrics.inc("ai_fallbacks_total", fallbackLabelsFor(alias, firstSkip));
       }
-      if (targets === undefined || !nextTarget(undefined)) {
+      const first = targets === undefined ? undefined : usableTarget(0);
+      if (first !== undefined) {
+        ti = first;
+        useTarget((targets as readonly Target[])[first] as Target);
+      } else {
         if (body instanceof StreamedBody) body.discard();
-        const first = targets?.[0];
-        if (first !== undefined) useTarget(first);
+        // Every target passed over: the first one's own refusal (its open breaker, or its keys' 429).
+        const nominal = targets?.[0];
+        if (nominal !== undefined) useTarget(nominal);
         if (breaker !== undefined && !breaker.wouldAllow()) {
           metrics.inc("ai_rejections_total", reasonLabels("circuit_open"));
           return finishEarly(ctx, 0, "circuit_open", ERR.circuitOpen(breaker.retryAfterSecs()));
@@ -701,7 +705,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (switchTo !== undefined) {
         const reason = FALLBACK_REASON[outcome];
         ctx.fallbackReason ??= reason;
-        metrics.inc("ai_fallbacks_total", labelsFor(ctx.route as string, "reason", reason));
+        metrics.inc("ai_fallbacks_total", fallbackLabelsFor(ctx.route as string, reason));
         ti = switchTo;
         useTarget((targets as readonly Target[])[switchTo] as Target);
       }
@@ -736,15 +740,6 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         return j;
       }
       return undefined;
-    }
-
-    /** Chooses the request's first usable target; false when none is. */
-    function nextTarget(_: undefined): boolean {
-      const j = usableTarget(0);
-      if (j === undefined) return false;
-      ti = j;
-      useTarget((targets as readonly Target[])[j] as Target);
-      return true;
     }
 
     /**
@@ -782,15 +777,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           lastEdit = w;
           return w;
         };
-        // The exact upstream length when the client sent one: a probe rewrite of the bytes read ahead tells the
-        // change once the old value has been seen and no include_usage decision is pending; else chunked.
-        streamedLength = undefined;
-        if (declared !== null) {
-          const probe = new ModelRewriter(t.model, { injectUsage: inject });
-          for (const piece of body.queued()) probe.push(piece);
-          const d = probe.delta();
-          if (d !== undefined) streamedLength = String(Number(declared) + d);
-        }
+        // The exact upstream length when the client sent one and the body's probe settled it; else chunked.
+        streamedLength =
+          lengthBase === undefined ? undefined : String(Number(declared) + lengthBase.delta + (lengthBase.replaced ? jsonString(t.model).length - EMPTY_MODEL_BYTES : 0));
       }
       key = pools.pick(provider, model, session);
       ctx.keyId = key?.id;
@@ -891,6 +880,9 @@ const FALLBACK_REASON: Record<RetryReason | "context_length", string> = {
   in_band_error: "in_band_error",
   context_length: "context_length",
 };
+
+/** The bytes of `""`, the model a length probe writes. */
+const EMPTY_MODEL_BYTES = 2;
 
 /** Scans a whole body for a virtual model's name (bare /v1 paths): the scan ends within the call. */
 const ALIAS_SCANNER = new ModelScanner();
