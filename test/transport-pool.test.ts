@@ -872,6 +872,10 @@ describe("backpressure", () => {
     let got = 0;
     let peak = 0;
     let reads = 0;
+    // Let the upstream run ahead before the first read, so the transport certainly has bytes buffered (and paused)
+    // when it is first looked at: on a fast, idle machine the slow reads below could otherwise keep up.
+    await Bun.sleep(50);
+    peak = t.bufferedBytes;
     for (;;) {
       const r = await reader.read();
       peak = Math.max(peak, t.bufferedBytes);
