@@ -63,6 +63,24 @@ describe("[models.<alias>]: accepted forms", () => {
     expect(cfg.models["claude-best"]?.dialect).toBe("anthropic");
   });
 
+  test("targets of both dialects load (dialect translation); the alias's own dialect is still its first target's", () => {
+    const a = load(`${POOL}[models.smart]\ntargets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]\n`);
+    expect(a.models["smart"]?.targets.map((t) => t.provider)).toEqual(["openai", "anthropic"]);
+    expect(a.models["smart"]?.dialect).toBe("openai");
+    const b = load(`${POOL}[models.smart]\ntargets = ["anthropic/claude-sonnet-4-5", "groq/a"]\n`);
+    expect(b.models["smart"]?.dialect).toBe("anthropic");
+  });
+
+  test("max_translate_bytes defaults to 16 MiB and translate_default_max_tokens to 4096; both take file and env values", () => {
+    const d = load(POOL);
+    expect(d.max_translate_bytes).toBe(16777216);
+    expect(d.translate_default_max_tokens).toBe(4096);
+    const f = load(`max_translate_bytes = 4096\ntranslate_default_max_tokens = 512\n${POOL}`, { AI_TRANSLATE_DEFAULT_MAX_TOKENS: "1024" });
+    expect(f.max_translate_bytes).toBe(4096);
+    expect(f.translate_default_max_tokens).toBe(1024);
+    expect(configError(`max_translate_bytes = 0\n${POOL}`).key).toBe("max_translate_bytes");
+  });
+
   test("a provider added under [provider_authorities] can be a target, with its dialect from [provider_dialects]", () => {
     const cfg = load(`${POOL}azure-east = "sk-az"\n[provider_authorities]\nazure-east = "my.openai.azure.com:443"\n[provider_dialects]\nazure-east = "openai"\n[models.m]\ntargets = ["azure-east/gpt-4o", "openai/gpt-4o"]\n`);
     expect(cfg.models["m"]?.targets[0]).toEqual({ provider: "azure-east", model: "gpt-4o" });
@@ -111,18 +129,6 @@ describe("[models.<alias>]: boot failures name the key", () => {
     ["an alias that is not a table", 'models.smart = "groq/a"\n', "models.smart", "must be a table"],
     ["[models] that is not a table", 'models = ["groq/a"]\n', "models", "must be a table of aliases"],
     ["a target provider without a pool key", '[models.smart]\ntargets = ["groq/a", "mistral/b"]\n', "models.smart.targets[1]", "provider mistral has no pool key"],
-    [
-      "a target of the other dialect (first target openai)",
-      '[models.smart]\ntargets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]\n',
-      "models.smart.targets[1]",
-      "needs dialect translation (not available yet)",
-    ],
-    [
-      "a target of the other dialect (first target anthropic)",
-      '[models.smart]\ntargets = ["anthropic/claude-sonnet-4-5", "groq/a"]\n',
-      "models.smart.targets[1]",
-      "groq speaks the openai dialect but the alias speaks anthropic",
-    ],
     ["a model with a control character", '[models.smart]\ntargets = ["groq/a\\nb"]\n', "models.smart.targets[0]", "control character"],
     ["a model longer than 256 bytes", `[models.smart]\ntargets = ["groq/${"x".repeat(257)}"]\n`, "models.smart.targets[0]", "at most 256"],
   ];

@@ -492,7 +492,6 @@ describe("virtual models: [models], [provider_base_paths], [prices]", () => {
     ["weights of the wrong length", '[models.smart]\ntargets = ["groq/a", "cerebras/b"]\nstrategy = "weighted"\nweights = [1]\n', "models.smart.weights: 1 weight(s) for 2 target(s)"],
     ["a target without /", '[models.smart]\ntargets = ["llama-3.3-70b"]\n', 'models.smart.targets[0]: "llama-3.3-70b" has no "/"'],
     ["a target provider with no pool key", '[models.smart]\ntargets = ["groq/a", "mistral/b"]\n', "models.smart.targets[1]: provider mistral has no pool key"],
-    ["a target of the other dialect", '[models.smart]\ntargets = ["groq/a", "anthropic/claude-sonnet-4-5"]\n', "models.smart.targets[1]: anthropic speaks the anthropic dialect but the alias speaks openai (its first target's); a target of the other dialect needs dialect translation (not available yet)"],
     ["an unknown key in an alias", '[models.smart]\ntargets = ["groq/a"]\nfallbacks = 2\n', "models.smart.fallbacks: unknown key in [models.smart]"],
     ["a base path with a trailing /", '[provider_base_paths]\ngroq = "/openai/v1/"\n', 'provider_base_paths.groq: "/openai/v1/" must not end with /'],
     ["a price keyed without a provider", '[prices.gpt-4o]\ninput = 1\noutput = 4\n', 'prices.gpt-4o: the key must be "provider/model"'],

@@ -100,6 +100,9 @@ export class Meter {
     this.requestedModel = model;
     this.requestStream = stream;
     this.injected = injected;
+    // A streamed body read whole first (a translated virtual model): what its scanner saw is superseded.
+    this.scanner = undefined;
+    this.injector = undefined;
   }
 
   /** The body edit of the attempt whose answer the client gets (a streamed virtual-model body). */
@@ -245,6 +248,7 @@ export class Meter {
       body += `,"route":"${ctx.route}"`;
       if (ctx.fallbackReason !== undefined) body += `,"fallback_reason":"${ctx.fallbackReason}"`;
     }
+    if (ctx.translated) body += `,"translated":true`;
     if (ctx.price !== undefined) body += `,"cost_usd_micros":${costMicros({ input, output, cacheRead, cacheWrite }, ctx.price)}`;
     log.writeRaw("ai.usage", "info", body);
   }

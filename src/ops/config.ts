@@ -48,6 +48,10 @@ export interface Config {
   /** false: managed traffic is still verified, denied, swapped and rate-limited, but not metered (no ai.usage line). */
   usage_metering: boolean;
   max_request_body_bytes: number;
+  /** SPEC §12: the largest body a translated request is parsed from (413 past it). */
+  max_translate_bytes: number;
+  /** SPEC §12: `max_tokens` for an Anthropic target when an OpenAI client named none. */
+  translate_default_max_tokens: number;
   require_signing_keys: boolean;
   rate_limit_rps: number;
   byo_rate_limit_rps: number;
@@ -143,6 +147,8 @@ const SCALARS: ReadonlyArray<readonly [keyof Config & string, ScalarKind, unknow
   ["workers", "workers", "auto"],
   ["usage_metering", "bool", true],
   ["max_request_body_bytes", "posint", 104857600],
+  ["max_translate_bytes", "posint", 16777216],
+  ["translate_default_max_tokens", "posint", 4096],
   ["require_signing_keys", "bool", false],
   ["rate_limit_rps", "uint", 100],
   ["byo_rate_limit_rps", "uint", 1000],
@@ -527,7 +533,7 @@ interface ModelsContext {
 
 /**
  * `[models.<alias>]` (SPEC §11), file only. Every failure names the key (`models.smart.targets[1]`) and why; a
- * virtual model that could never be served (no pool key, a provider that does not exist, the other dialect) fails
+ * virtual model that could never be served (no pool key, a provider that does not exist) fails
  * boot rather than answering 503 forever.
  */
 function modelsFromToml(value: unknown, ctx: ModelsContext): Record<string, ModelRoute> {
@@ -578,11 +584,9 @@ function modelsFromToml(value: unknown, ctx: ModelsContext): Record<string, Mode
       if ((ctx.pool[provider]?.length ?? 0) === 0) {
         throw new ConfigError(tk, `provider ${provider} has no pool key ([pool_keys] ${provider} or AI_POOL_KEY_${provider.toUpperCase().replaceAll("-", "_")}): a virtual model sends managed traffic, which needs one`);
       }
-      const d = ctx.dialectOf(provider);
-      if (dialect === undefined) dialect = d;
-      else if (d !== dialect) {
-        throw new ConfigError(tk, `${provider} speaks the ${d} dialect but the alias speaks ${dialect} (its first target's); a target of the other dialect needs dialect translation (not available yet)`);
-      }
+      // The first target's dialect is the alias's own (what non-translatable paths speak); a target of the other dialect
+      // is reached through dialect translation (SPEC §12).
+      dialect ??= ctx.dialectOf(provider);
       targets.push({ provider, model });
     }
 

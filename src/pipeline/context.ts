@@ -36,6 +36,8 @@ export interface RequestContext {
   route: string | undefined;
   fallbackReason: string | undefined;
   price: Price | undefined;
+  /** SPEC §12: the answering target speaks the other dialect, so request and response were translated. */
+  translated: boolean;
   /** Bun.nanoseconds() when the upstream response head arrived. */
   headersNs: number;
 }
@@ -75,6 +77,7 @@ export function newContext(method: string, target: string, dialect: Dialect): Re
     route: undefined,
     fallbackReason: undefined,
     price: undefined,
+    translated: false,
     headersNs: 0,
   };
 }

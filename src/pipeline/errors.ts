@@ -40,6 +40,17 @@ export const ERR = {
     code: "pool_keys_exhausted",
     retryAfterSecs,
   }),
+  /** SPEC §12: an endpoint other than chat/completions ↔ messages on a virtual model whose targets speak the other dialect. */
+  untranslatable: {
+    status: 400,
+    type: "invalid_request_error",
+    message: "this virtual model's targets speak the other API dialect, and only chat completions and messages requests are translated",
+    code: "untranslatable_endpoint",
+  },
+  /** SPEC §12: a translated request is parsed whole, up to max_translate_bytes. */
+  translateTooLarge: (max: number): GatewayError => ({ status: 413, type: "invalid_request_error", message: `request body too large to translate (over ${max} bytes)`, code: "request_too_large" }),
+  /** SPEC §12: the provider's 2xx body could not be translated into the client's dialect. */
+  untranslatableAnswer: { status: 502, type: "api_error", message: "the provider's answer could not be translated", code: "bad_upstream_answer" },
   denied: (status: 402 | 403): GatewayError => ({ status, type: "access_denied", message: "tenant is over limit or suspended", code: "access_denied" }),
   circuitOpen: (retryAfterSecs: number): GatewayError => ({ status: 503, type: "api_error", message: "provider temporarily unavailable", code: "provider_unavailable", retryAfterSecs }),
   noPoolKey: { status: 503, type: "api_error", message: "no provider key available", code: "no_provider_key" },

@@ -182,6 +182,41 @@ export class StreamedBody implements Stallable {
     while (!this.ended && this.bytes < maxBytes && !enough()) await this.more();
   }
 
+  /**
+   * Reads the whole body into one array (a translated request is parsed whole, SPEC §12); undefined once more than
+   * `maxBytes` came (the rest stays unread: answer with `connection: close`). The replay copy goes first, silently: the
+   * array is the copy now. Rejects when a read fails (the size cap, the client gone) or the exchange is cancelled (a
+   * stall: `cancel.reason` says CLIENT_TIMEOUT), since a stalled read itself never settles.
+   */
+  async readAll(maxBytes: number): Promise<Uint8Array | undefined> {
+    this.dropCopy();
+    const c = this.cancel;
+    let onCancel: { onCancel(): void } | undefined;
+    const cancelled =
+      c === undefined
+        ? undefined
+        : new Promise<never>((_, reject) => {
+            onCancel = { onCancel: () => reject(c.reason) };
+            c.listen(onCancel);
+          });
+    cancelled?.catch(() => {});
+    try {
+      while (!this.ended) {
+        if (this.bytes > maxBytes) return undefined;
+        if (c?.aborted) throw c.reason;
+        await (cancelled === undefined ? this.more() : Promise.race([this.more(), cancelled]));
+      }
+    } finally {
+      if (onCancel !== undefined) c?.unlisten(onCancel);
+    }
+    if (this.bytes > maxBytes) return undefined;
+    const q = this.queue;
+    const all: Uint8Array = q.length === 1 ? (q[0] as Uint8Array) : Buffer.concat(q);
+    q.length = 0;
+    this.cursor = 0;
+    return all;
+  }
+
   /** A fresh stream view for one attempt, from the body's first byte. Cancelling it (a failed attempt) does not cancel
    * the client's body. Only call for a second attempt when `replayable`. `transform` (a virtual model's target) edits
    * this attempt's bytes as they go: the queue keeps the client's bytes, so another attempt can edit them its way. */

@@ -13,7 +13,7 @@ import { jsonString, ModelRewriter, rewriteModelWhole } from "../metering/rewrit
 import { UsageInjector } from "../metering/inject-usage.ts";
 import { ModelScanner } from "../metering/scan-model.ts";
 import { holdPreamble, type HoldOptions, type HoldResult, type ReadResult, scanWhole } from "./commit.ts";
-import { type BodyTransform, errorCode, HeldResponses, type Reader, readWhole, relayBody, type RelayEnd, type ReplayOptions, sendUpstream, StreamedBody, type WholeRead } from "./forward.ts";
+import { type BodyTransform, CLIENT_TIMEOUT, errorCode, HeldResponses, type Reader, readWhole, relayBody, type RelayEnd, type ReplayOptions, sendUpstream, StreamedBody, type WholeRead } from "./forward.ts";
 import type { KeyPools, ReplayPool } from "../routing/key-pool.ts";
 import type { PoolKey } from "../routing/providers.ts";
 import { backoffMs, type BackoffPolicy, isContextLengthError, isQuotaExhausted, isRetryableStatus, retryAfterFromHeaders, type RetryBudgets } from "../routing/retry-policy.ts";
@@ -28,6 +28,9 @@ import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import { SmallBodyRead, StallWatch } from "./stall.ts";
 import { Cancel, type Transport, type UpstreamResponse } from "../transport/transport.ts";
+import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
+import type { TranslatedRequest } from "../translate/types.ts";
+import type { Dialect } from "../routing/providers.ts";
 
 export interface Gateway {
   cfg: Config;
@@ -62,6 +65,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool, routes } = gw;
   const models = cfg.models;
   const aliasCount = Object.keys(models).length;
+  /** SPEC §12: the dialects each virtual model's targets speak; an alias with both translates for some clients. */
+  const aliasDialects = new Map<string, ReadonlySet<Dialect>>();
+  {
+    const byName = new Map([...router.providers].map((p) => [p.name, p]));
+    for (const [alias, r] of Object.entries(models)) aliasDialects.set(alias, new Set(r.targets.map((t) => byName.get(t.provider)?.dialect ?? r.dialect)));
+  }
   /** ai_route_requests_total label sets per target, and ai_fallbacks_total's per route and reason, bound on first use. */
   const targetLabels = new Map<Target, Labels>();
   const fallbackLabels = new Map<string, Labels>();
@@ -126,7 +135,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let pm = perProvider.get(provider.name) as ProviderMetrics;
     let pIndex = providerIndex.get(provider.name) as number;
     ctx.provider = provider;
-    ctx.dialect = provider.dialect;
+    // An alias path speaks its client's dialect (route.ts); a bare /v1 path its provider's.
+    ctx.dialect = route.dialect ?? provider.dialect;
     ctx.forwardPath = route.forwardPath;
 
     // 2. authenticate: key present
@@ -308,6 +318,65 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
     }
 
+    // 3c. translate (SPEC §12): a virtual model with a target of the other dialect. Those targets serve only the
+    // translatable endpoints; for them the body is read whole (up to max_translate_bytes) and translated once here, so
+    // a body the translator cannot carry is refused before anything is sent. Same-dialect targets keep the bytes.
+    let translation: TranslatedRequest | undefined;
+    let clientModel: string | undefined;
+    let crossRest: string | undefined;
+    let otherDialectOk = true;
+    if (alias !== undefined) {
+      const ds = aliasDialects.get(alias) as ReadonlySet<Dialect>;
+      if (ds.size > 1 || !ds.has(ctx.dialect)) {
+        crossRest = translatedRest(ctx.dialect, method, route.rest ?? "");
+        if (crossRest === undefined) {
+          otherDialectOk = false;
+          if (!ds.has(ctx.dialect)) {
+            if (body instanceof StreamedBody) body.discard();
+            return closeAfter(finishEarly(ctx, 0, "untranslatable", ERR.untranslatable));
+          }
+        } else {
+          const maxT = cfg.max_translate_bytes;
+          if (rawWhole === undefined && body instanceof StreamedBody) {
+            const streamed = body;
+            let all: Uint8Array | undefined;
+            try {
+              all = await streamed.readAll(maxT);
+            } catch {
+              streamed.discard();
+              if (tooLarge) {
+                metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
+                return closeAfter(finishEarly(ctx, 0, "body_too_large", ERR.bodyTooLarge));
+              }
+              if (cancel.reason === CLIENT_TIMEOUT) return finishEarly(ctx, 0, "client_timeout", ERR.requestTimeout);
+              return clientLeft();
+            }
+            if (all === undefined) {
+              streamed.discard();
+              metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
+              return closeAfter(finishEarly(ctx, 0, "translate_too_large", ERR.translateTooLarge(maxT)));
+            }
+            rawWhole = all;
+            body = all;
+            transform = undefined;
+            lengthBase = undefined;
+          }
+          const whole = rawWhole ?? new Uint8Array(0);
+          if (whole.byteLength > maxT) {
+            metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
+            return finishEarly(ctx, 0, "translate_too_large", ERR.translateTooLarge(maxT));
+          }
+          const prepared = prepareTranslation(ctx.dialect, whole, cfg.translate_default_max_tokens);
+          if (!prepared.ok) return finishEarly(ctx, 0, "untranslatable_body", ERR.badRequest(prepared.message));
+          translation = prepared.request;
+          clientModel = prepared.clientModel;
+          rawWhole = whole;
+          body = whole;
+          bodyChanged = true;
+        }
+      }
+    }
+
     // 4. rewrite. When the gateway may change the body it also asks for identity encoding, so the usage-only chunk it
     // caused can be removed from plain SSE bytes. Managed: the pool key comes first (SPEC §10): the one the session
     // hashes to among the keys that are ready for this model; none ready means every key is cooling or dead.
@@ -372,8 +441,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (cred.managed) budgets.first(pIndex);
     // A virtual model's whole body keeps its content-length unless this target's rewrite changed the length (then the
     // exact new one); identity encoding is asked for only when include_usage went in (as for any managed body).
-    if (rawWhole !== undefined && body instanceof Uint8Array) bodyChanged = body.byteLength !== rawWhole.byteLength || meter?.injected === true;
-    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: rawWhole !== undefined ? meter?.injected === true : bodyChanged });
+    if (rawWhole !== undefined && body instanceof Uint8Array) bodyChanged = translation !== undefined || body.byteLength !== rawWhole.byteLength || meter?.injected === true;
+    // A translated answer is parsed, so its bytes must come unencoded.
+    const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: translation !== undefined || (rawWhole !== undefined ? meter?.injected === true : bodyChanged) });
     if (rawWhole !== undefined && body instanceof Uint8Array) {
       if (bodyChanged) upHeaders.set("content-length", String(body.byteLength));
     } else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
@@ -626,14 +696,18 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       // 7. log
       accessLog(ctx);
     };
-    if (whole === undefined && up.body === null && up.whole === undefined) {
+    // SPEC §12: a translated answer is the client's dialect, not the provider's bytes: errors and JSON bodies are
+    // read whole and rewritten, a 2xx stream is translated event by event behind the meter's tap.
+    const translating = ctx.translated;
+    const okStream = streaming && up.status >= 200 && up.status < 300;
+    if (whole === undefined && up.body === null && up.whole === undefined && !translating) {
       done("complete");
       observeOverhead(overhead, ctx, sendNs);
       return new Response(null, { status: up.status, statusText: up.statusText, headers: outHeaders });
     }
     // Read whole: a body already in hand (read while deciding, or the transport holds it), or a small declared
     // non-SSE body read now.
-    if (held === undefined && (whole !== undefined || up.body === null || (!streaming && declaredSmall(up.headers)))) {
+    if (held === undefined && (whole !== undefined || up.body === null || (!streaming && declaredSmall(up.headers)) || (translating && !okStream))) {
       let got: WholeRead;
       if (whole !== undefined) got = { ok: true, bytes: whole };
       else {
@@ -656,6 +730,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           if (tail.byteLength > 0) out = Buffer.concat([out, tail]);
         }
       }
+      if (translating) {
+        const t = translateWhole(ctx.dialect, up.status, out, streaming, { includeUsage: translation?.includeUsage === true, model: tgt?.model ?? "" });
+        if (t === undefined) {
+          ctx.status = ERR.untranslatableAnswer.status;
+          done("complete");
+          return errorResponse(ctx.dialect, ERR.untranslatableAnswer, ctx.id);
+        }
+        out = t;
+        translatedHead(outHeaders, okStream, (translation as TranslatedRequest).dropped);
+      }
       ctx.bytesOut = out.byteLength;
       done("complete");
       const response = new Response(out, { status: up.status, statusText: up.statusText, headers: outHeaders });
@@ -669,12 +753,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       pending: heldPending,
       cancel,
       readTimeoutMs,
-      observer: meter?.observe(up.headers, streaming),
+      observer: translating ? new TranslatingObserver(meter?.observe(up.headers, streaming), ctx.dialect, { includeUsage: translation?.includeUsage === true, model: tgt?.model ?? "" }) : meter?.observe(up.headers, streaming),
       onBytes: (n) => {
         ctx.bytesOut += n;
       },
       onEnd: done,
     });
+    if (translating) translatedHead(outHeaders, true, (translation as TranslatedRequest).dropped);
     const response = new Response(relayed, { status: up.status, statusText: up.statusText, headers: outHeaders });
     observeOverhead(overhead, ctx, sendNs);
     return response;
@@ -734,6 +819,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       const ts = targets as readonly Target[];
       for (let j = from; j < ts.length; j++) {
         const t = ts[j] as Target;
+        if (!otherDialectOk && t.provider.dialect !== ctx.dialect) continue;
         const b = breakers.get(t.provider.name);
         if (b !== undefined && !b.wouldAllow()) continue;
         if (pools.pick(t.provider, t.model, session) === undefined) continue;
@@ -747,6 +833,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
      * asks in its own order, so the first answer says whether the request's first choice was passed over, and why.
      */
     function skipTarget(t: Target): boolean {
+      // A target of the other dialect cannot serve an endpoint that is not translated: it goes last, never used.
+      if (!otherDialectOk && t.provider.dialect !== ctx.dialect) return true;
       const b = breakers.get(t.provider.name);
       const why = b !== undefined && !b.wouldAllow() ? "breaker_open" : pools.pick(t.provider, t.model, session) === undefined ? "keys_cooling" : undefined;
       if (firstSkip === null) firstSkip = why;
@@ -767,7 +855,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       attempt = 0;
       tried = undefined;
       const inject = meter !== undefined && injectionEligible(ctx);
-      if (rawWhole !== undefined) {
+      ctx.translated = translation !== undefined && provider.dialect !== ctx.dialect;
+      if (ctx.translated) {
+        // SPEC §12: the body translated once, with this target's model; the path is the target dialect's endpoint.
+        const tr = translation as TranslatedRequest;
+        ctx.forwardPath = provider.basePath + (crossRest as string);
+        body = targetBody(tr, t.model);
+        meter?.wholeRequest(clientModel, tr.stream, false);
+      } else if (rawWhole !== undefined) {
         const r = rewriteModelWhole(rawWhole, t.model, { injectUsage: inject });
         body = r.body;
         meter?.wholeRequest(r.model, r.stream, r.injected);

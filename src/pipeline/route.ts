@@ -12,6 +12,9 @@ export interface Route {
   /** The path (and query) below the client's `/v1` root: what a virtual model's target gets after its base path.
    * Set for alias paths and for bare `/v1/…` paths (where the body's model may name an alias). */
   rest?: string | undefined;
+  /** An alias path's client dialect: Anthropic below `/messages`, OpenAI at `/chat/completions`, else the first
+   * target's (`provider`'s). Bare `/v1` paths speak their provider's. */
+  dialect?: Dialect | undefined;
 }
 
 export class Router {
@@ -56,11 +59,18 @@ export class Router {
       // `/<alias>/v1` or `/<alias>/v1/…` (query kept): the part below /v1 goes after each target's base path.
       if (first !== undefined && target.startsWith("/v1", segEnd) && (segEnd + 3 === target.length || target.charCodeAt(segEnd + 3) === 47 || target.charCodeAt(segEnd + 3) === 63)) {
         const rest = target.slice(segEnd + 3);
-        return { provider: first, forwardPath: rest, alias: segment, rest };
+        return { provider: first, forwardPath: rest, alias: segment, rest, dialect: clientDialect(rest, first.dialect) };
       }
     }
     return undefined;
   }
+}
+
+/** The dialect of a client calling `rest` (an alias path below /v1): the translatable endpoints say which SDK calls. */
+function clientDialect(rest: string, otherwise: Dialect): Dialect {
+  if (rest.startsWith("/messages") && (rest.length === 9 || rest.charCodeAt(9) === 47 || rest.charCodeAt(9) === 63)) return "anthropic";
+  if (rest.startsWith("/chat/completions") && (rest.length === 17 || rest.charCodeAt(17) === 63)) return "openai";
+  return otherwise;
 }
 
 /** `/v1/messages`, `/v1/messages/…` (batches, count_tokens): Anthropic's API under the bare default. */

@@ -24,7 +24,7 @@ export interface ModelRoute {
   readonly strategy: RouteStrategy;
   /** Only with `strategy = "weighted"`: one non-negative weight per target, not all zero. */
   readonly weights: readonly number[] | undefined;
-  /** The dialect of the first target; every target shares it until dialect translation exists. */
+  /** The dialect of the first target: what a path that cannot be translated speaks (SPEC §12 translates the rest). */
   readonly dialect: Dialect;
   /** `[retry]` with the alias's `[models.<alias>.retry]` keys laid over it. */
   readonly retry: RetryConfig;
