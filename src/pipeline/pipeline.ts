@@ -23,7 +23,7 @@ import { log } from "../ops/log.ts";
 import type { DenySet } from "../controls/denyset.ts";
 import type { RateGuard } from "../controls/ratelimit.ts";
 import { injectionEligible, Meter } from "../metering/meter.ts";
-import { type AttemptOutcome, type HistogramCell, type Labels, type Metrics, ProviderMetrics, type RetryReason } from "../ops/metrics.ts";
+import { type AttemptOutcome, type Cell, type HistogramCell, type Labels, type Metrics, ProviderMetrics, type RetryReason } from "../ops/metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import { SmallBodyRead, StallWatch } from "./stall.ts";
@@ -67,12 +67,17 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   const aliasCount = Object.keys(models).length;
   /** SPEC §12: the dialects each virtual model's targets speak; an alias with both translates for some clients. */
   const aliasDialects = new Map<string, ReadonlySet<Dialect>>();
+  /** Aliases with a target whose provider has several pool keys: only their requests read `x-session-id`. */
+  const multiKey = new Set<string>();
   {
     const byName = new Map([...router.providers].map((p) => [p.name, p]));
-    for (const [alias, r] of Object.entries(models)) aliasDialects.set(alias, new Set(r.targets.map((t) => byName.get(t.provider)?.dialect ?? r.dialect)));
+    for (const [alias, r] of Object.entries(models)) {
+      aliasDialects.set(alias, new Set(r.targets.map((t) => byName.get(t.provider)?.dialect ?? r.dialect)));
+      if (r.targets.some((t) => (byName.get(t.provider)?.keys.length ?? 0) > 1)) multiKey.add(alias);
+    }
   }
   /** ai_route_requests_total label sets per target, and ai_fallbacks_total's per route and reason, bound on first use. */
-  const targetLabels = new Map<Target, Labels>();
+  const targetCells = new Map<Target, Cell>();
   const fallbackLabels = new Map<string, Labels>();
   const fallbackLabelsFor = (route: string, reason: string): Labels => {
     const k = `${route}\u0000${reason}`;
@@ -400,7 +405,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       const r = models[alias] as ModelRoute;
       rc = r.retry;
       ctx.route = alias;
-      session = headers.get("x-session-id") ?? cred.token;
+      // The session only matters where a target has keys to choose among (as for a direct request).
+      if (multiKey.has(alias)) session = headers.get("x-session-id") ?? cred.token;
       // Targets whose breaker is open or whose keys all cool go last (routes.ts), so the chain is never empty.
       targets = routes.order(alias, skipTarget);
       if (typeof firstSkip === "string") {
@@ -541,7 +547,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
       // Managed: the answer's status decides what happens to the key and whether another attempt follows.
       const status = up.status;
-      if (tgt !== undefined) routes.observeTtft(tgt, (Bun.nanoseconds() - attemptNs) / 1e6);
+      // Only `latency` reads the measurement.
+      if (tgt !== undefined && models[tgt.route]?.strategy === "latency") routes.observeTtft(tgt, (Bun.nanoseconds() - attemptNs) / 1e6);
       if (status === 429 || status === 401 || status === 403 || (retrying && isRetryableStatus(status)) || (status === 400 && targets !== undefined && ti + 1 < targets.length)) {
         whole = smallBody(up);
         if (whole === undefined && up.body !== null && declaredSmall(up.headers)) {
@@ -662,9 +669,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (body instanceof StreamedBody) body.release();
     if (lastEdit !== undefined) meter?.adopt(lastEdit);
     if (tgt !== undefined) {
-      let l = targetLabels.get(tgt);
-      if (l === undefined) targetLabels.set(tgt, (l = { route: tgt.route, target: tgt.id }));
-      metrics.inc("ai_route_requests_total", l);
+      let c = targetCells.get(tgt);
+      if (c === undefined) targetCells.set(tgt, (c = metrics.cell("ai_route_requests_total", { route: tgt.route, target: tgt.id })));
+      c.v++;
     }
 
     // 6. relay (meter hooks in as the observer)
