@@ -269,8 +269,10 @@ function openaiMessages(list: unknown[], system: Obj[], dropped: Dropped): Obj[]
         }
       }
       if (m.function_call !== undefined && m.function_call !== null) fail(`${at}.function_call`, "function_call (deprecated) cannot be translated; use tool_calls");
-      // An assistant turn with only a string keeps its string (no empty text block: Anthropic refuses those).
-      push(out, "assistant", blocks.length === 0 && typeof c === "string" ? c : blocks);
+      // An assistant turn that is only a string keeps its string (and an empty one never becomes an empty text
+      // block: Anthropic refuses those).
+      const onlyString = typeof c === "string" && (blocks.length === 0 || (blocks.length === 1 && blocks[0]!.type === "text"));
+      push(out, "assistant", onlyString ? c : blocks);
     } else if (role === "tool") {
       if (typeof m.tool_call_id !== "string") fail(`${at}.tool_call_id`, `${at}.tool_call_id must be a string`);
       const result: Obj = { type: "tool_result", tool_use_id: m.tool_call_id, content: openaiParts(m.content, at, false, dropped) };
@@ -311,7 +313,7 @@ function openaiToAnthropic(body: Obj, opts: TranslateOptions): TranslatedRequest
   };
   const messages = arr(body.messages, "messages");
   for (const key in body) {
-    const h = FROM_OPENAI[key];
+    const h = Object.hasOwn(FROM_OPENAI, key) ? FROM_OPENAI[key] : undefined; // a key like "constructor" is just unknown
     if (h === undefined) dropped.add(key);
     else h(body[key], s, key);
   }
@@ -427,7 +429,7 @@ const BLOCK_KEYS: Readonly<Record<string, readonly string[]>> = {
 };
 
 function dropExtraKeys(b: Obj, type: string, dropped: Dropped): void {
-  const keep = BLOCK_KEYS[type];
+  const keep = Object.hasOwn(BLOCK_KEYS, type) ? BLOCK_KEYS[type] : undefined;
   if (keep === undefined) return;
   for (const k in b) if (!keep.includes(k)) dropped.add(`messages.content.${k}`);
 }
@@ -529,7 +531,7 @@ function anthropicToOpenai(body: Obj, opts: TranslateOptions): TranslatedRequest
   const s: O2State = { out: { model: opts.model }, dropped, stream: false, toolChoice: undefined, parallel: undefined };
   const list = arr(body.messages, "messages");
   for (const key in body) {
-    const h = FROM_ANTHROPIC[key];
+    const h = Object.hasOwn(FROM_ANTHROPIC, key) ? FROM_ANTHROPIC[key] : undefined;
     if (h === undefined) dropped.add(key);
     else h(body[key], s, key);
   }

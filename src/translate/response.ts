@@ -18,6 +18,11 @@ function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A table lookup that only sees the table's own keys (a provider's "constructor" is not a reason). */
+function own(table: Readonly<Record<string, string>>, key: string): string | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function count(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;
 }
@@ -79,7 +84,7 @@ function anthropicToOpenai(msg: Obj): Obj {
   }
   const message: Obj = { role: "assistant", content: hasText ? text : null, refusal: null };
   if (calls.length > 0) message.tool_calls = calls;
-  const reason = typeof msg.stop_reason === "string" ? (FINISH[msg.stop_reason] ?? "stop") : "stop";
+  const reason = typeof msg.stop_reason === "string" ? (own(FINISH, msg.stop_reason) ?? "stop") : "stop";
   return {
     id: typeof msg.id === "string" ? msg.id : "",
     object: "chat.completion",
@@ -140,7 +145,7 @@ function openaiToAnthropic(completion: Obj): Obj {
       content.push({ type: "tool_use", id: typeof call.id === "string" ? call.id : "", name: typeof f.name === "string" ? f.name : "", input: argumentsInput(f.arguments) });
     }
   }
-  const reason = typeof choice.finish_reason === "string" ? (STOP[choice.finish_reason] ?? "end_turn") : "end_turn";
+  const reason = typeof choice.finish_reason === "string" ? (own(STOP, choice.finish_reason) ?? "end_turn") : "end_turn";
   return {
     id: typeof completion.id === "string" ? completion.id : "",
     type: "message",
@@ -257,6 +262,6 @@ export function translateErrorBody(client: Dialect, status: number, providerBody
     return JSON.stringify({ type: "error", error: { type: anthropicTypeFor(status), message: e.message } });
   }
   // The provider speaks Anthropic: its type names the cause (overloaded vs rate limited); it stays as `code`.
-  const type = e.type !== undefined ? (OPENAI_TYPE_OF[e.type] ?? openaiTypeFor(status)) : openaiTypeFor(status);
+  const type = e.type !== undefined ? (own(OPENAI_TYPE_OF, e.type) ?? openaiTypeFor(status)) : openaiTypeFor(status);
   return JSON.stringify({ error: { message: e.message, type, param: null, code: e.type ?? e.code ?? null } });
 }
