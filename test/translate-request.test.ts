@@ -224,3 +224,10 @@ describe("keys named like Object.prototype members are ordinary unknown fields",
     }
   });
 });
+
+describe("message keys a role does not use are named", () => {
+  test("tool_calls on a user message and tool_call_id on an assistant message are dropped, not ignored silently", () => {
+    const r = translateRequest("openai", { messages: [{ role: "user", content: "a", tool_calls: [] }, { role: "assistant", content: "b", tool_call_id: "x" }] }, OPTS);
+    expect([...r.dropped]).toEqual(["messages.tool_calls", "messages.tool_call_id"]);
+  });
+});

@@ -225,7 +225,12 @@ function parseArguments(text: string, field: string): Obj {
   return v;
 }
 
-const MESSAGE_KEYS_USED = new Set(["role", "content", "tool_calls", "tool_call_id"]);
+/** The message keys each role's translation reads; any other key on that message is dropped and named. */
+function usedKey(role: unknown, k: string): boolean {
+  if (k === "role" || k === "content") return true;
+  if (role === "assistant") return k === "tool_calls" || k === "function_call";
+  return role === "tool" && k === "tool_call_id";
+}
 
 function openaiMessages(list: unknown[], system: Obj[], dropped: Dropped): Obj[] {
   const out: Obj[] = [];
@@ -233,7 +238,7 @@ function openaiMessages(list: unknown[], system: Obj[], dropped: Dropped): Obj[]
     const at = `messages[${i}]`;
     const m = obj(list[i], at);
     const role = m.role;
-    for (const k in m) if (!MESSAGE_KEYS_USED.has(k)) dropped.add(`messages.${k}`);
+    for (const k in m) if (!usedKey(role, k)) dropped.add(`messages.${k}`);
     if (role === "system" || role === "developer") {
       systemBlocks(m.content, at, system);
     } else if (role === "user") {
