@@ -35,8 +35,10 @@ export const ALIASES = {
   "gpt-1": ["openai/gpt-e"],
   "claude-429": ["anthropic/claude-429"],
   "claude-429s": ["anthropic/claude-429s"],
+  "claude-429j": ["anthropic/claude-429j"],
   "gpt-429": ["openai/gpt-429"],
   "gpt-429s": ["openai/gpt-429s"],
+  "gpt-429j": ["openai/gpt-429j"],
   /** The Anthropic target's first stream ends in an in-band overloaded_error after its preamble (retried). */
   "inband-claude": ["anthropic/inband-overload-once-tc"],
   "inband-gpt": ["openai/inband-overload-once-tg"],
@@ -46,7 +48,7 @@ export const ALIASES = {
 } as const satisfies Record<string, readonly string[]>;
 
 /** One attempt per target: the aliases whose first failure must move on (or be relayed) at once. */
-const ONE_ATTEMPT = new Set(["fb-ant-first", "fb-oai-first", "claude-1", "gpt-1", "claude-429", "claude-429s", "gpt-429", "gpt-429s", "once500-ant", "once500-oai"]);
+const ONE_ATTEMPT = new Set(["fb-ant-first", "fb-oai-first", "claude-1", "gpt-1", "claude-429", "claude-429s", "claude-429j", "gpt-429", "gpt-429s", "gpt-429j", "once500-ant", "once500-oai"]);
 
 /** `[prices]` of the Anthropic target, so a translated request's cost is checked against the provider's counts. */
 export const CLAUDE_T_PRICE = { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 } as const;
