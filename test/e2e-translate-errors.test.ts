@@ -229,19 +229,21 @@ describe("bad input is refused in the client's dialect before anything is sent",
     expect(attemptsOf(id4, ant)).toHaveLength(1);
   });
 
-  test("an endpoint a target of the other dialect cannot serve: 400 (count_tokens on an OpenAI target, embeddings on an Anthropic one); on a mixed alias the same-dialect target serves it", async () => {
+  test("an endpoint a target of the other dialect cannot serve: 400 (count_tokens on an OpenAI target, embeddings by body alias on an Anthropic one); on a mixed alias the same-dialect target serves it", async () => {
     const id1 = newTestId();
     const r1 = await rawPost(gw, "/gpt/v1/messages/count_tokens", JSON.stringify({ model: "x", messages: HI }), { id: id1, anthropic: true });
     await refusal(r1, "anthropic", 400);
     expectNothingForwarded(id1);
 
     const id2 = newTestId();
-    const r2 = await rawPost(gw, "/claude/v1/embeddings", JSON.stringify({ model: "x", input: "hi" }), { id: id2 });
+    // Body alias on the bare OpenAI path (the path says which SDK calls; an alias path other than chat/completions or
+    // messages speaks its first target's dialect and is forwarded as in SPEC §11).
+    const r2 = await rawPost(gw, "/v1/embeddings", JSON.stringify({ model: "claude", input: "hi" }), { id: id2 });
     await refusal(r2, "openai", 400);
     expectNothingForwarded(id2);
 
     const id3 = newTestId();
-    const r3 = await rawPost(gw, "/mixed/v1/embeddings", JSON.stringify({ model: "x", input: "hi" }), { id: id3 });
+    const r3 = await rawPost(gw, "/v1/embeddings", JSON.stringify({ model: "mixed", input: "hi" }), { id: id3 });
     expect(r3.status).toBe(200);
     await r3.arrayBuffer();
     expect(attemptsOf(id3, oai, ant).map(seen)).toEqual([{ path: "/v1/embeddings", model: "gpt-mix", key: poolKeyOf("openai") }]);
