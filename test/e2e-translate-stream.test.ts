@@ -32,6 +32,7 @@ import { tracked } from "./helpers/tracked.ts";
 import {
   ANTHROPIC_TOOLS,
   anthropicSdk,
+  attemptsAcross,
   bodyOf,
   capture,
   droppedOf,
@@ -271,7 +272,7 @@ describe("OpenAI SDK stream → Anthropic target (alias claude)", () => {
     );
     expect(text).toBe(MOCK_TEXT);
     expect(chunks.filter((c) => c.choices[0]?.delta?.role === "assistant")).toHaveLength(1);
-    expect(attemptsOf(id, ant, oai).map((r) => seen(r).path)).toEqual(["/v1/chat/completions", "/v1/messages"]);
+    expect(attemptsAcross(id, oai, ant).map((r) => seen(r).path)).toEqual(["/v1/chat/completions", "/v1/messages"]);
   });
 });
 
@@ -428,7 +429,7 @@ describe("Anthropic SDK stream → OpenAI-wire target (alias gpt)", () => {
       .messages.stream({ model: "fb-ant-first", max_tokens: 16, messages: HI }, { headers: { "x-test-id": id } })
       .finalMessage();
     expect(msg.content).toEqual([expect.objectContaining({ type: "text", text: MOCK_TEXT })]);
-    expect(attemptsOf(id, ant, oai).map((r) => seen(r).path)).toEqual(["/v1/messages", "/v1/chat/completions"]);
+    expect(attemptsAcross(id, ant, oai).map((r) => seen(r).path)).toEqual(["/v1/messages", "/v1/chat/completions"]);
     expect(bodyOf(attemptsOf(id, oai)[0])).toMatchObject({ stream: true, stream_options: { include_usage: true } });
   });
 });

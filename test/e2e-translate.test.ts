@@ -29,6 +29,7 @@ import { tracked } from "./helpers/tracked.ts";
 import {
   ANTHROPIC_TOOLS,
   anthropicSdk,
+  attemptsAcross,
   bodyOf,
   CLAUDE_T_PRICE,
   droppedOf,
@@ -664,7 +665,7 @@ describe("mixed chains: the client's dialect decides per target", () => {
       .messages.create({ model: "fb-ant-first", max_tokens: 16, messages: HI }, { headers: { "x-test-id": id } })
       .withResponse();
     expect(data.content).toEqual([expect.objectContaining({ type: "text", text: MOCK_TEXT })]);
-    expect(attemptsOf(id, ant, oai).map(seen)).toEqual([
+    expect(attemptsAcross(id, ant, oai).map(seen)).toEqual([
       { path: "/v1/messages", model: "always-503-fa", key: poolKeyOf("anthropic") },
       { path: "/v1/chat/completions", model: "gpt-fa", key: poolKeyOf("openai") },
     ]);
@@ -678,7 +679,7 @@ describe("mixed chains: the client's dialect decides per target", () => {
       .chat.completions.create({ model: "fb-oai-first", messages: HI }, { headers: { "x-test-id": id } })
       .withResponse();
     expect(data.choices[0]?.message.content).toBe(MOCK_TEXT);
-    expect(attemptsOf(id, ant, oai).map(seen)).toEqual([
+    expect(attemptsAcross(id, oai, ant).map(seen)).toEqual([
       { path: "/v1/chat/completions", model: "always-503-fo", key: poolKeyOf("openai") },
       { path: "/v1/messages", model: "claude-fo", key: poolKeyOf("anthropic") },
     ]);
@@ -689,10 +690,10 @@ describe("mixed chains: the client's dialect decides per target", () => {
     const id = newTestId();
     const a = await openaiSdk(gw).chat.completions.create({ model: "once500-ant", messages: HI }, { headers: { "x-test-id": id } });
     expect(a.choices[0]?.message.content).toBe(MOCK_TEXT);
-    expect(attemptsOf(id, ant, oai).map((r) => seen(r).model)).toEqual(["fail-once-500-ta", "gpt-once"]);
+    expect(attemptsAcross(id, ant, oai).map((r) => seen(r).model)).toEqual(["fail-once-500-ta", "gpt-once"]);
     const id2 = newTestId();
     const b = await anthropicSdk(gw).messages.create({ model: "once500-oai", max_tokens: 16, messages: HI }, { headers: { "x-test-id": id2 } });
     expect(b.content).toEqual([expect.objectContaining({ type: "text", text: MOCK_TEXT })]);
-    expect(attemptsOf(id2, ant, oai).map((r) => seen(r).model)).toEqual(["fail-once-500-to", "claude-once"]);
+    expect(attemptsAcross(id2, oai, ant).map((r) => seen(r).model)).toEqual(["fail-once-500-to", "claude-once"]);
   });
 });

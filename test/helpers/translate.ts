@@ -231,3 +231,19 @@ export const ANTHROPIC_TOOLS = [
   { name: "get_weather", description: "Weather for a city", input_schema: WEATHER_PARAMS },
   { name: "get_time", description: "Local time for a city", input_schema: { type: "object" as const, properties: { city: { type: "string" } } } },
 ];
+
+/**
+ * The attempts one client request caused on two mocks, `first`'s then `second`'s, for a fallback from a target on one
+ * mock to a target on the other. (attemptsOf orders by arrival time, then by each mock's own sequence number, which
+ * means nothing across two mocks: two attempts in the same millisecond could come out either way.) Throws when an
+ * attempt on `second` arrived before one on `first`, so the order is still checked, to the millisecond.
+ */
+export function attemptsAcross(id: string, first: MockProvider, second: MockProvider): RecordedRequest[] {
+  const mine = (m: MockProvider) => m.requests.filter((r) => r.headers["x-test-id"] === id);
+  const a = mine(first);
+  const b = mine(second);
+  const lastA = Math.max(...a.map((r) => r.receivedAt));
+  const firstB = Math.min(...b.map((r) => r.receivedAt));
+  if (a.length > 0 && b.length > 0 && firstB < lastA) throw new Error(`attemptsAcross: an attempt on the second mock arrived ${lastA - firstB} ms before one on the first`);
+  return [...a, ...b];
+}
