@@ -10,6 +10,9 @@
 // (`fail-once-503…`, `always-503…`, `status-400…`, `context-length-400…`, `inband-overload-once…`,
 // `reset-after-content…`, `slow-head-<ms>…`, … see MODEL_FAILURES and modelFailureOf); and at random for benches (`setChaos`, or header `x-mock-chaos: 429=0.2,503=0.05`). Every failure
 // answer is in the request's dialect (Anthropic for `/messages` paths, OpenAI otherwise).
+// Scripted replies (dialect translation tests): header `x-mock-reply: tool-call | two-tool-calls | max-tokens |
+// stop-sequence | cache-usage | echo | error-400 | error-429 | error-500` picks a fixed chat/messages answer, JSON or
+// SSE, in the mock's dialect, with the known token counts of SCRIPTED_USAGE (see scriptFor and MOCK_REPLIES).
 import { createHash } from "node:crypto";
 import { brotliCompressSync } from "node:zlib";
 import type { Server } from "bun";
@@ -291,6 +294,240 @@ export function anthropicSseEvents(model = MOCK_ANTHROPIC_MODEL): string[] {
     ev("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: u.output_tokens } }),
     ev("message_stop", { type: "message_stop" }),
   );
+  return events;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted replies (dialect translation tests, SPEC §12): a request header `x-mock-reply: <name>` picks a fixed
+// answer shape for `/chat/completions` and `/messages`, JSON or SSE as the request asks, in the mock's dialect.
+// Shapes follow the providers' documented formats: Anthropic Messages streaming (message_start, content_block_start
+// with a `tool_use` block whose `input` is `{}`, `input_json_delta` fragments starting with an empty `partial_json`,
+// message_delta with stop_reason and cumulative output usage, message_stop; docs.anthropic.com "Streaming Messages")
+// and OpenAI chat.completion.chunk (the first tool-call delta carries index, id, type and name with empty arguments,
+// later ones only index and an arguments fragment; finish_reason on its own chunk; with include_usage, `"usage":null`
+// on every chunk and a last `choices: []` chunk with the usage; platform.openai.com "The chat completion chunk object").
+// Token counts are the constants below, so a test can assert them exactly on both sides of a translation.
+
+/** The names `x-mock-reply` accepts. */
+export const MOCK_REPLIES = ["tool-call", "two-tool-calls", "max-tokens", "stop-sequence", "cache-usage", "echo", "error-400", "error-429", "error-500"] as const;
+export type MockReply = (typeof MOCK_REPLIES)[number];
+
+export function parseReplyHeader(value: string): MockReply | undefined {
+  const v = value.trim();
+  return (MOCK_REPLIES as readonly string[]).includes(v) ? (v as MockReply) : undefined;
+}
+
+/** Token counts of every scripted (non-error) reply, JSON and SSE alike. `cache-usage` uses the `*Cache` ones. */
+export const SCRIPTED_USAGE = {
+  anthropic: { input_tokens: 21, output_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+  anthropicCache: { input_tokens: 21, output_tokens: 12, cache_creation_input_tokens: 300, cache_read_input_tokens: 1200 },
+  /** `cached_tokens` is `prompt_tokens_details.cached_tokens`. */
+  openai: { prompt_tokens: 31, completion_tokens: 14, cached_tokens: 0 },
+  openaiCache: { prompt_tokens: 1531, completion_tokens: 14, cached_tokens: 1024 },
+} as const;
+
+/** The tool call ids the scripted replies use, per dialect, in order. */
+export const SCRIPTED_TOOL_IDS = {
+  anthropic: ["toolu_mock_01", "toolu_mock_02"],
+  openai: ["call_mock_01", "call_mock_02"],
+} as const;
+/** The first tool call's arguments, streamed as these fragments (cut inside keys and values, never on a token edge). */
+export const SCRIPTED_ARGS_FRAGMENTS = ['{"ci', 'ty": "Pa', 'ris", "un', 'it": "cel', 'sius"}'] as const;
+export const SCRIPTED_ARGS = { city: "Paris", unit: "celsius" } as const;
+/** The second tool call's arguments (two-tool-calls), and its fragments. */
+export const SCRIPTED_ARGS2_FRAGMENTS = ['{"city', '": "Lon', 'don"}'] as const;
+export const SCRIPTED_ARGS2 = { city: "London" } as const;
+/** The tool name used when the request named no tools. */
+export const SCRIPTED_DEFAULT_TOOL = "get_weather";
+/** Text of the Anthropic tool replies' leading text block (Anthropic's documented tool-use stream starts with one;
+ * the OpenAI tool replies have `content: null`, as OpenAI's do). */
+export const SCRIPTED_TOOL_PREAMBLE = ["Let me", " check."] as const;
+/** max-tokens: the text cut short. */
+export const SCRIPTED_TRUNCATED = ["Once upon", " a time"] as const;
+/** stop-sequence: the text before the stop sequence. */
+export const SCRIPTED_BEFORE_STOP = ["Counting: 1,", " 2, 3"] as const;
+/** The stop sequence the Anthropic stop-sequence reply names when the request gave none. */
+export const SCRIPTED_DEFAULT_STOP = "END";
+
+type StopKind = "end" | "length" | "stop_sequence" | "tool";
+
+/** One scripted answer, dialect-neutral; rendered by the four functions below. */
+export interface Script {
+  /** Text deltas (joined: the text); empty: no text block. */
+  text: readonly string[];
+  tools: ReadonlyArray<{ id: string; name: string; fragments: readonly string[] }>;
+  stop: StopKind;
+  /** Anthropic `stop_sequence` (only with stop "stop_sequence"). */
+  stopSequence?: string;
+  cache: boolean;
+}
+
+function toolNamesOf(body: Record<string, unknown>, dialect: Dialect): string[] {
+  const tools = Array.isArray(body["tools"]) ? (body["tools"] as unknown[]) : [];
+  const names: string[] = [];
+  for (const t of tools) {
+    if (t === null || typeof t !== "object") continue;
+    const o = t as Record<string, unknown>;
+    const fn = o["function"] as Record<string, unknown> | undefined;
+    const name = dialect === "anthropic" ? o["name"] : fn?.["name"];
+    if (typeof name === "string") names.push(name);
+  }
+  return names;
+}
+
+/** Code-point pieces of `s` (about `n` of them), so a streamed echo never cuts a surrogate pair. */
+function splitText(s: string, n: number): string[] {
+  const cps = Array.from(s);
+  const size = Math.max(1, Math.ceil(cps.length / n));
+  const out: string[] = [];
+  for (let i = 0; i < cps.length; i += size) out.push(cps.slice(i, i + size).join(""));
+  return out.length > 0 ? out : [""];
+}
+
+/** The script a reply name gives for this request (undefined for the error replies). */
+export function scriptFor(reply: MockReply, dialect: Dialect, body: Record<string, unknown>): Script | undefined {
+  const names = toolNamesOf(body, dialect);
+  const ids = SCRIPTED_TOOL_IDS[dialect];
+  const first = names[0] ?? SCRIPTED_DEFAULT_TOOL;
+  const lead = dialect === "anthropic" ? SCRIPTED_TOOL_PREAMBLE : [];
+  switch (reply) {
+    case "tool-call":
+      return { text: lead, tools: [{ id: ids[0], name: first, fragments: SCRIPTED_ARGS_FRAGMENTS }], stop: "tool", cache: false };
+    case "two-tool-calls":
+      return {
+        text: lead,
+        tools: [
+          { id: ids[0], name: first, fragments: SCRIPTED_ARGS_FRAGMENTS },
+          { id: ids[1], name: names[1] ?? first, fragments: SCRIPTED_ARGS2_FRAGMENTS },
+        ],
+        stop: "tool",
+        cache: false,
+      };
+    case "max-tokens":
+      return { text: SCRIPTED_TRUNCATED, tools: [], stop: "length", cache: false };
+    case "stop-sequence": {
+      const seqs = dialect === "anthropic" ? body["stop_sequences"] : body["stop"];
+      const named = Array.isArray(seqs) ? seqs[0] : seqs;
+      return { text: SCRIPTED_BEFORE_STOP, tools: [], stop: "stop_sequence", stopSequence: typeof named === "string" ? named : SCRIPTED_DEFAULT_STOP, cache: false };
+    }
+    case "cache-usage":
+      return { text: MOCK_DELTAS, tools: [], stop: "end", cache: true };
+    case "echo":
+      return { text: splitText(JSON.stringify(body), 3), tools: [], stop: "end", cache: false };
+    default:
+      return undefined;
+  }
+}
+
+const ANTHROPIC_STOP: Record<StopKind, string> = { end: "end_turn", length: "max_tokens", stop_sequence: "stop_sequence", tool: "tool_use" };
+const OPENAI_FINISH: Record<StopKind, string> = { end: "stop", length: "length", stop_sequence: "stop", tool: "tool_calls" };
+
+function anthropicScriptUsage(s: Script): Record<string, number | string> {
+  const u = s.cache ? SCRIPTED_USAGE.anthropicCache : SCRIPTED_USAGE.anthropic;
+  return {
+    input_tokens: u.input_tokens,
+    cache_creation_input_tokens: u.cache_creation_input_tokens,
+    cache_read_input_tokens: u.cache_read_input_tokens,
+    output_tokens: u.output_tokens,
+    service_tier: "standard",
+  };
+}
+
+function openaiScriptUsage(s: Script): Record<string, unknown> {
+  const u = s.cache ? SCRIPTED_USAGE.openaiCache : SCRIPTED_USAGE.openai;
+  return {
+    prompt_tokens: u.prompt_tokens,
+    completion_tokens: u.completion_tokens,
+    total_tokens: u.prompt_tokens + u.completion_tokens,
+    prompt_tokens_details: { cached_tokens: u.cached_tokens, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+  };
+}
+
+export function anthropicScriptJson(s: Script, model = MOCK_ANTHROPIC_MODEL): string {
+  const content: unknown[] = [];
+  if (s.text.length > 0) content.push({ type: "text", text: s.text.join("") });
+  for (const t of s.tools) content.push({ type: "tool_use", id: t.id, name: t.name, input: JSON.parse(t.fragments.join("")) as unknown });
+  return JSON.stringify({
+    id: "msg_mock_scripted",
+    type: "message",
+    role: "assistant",
+    model,
+    content,
+    stop_reason: ANTHROPIC_STOP[s.stop],
+    stop_sequence: s.stop === "stop_sequence" ? (s.stopSequence ?? SCRIPTED_DEFAULT_STOP) : null,
+    usage: anthropicScriptUsage(s),
+  });
+}
+
+export function anthropicScriptSse(s: Script, model = MOCK_ANTHROPIC_MODEL): string[] {
+  const ev = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+  const usage = anthropicScriptUsage(s);
+  const events = [
+    ev("message_start", {
+      type: "message_start",
+      message: { id: "msg_mock_scripted", type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+    }),
+  ];
+  let index = 0;
+  if (s.text.length > 0) {
+    events.push(ev("content_block_start", { type: "content_block_start", index, content_block: { type: "text", text: "" } }), ev("ping", { type: "ping" }));
+    for (const d of s.text) events.push(ev("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text: d } }));
+    events.push(ev("content_block_stop", { type: "content_block_stop", index }));
+    index++;
+  }
+  for (const t of s.tools) {
+    events.push(ev("content_block_start", { type: "content_block_start", index, content_block: { type: "tool_use", id: t.id, name: t.name, input: {} } }));
+    for (const f of ["", ...t.fragments]) {
+      events.push(ev("content_block_delta", { type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: f } }));
+    }
+    events.push(ev("content_block_stop", { type: "content_block_stop", index }));
+    index++;
+  }
+  events.push(
+    ev("message_delta", {
+      type: "message_delta",
+      delta: { stop_reason: ANTHROPIC_STOP[s.stop], stop_sequence: s.stop === "stop_sequence" ? (s.stopSequence ?? SCRIPTED_DEFAULT_STOP) : null },
+      usage: { output_tokens: usage["output_tokens"] },
+    }),
+    ev("message_stop", { type: "message_stop" }),
+  );
+  return events;
+}
+
+export function openaiScriptJson(s: Script, model = MOCK_OPENAI_MODEL): string {
+  const message: Record<string, unknown> = { role: "assistant", content: s.text.length > 0 ? s.text.join("") : null, refusal: null, annotations: [] };
+  if (s.tools.length > 0) {
+    message["tool_calls"] = s.tools.map((t) => ({ id: t.id, type: "function", function: { name: t.name, arguments: t.fragments.join("") } }));
+  }
+  return JSON.stringify({
+    id: "chatcmpl-mock-scripted",
+    object: "chat.completion",
+    created: nowSecs(),
+    model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: OPENAI_FINISH[s.stop] }],
+    usage: openaiScriptUsage(s),
+    service_tier: "default",
+    system_fingerprint: "fp_mock",
+  });
+}
+
+export function openaiScriptSse(s: Script, includeUsage: boolean, model = MOCK_OPENAI_MODEL): string[] {
+  const base = { id: "chatcmpl-mock-scripted", object: "chat.completion.chunk", created: nowSecs(), model, service_tier: "default", system_fingerprint: "fp_mock" };
+  const chunk = (delta: Record<string, unknown>, finish: string | null): string => {
+    const c: Record<string, unknown> = { ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] };
+    if (includeUsage) c["usage"] = null;
+    return `data: ${JSON.stringify(c)}\n\n`;
+  };
+  const events = [chunk({ role: "assistant", content: s.text.length > 0 ? "" : null, refusal: null }, null)];
+  for (const d of s.text) events.push(chunk({ content: d }, null));
+  s.tools.forEach((t, i) => {
+    events.push(chunk({ tool_calls: [{ index: i, id: t.id, type: "function", function: { name: t.name, arguments: "" } }] }, null));
+    for (const f of t.fragments) events.push(chunk({ tool_calls: [{ index: i, function: { arguments: f } }] }, null));
+  });
+  events.push(chunk({}, OPENAI_FINISH[s.stop]));
+  if (includeUsage) events.push(`data: ${JSON.stringify({ ...base, choices: [], usage: openaiScriptUsage(s) })}\n\n`);
+  events.push("data: [DONE]\n\n");
   return events;
 }
 
@@ -1011,6 +1248,30 @@ export function startMockProvider(): MockProvider {
       done();
       return new Response(text, { headers: { "content-type": "application/json", ...h, ...common } });
     };
+    const replyHeader = rec.headers["x-mock-reply"];
+    const chatOrMessages = rec.method === "POST" && (pathOnly.endsWith("/chat/completions") || pathOnly.endsWith("/messages"));
+    if (replyHeader !== undefined && chatOrMessages) {
+      const dialect = dialectOfPath(pathOnly);
+      const reply = parseReplyHeader(replyHeader);
+      // A misspelt reply name must fail the test loudly, not quietly get the plain answer.
+      if (reply === undefined) {
+        done();
+        return Response.json({ error: { message: `mock: unknown x-mock-reply ${JSON.stringify(replyHeader)}` } }, { status: 418 });
+      }
+      if (reply === "error-400" || reply === "error-429" || reply === "error-500") {
+        const status = reply === "error-400" ? 400 : reply === "error-429" ? 429 : 500;
+        return failureResponse(failureAnswer(dialect, status, { requestId: `req_mock_${rec.seq}` }), rec, `reply-${reply}`);
+      }
+      const script = scriptFor(reply, dialect, body) as Script;
+      const h: Record<string, string> =
+        dialect === "openai" ? { "x-request-id": `req_mock_${rec.seq}` } : { "request-id": `req_mock_${rec.seq}` };
+      h["x-mock-reply"] = reply;
+      if (stream) {
+        const events = dialect === "openai" ? openaiScriptSse(script, includesUsage(body)) : anthropicScriptSse(script);
+        return sseResponse(events, [], { ...h, ...common }, onClose, done, rec.pacing);
+      }
+      return json(dialect === "openai" ? openaiScriptJson(script) : anthropicScriptJson(script), h);
+    }
     if (pathOnly.endsWith("/chat/completions") && rec.method === "POST") {
       const openaiHeaders = { "x-request-id": `req_mock_${rec.seq}`, "openai-processing-ms": "7", "x-ratelimit-remaining-requests": "99" };
       if (stream) {
