@@ -120,9 +120,12 @@ function report(opts: ClassifyOptions): void {
     });
     console.log(TIERS[l]!.padEnd(11) + cells.map((c) => String(c).padStart(10)).join(""));
   }
-  if (process.argv.includes("--rows")) {
+  // --rows shows the training rows only (tuning looks at these); --rows=all shows the held-out ones too.
+  const rowsArg = process.argv.find((a) => a.startsWith("--rows"));
+  if (rowsArg !== undefined) {
     console.log("");
     items.forEach((it, k) => {
+      if (rowsArg !== "--rows=all" && it.row.split !== "train") return;
       const d = decide(it.features, opts);
       const mark = all.chosen[k] === it.label ? " " : all.chosen[k]! < it.label ? "<" : ">";
       console.log(`${mark} ${it.row.id.padEnd(22)} ${it.row.split.padEnd(7)} label ${it.row.label.padEnd(9)} chosen ${TIERS[d.tierIndex].padEnd(9)} score ${String(d.score).padStart(5)} ${d.signals.join(",")}`);
@@ -149,7 +152,7 @@ function tune(): void {
   for (let round = 0; round < 4; round++) {
     let changed = false;
     for (const k of Object.keys(w)) {
-      const values = k === "reasonOverride" ? [1, 2, 3, 4, 5, 6] : grid;
+      const values = k === "reasonOverride" ? [0, 1, 2, 3, 4, 5, 6] : grid;
       for (const v of values) {
         const cand = { ...w, [k]: v };
         const o = objective(cand, b);

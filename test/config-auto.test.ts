@@ -26,12 +26,13 @@ describe("[auto]: accepted forms", () => {
     expect(load(POOL).auto).toBeUndefined();
   });
 
-  test("four tiers (an alias and provider/model targets); defaults: enforce, LiteLLM's boundaries, margin 0.03, no external", () => {
+  test("four tiers (an alias and provider/model targets); defaults: enforce, the tuned boundaries, margin 0.03, no external", () => {
     const a = load(`${POOL}${MODELS}[auto]\n${TIERS4}`).auto;
     expect(a?.tiers).toEqual({ simple: "cheap", medium: "openai/gpt-4.1-mini", complex: "anthropic/claude-sonnet-5", reasoning: "anthropic/claude-opus-4-5" });
     expect(a?.resolved).toEqual(["cheap", "openai/gpt-4.1-mini", "anthropic/claude-sonnet-5", "anthropic/claude-opus-4-5"]);
     expect(a?.mode).toBe("enforce");
     expect(a?.boundaries).toEqual([...DEFAULT_BOUNDARIES]);
+    expect(a?.boundariesFixed).toEqual([1500, 3500, 7500]);
     expect(a?.round_up_margin).toBe(0.03);
     expect(a?.external).toBeUndefined();
   });
@@ -73,7 +74,7 @@ describe("[auto]: accepted forms", () => {
       tiers: { simple: undefined, medium: "openai/m", complex: undefined, reasoning: undefined },
       resolved: { simple: "openai/m", medium: "openai/m", complex: "openai/m", reasoning: "openai/m" },
       mode: "shadow",
-      boundaries: [0.15, 0.35, 0.6],
+      boundaries: [0.15, 0.35, 0.75],
       round_up_margin: 0.03,
       external: { url: "http://127.0.0.1:7070/", timeout_ms: 50 },
     });

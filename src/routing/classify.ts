@@ -34,12 +34,14 @@ export interface Features {
   code: number;
   trace: number;
   reasoning: number;
+  proof: number;
   math: number;
   tech: number;
   steps: number;
   simple: number;
   greeting: number;
   questions: number;
+  task: number;
   /** Request shape, 0 or 1 each (reasoningRequested: 1 reasoning_effort, 2 Anthropic thinking, 3 both). */
   tools: number;
   jsonSchema: number;
@@ -92,20 +94,20 @@ export const EXTERNAL_TEXT_MAX_BYTES = 8192;
 
 const DIGIT = "\u0001";
 
-/** Feature categories, in the order of Features' counters. */
+/** Feature categories (indexes into the per-message counters). */
 const CAT_FENCE = 0;
 const CAT_CODE = 1;
 const CAT_TRACE = 2;
 const CAT_REASON = 3;
-const CAT_MATH = 4;
-const CAT_TECH = 5;
-const CAT_STEP = 6;
-const CAT_SIMPLE = 7;
-const CAT_GREET = 8;
-const CAT_QUESTION = 9;
-const N_CATS = 10;
-/** Bits per category in a packed output (a transition completes at most 7 keywords of one category: checked at load). */
-const CAT_BITS = 3;
+const CAT_PROOF = 4;
+const CAT_MATH = 5;
+const CAT_TECH = 6;
+const CAT_STEP = 7;
+const CAT_SIMPLE = 8;
+const CAT_GREET = 9;
+const CAT_QUESTION = 10;
+const CAT_TASK = 11;
+const N_CATS = 12;
 
 const KEYWORDS: ReadonlyArray<readonly [number, readonly string[]]> = [
   [CAT_FENCE, ["```"]],
@@ -132,11 +134,18 @@ const KEYWORDS: ReadonlyArray<readonly [number, readonly string[]]> = [
   [
     CAT_REASON,
     [
-      "prove", "proof", "proves", "derive", "derivation", "step by step", "think step~", "rigorous~", "formally", "theorem", "lemma",
-      "induction", "contradiction", "invariant", "correctness", "justify", "counterexample", "if and only if", "iff",
-      "optimal", "optimality", "exchange argument", "undecidab~", "pigeonhole", "show that", "argue", "reason it through",
-      "reason about", "why does it work", "why it works", "puzzle", "riddle", "rational", "strategy", "expected number",
-      "closed form", "recurrence", "pumping lemma", "decidab~", "np-hard", "np-complete", "p = np", "infinitely many",
+      "step by step", "think step~", "think through", "think carefully", "reason it through", "reason about", "why does it work",
+      "why it works", "puzzle", "riddle", "rational", "strategy", "expected number", "optimal", "optimality", "analy~", "argue",
+      "generaliz~", "generalis~", "explain precisely", "explain each step", "edge cases", "justify", "bound the error",
+      "where is the missing",
+    ],
+  ],
+  [
+    CAT_PROOF,
+    [
+      "prove", "proof", "proves", "derive", "derivation", "rigorous~", "formally", "theorem", "lemma", "induction", "contradiction",
+      "invariant", "correctness", "counterexample", "if and only if", "iff", "exchange argument", "undecidab~", "pigeonhole",
+      "show that", "pumping lemma", "decidab~", "np-hard", "np-complete", "p = np", "infinitely many", "closed form", "recurrence",
     ],
   ],
   [
@@ -180,6 +189,15 @@ const KEYWORDS: ReadonlyArray<readonly [number, readonly string[]]> = [
   ],
   [CAT_GREET, ["hi", "hello", "hey", "thanks", "thank you", "thx", "good morning", "good evening", "good night", "how are you", "bye", "lol", "great, ", "perfect", "ok", "okay"]],
   [CAT_QUESTION, ["?"]],
+  [
+    CAT_TASK,
+    [
+      "write", "draft", "rewrite", "compose", "create", "generate", "explain", "summarize", "summarise", "summary", "tl;dr", "list",
+      "outline", "plan", "review", "describe", "give me", "make", "proofread", "format", "extract", "classify", "transcribe", "build",
+      "help me", "how do i", "how can i", "how to", "fix", "improve", "reply", "respond", "show me", "turn it into", "go through",
+      "find", "add", "convert this", "translate this", "translate the", "translate these", "compare",
+    ],
+  ],
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -236,16 +254,16 @@ function symbols(spec: string): number[] {
 /**
  * The run-time table. An entry is indexed by (combined state << 6 | class); a combined state is automaton state × 3
  * + the wordness of the last class (so boundaries and space runs need no branch); the entry holds the next combined
- * state in its low 16 bits and, in its high bits, an index into OUTS (0: the transition completes no keyword).
- * OUTS holds packed per-category counts (CAT_BITS each). END_OUT[combined] is what feeding the closing boundary at
- * the end of a string completes.
+ * state in its low 16 bits and, in its high bits, an output id (0: the transition completes no keyword). Output id k
+ * lists the categories of the keywords completed, OUT_LIST[OUT_START[k] … OUT_START[k + 1]). END_OUT[combined] is the
+ * output id of the closing boundary fed at the end of a string.
  */
-const { T, OUTS, END_OUT, START } = buildAutomaton();
+const { T, OUT_START, OUT_LIST, END_OUT, START } = buildAutomaton();
 
-function buildAutomaton(): { T: Int32Array; OUTS: Uint32Array; END_OUT: Uint32Array; START: number } {
-  // Trie.
+function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Uint8Array; END_OUT: Uint16Array; START: number } {
+  // Trie; each node's output is the list of categories of the keywords ending there.
   const next: number[][] = [new Array<number>(NC).fill(-1)];
-  const out: number[] = [0];
+  const out: number[][] = [[]];
   const add = (seq: number[], cat: number): void => {
     let s = 0;
     for (const c of seq) {
@@ -253,12 +271,12 @@ function buildAutomaton(): { T: Int32Array; OUTS: Uint32Array; END_OUT: Uint32Ar
       if (t < 0) {
         t = next.length;
         next.push(new Array<number>(NC).fill(-1));
-        out.push(0);
+        out.push([]);
         (next[s] as number[])[c] = t;
       }
       s = t;
     }
-    out[s] = (out[s] as number) + (1 << (cat * CAT_BITS));
+    (out[s] as number[]).push(cat);
   };
   for (const [cat, words] of KEYWORDS) for (const w of words) add(symbols(w), cat);
   // Aho–Corasick: failure links turned into a full transition function, outputs merged along them (BFS order).
@@ -276,36 +294,34 @@ function buildAutomaton(): { T: Int32Array; OUTS: Uint32Array; END_OUT: Uint32Ar
   }
   for (let q = 0; q < queue.length; q++) {
     const u = queue[q] as number;
-    out[u] = (out[u] as number) + (u === 0 ? 0 : (out[fail[u] as number] as number));
+    if (u !== 0) out[u] = [...(out[u] as number[]), ...(out[fail[u] as number] as number[])];
     for (let c = 0; c < NC; c++) {
       const t = (next[u] as number[])[c] as number;
       if (t >= 0) {
-        fail[t] = delta[(fail[u] as number) * NC + c] as number;
+        fail[t] = u === 0 ? 0 : (delta[(fail[u] as number) * NC + c] as number);
         delta[u * NC + c] = t;
         queue.push(t);
-      } else delta[u * NC + c] = delta[(fail[u] as number) * NC + c] as number;
+      } else delta[u * NC + c] = u === 0 ? 0 : (delta[(fail[u] as number) * NC + c] as number);
     }
   }
-  const checkPacked = (v: number): number => {
-    for (let k = 0; k < N_CATS; k++) if (((v >>> (k * CAT_BITS)) & 7) === 7) throw new Error("classify: a keyword category overflows its counter bits");
-    return v >>> 0;
+  // Output lists, interned.
+  const ids = new Map<string, number>([["", 0]]);
+  const lists: number[][] = [[]];
+  const idOf = (cats: number[]): number => {
+    const key = cats.join(",");
+    let id = ids.get(key);
+    if (id === undefined) {
+      id = lists.length;
+      lists.push(cats);
+      ids.set(key, id);
+    }
+    return id;
   };
   // Combined states and the folded table.
   const combined = S * 3;
   if (combined > 0xffff) throw new Error("classify: keyword automaton too large");
-  const outIndex = new Map<number, number>([[0, 0]]);
-  const outs: number[] = [0];
-  const idOf = (v: number): number => {
-    let id = outIndex.get(v);
-    if (id === undefined) {
-      id = outs.length;
-      outs.push(checkPacked(v));
-      outIndex.set(v, id);
-    }
-    return id;
-  };
   const T = new Int32Array(combined * NC);
-  const END_OUT = new Uint32Array(combined);
+  const END_OUT = new Uint16Array(combined);
   for (let s = 0; s < S; s++) {
     for (let w = 0; w < 3; w++) {
       const from = s * 3 + w;
@@ -317,21 +333,28 @@ function buildAutomaton(): { T: Int32Array; OUTS: Uint32Array; END_OUT: Uint32Ar
           continue;
         }
         let s1 = s;
-        let o = 0;
+        let o: number[] = [];
         if ((wc === 1) !== (w === 1)) {
           s1 = delta[s * NC + C_B] as number;
-          o += out[s1] as number;
+          o = out[s1] as number[];
         }
         const s2 = delta[s1 * NC + c] as number;
-        o += out[s2] as number;
-        T[(from << 6) | c] = (s2 * 3 + wc) | (idOf(checkPacked(o)) << 16);
+        T[(from << 6) | c] = (s2 * 3 + wc) | (idOf([...o, ...(out[s2] as number[])]) << 16);
       }
-      END_OUT[from] = w === 1 ? checkPacked(out[delta[s * NC + C_B] as number] as number) : 0;
+      END_OUT[from] = w === 1 ? idOf(out[delta[s * NC + C_B] as number] as number[]) : 0;
     }
   }
+  if (lists.length > 0x7fff) throw new Error("classify: too many keyword outputs");
+  const OUT_START = new Uint16Array(lists.length + 1);
+  const flat: number[] = [];
+  lists.forEach((l, k) => {
+    OUT_START[k] = flat.length;
+    flat.push(...l);
+  });
+  OUT_START[lists.length] = flat.length;
   // A string starts as if after a newline: "1. …" on its first line is a list item.
   const START = (T[(0 << 6) | C_NL] as number) & 0xffff;
-  return { T, OUTS: Uint32Array.from(outs), END_OUT, START };
+  return { T, OUT_START, OUT_LIST: Uint8Array.from(flat), END_OUT, START };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -510,12 +533,18 @@ export function extractFeatures(body: Uint8Array, complete: boolean, totalBytes?
           const t = T[(comb << 6) | cls] as number;
           comb = t & 0xffff;
           if (t > 0xffff) {
-            let o = OUTS[t >>> 16] as number;
-            for (let k = 0; o !== 0; k++, o >>>= CAT_BITS) msg[k] = (msg[k] as number) + (o & 7);
+            const id = t >>> 16;
+            for (let j = OUT_START[id] as number, e = OUT_START[id + 1] as number; j < e; j++) {
+              const k = OUT_LIST[j] as number;
+              msg[k] = (msg[k] as number) + 1;
+            }
           }
         }
-        let o = END_OUT[comb] as number;
-        for (let k = 0; o !== 0; k++, o >>>= CAT_BITS) msg[k] = (msg[k] as number) + (o & 7);
+        const id = END_OUT[comb] as number;
+        for (let j = OUT_START[id] as number, e = OUT_START[id + 1] as number; j < e; j++) {
+          const k = OUT_LIST[j] as number;
+          msg[k] = (msg[k] as number) + 1;
+        }
         msgBytes += Math.min(i, n) - from;
         msgText = true;
         if (depth === 3) msgEnd = Math.min(i, n);
@@ -648,12 +677,14 @@ export function extractFeatures(body: Uint8Array, complete: boolean, totalBytes?
     code: last[CAT_CODE] as number,
     trace: last[CAT_TRACE] as number,
     reasoning: last[CAT_REASON] as number,
+    proof: last[CAT_PROOF] as number,
     math: last[CAT_MATH] as number,
     tech: last[CAT_TECH] as number,
     steps: last[CAT_STEP] as number,
     simple: last[CAT_SIMPLE] as number,
     greeting: last[CAT_GREET] as number,
     questions: last[CAT_QUESTION] as number,
+    task: last[CAT_TASK] as number,
     tools: tools | toolsForced,
     jsonSchema,
     reasoningRequested: effort | (thinkingSeen && !thinkingOff ? 2 : 0),
@@ -670,37 +701,48 @@ export function extractFeatures(body: Uint8Array, complete: boolean, totalBytes?
 
 /**
  * Integer weights of the text score. Each feature is first mapped to a level in [-SCORE_ONE, SCORE_ONE]; the score is
- * Σ weight × level ÷ 100, clamped to [0, SCORE_ONE]. `reasonOverride`: a turn with at least this many reasoning
- * markers (maths markers count half) and a score past the first boundary goes to `reasoning` (LiteLLM's rule, with
- * its threshold tuned).
+ * (base × SCORE_ONE + Σ weight × level) ÷ 100, clamped to [0, SCORE_ONE]. `reasonOverride`: a turn whose
+ * 2 × proof markers + reasoning markers + maths markers reach it, with a score past the first boundary, goes to
+ * `reasoning` (LiteLLM's "two reasoning markers" rule, its threshold tuned; 0 turns it off).
  */
 export interface Weights {
+  readonly base: number;
   readonly size: number;
   readonly code: number;
   readonly trace: number;
   readonly reasoning: number;
+  readonly proof: number;
   readonly math: number;
   readonly tech: number;
   readonly steps: number;
   readonly questions: number;
+  readonly task: number;
   readonly simple: number;
   readonly greeting: number;
   readonly reasonOverride: number;
 }
 
-/** Starting weights: LiteLLM's (research §3.7), spread over our finer features. */
+/**
+ * The weights in use: LiteLLM's starting weights (research §3.7, spread over our finer features) tuned by
+ * `bun bench/auto-eval.ts --tune` on the training split of bench/auto-eval/set.jsonl only (coordinate search over
+ * weights and boundaries, objective: exact accuracy − 2 × under-routing, cost ≤ 50 % of always-top). The held-out
+ * fifth is reported, never searched. Trace markers ended at 0: traces already carry code and technical terms.
+ */
 export const DEFAULT_WEIGHTS: Weights = {
-  size: 10,
-  code: 30,
-  trace: 25,
-  reasoning: 25,
-  math: 15,
+  base: 20,
+  size: 15,
+  code: 10,
+  trace: 0,
+  reasoning: 40,
+  proof: 60,
+  math: 50,
   tech: 25,
   steps: 3,
   questions: 2,
-  simple: 5,
-  greeting: 5,
-  reasonOverride: 4,
+  task: 0,
+  simple: 2,
+  greeting: 25,
+  reasonOverride: 1,
 };
 
 const S = SCORE_ONE;
@@ -717,25 +759,23 @@ export function textScore(f: Features, w: Weights = DEFAULT_WEIGHTS): number {
   const tokens = f.turnBytes >> 2;
   const size = tokens < 8 ? -S : tokens < 24 ? -(S >> 1) : tokens < 120 ? 0 : tokens < 300 ? S >> 1 : S;
   const code = f.fences > 0 || f.code >= 3 ? S : f.code === 2 ? TWO_THIRDS : f.code === 1 ? ONE_THIRD : 0;
-  const trace = level2(f.trace);
-  const reasoning = level2(f.reasoning);
-  const math = level2(f.math);
   const tech = f.tech >= 4 ? S : f.tech * (S >> 2);
   const steps = f.steps >= 3 ? S : f.steps === 2 ? S >> 1 : 0;
   const questions = f.questions >= 3 ? S : f.questions === 2 ? S >> 1 : 0;
-  const simple = f.simple > 0 ? -S : 0;
-  const greeting = f.greeting > 0 ? -S : 0;
   const sum =
+    w.base * S +
     w.size * size +
     w.code * code +
-    w.trace * trace +
-    w.reasoning * reasoning +
-    w.math * math +
+    w.trace * level2(f.trace) +
+    w.reasoning * level2(f.reasoning) +
+    w.proof * level2(f.proof) +
+    w.math * level2(f.math) +
     w.tech * tech +
     w.steps * steps +
     w.questions * questions +
-    w.simple * simple +
-    w.greeting * greeting;
+    w.task * level2(f.task) -
+    (f.simple > 0 ? w.simple * S : 0) -
+    (f.greeting > 0 ? w.greeting * S : 0);
   const score = Math.trunc(sum / 100);
   return score < 0 ? 0 : score > S ? S : score;
 }
@@ -746,6 +786,8 @@ const SIG = {
   code: "code",
   trace: "trace",
   reasoning: "reasoning",
+  proof: "proof",
+  task: "task",
   math: "math",
   tech: "tech",
   steps: "steps",
@@ -798,7 +840,9 @@ export function decide(f: Features, opts: ClassifyOptions): { tierIndex: TierInd
     if (f.questions >= 2) signals.push(SIG.questions);
     if (f.simple > 0) signals.push(SIG.simple);
     if (f.greeting > 0) signals.push(SIG.greeting);
-    if (t < 3 && f.reasoning * 2 + f.math >= w.reasonOverride * 2 && score >= b0 - m) {
+    if (f.proof > 0) signals.push(SIG.proof);
+    if (f.task > 0) signals.push(SIG.task);
+    if (t < 3 && w.reasonOverride > 0 && f.proof * 2 + f.reasoning + f.math >= w.reasonOverride && score >= b0 - m) {
       t = 3;
       signals.push(SIG.reasoningMarkers);
     }
