@@ -808,6 +808,9 @@ const SIG = {
   noTurn: "no_turn",
 } as const;
 
+/** Every signal code the classifier can emit (fixed strings: a signal never carries request content). */
+export const SIGNAL_CODES: readonly string[] = Object.freeze(Object.values(SIG).flat());
+
 /** The tier for a set of features: the text score against the boundaries, then the floors and capability gates. */
 export function decide(f: Features, opts: ClassifyOptions): { tierIndex: TierIndex; score: number; signals: string[] } {
   const w = opts.weights ?? DEFAULT_WEIGHTS;
