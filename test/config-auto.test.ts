@@ -3,7 +3,7 @@
 // other tables).
 import { describe, expect, test } from "bun:test";
 import { ConfigError, KNOWN_KEYS, loadConfig, redactedConfig, type Config } from "../src/ops/config.ts";
-import { autoTierInfo, DEFAULT_BOUNDARIES, SCORE_ONE } from "../src/routing/auto-config.ts";
+import { autoTierInfo, DEFAULT_BOUNDARIES, SCORE_ONE, tierIndexOf } from "../src/routing/auto-config.ts";
 
 const POOL = '[pool_keys]\ngroq = "sk-g"\nopenai = "sk-o"\nanthropic = "sk-a"\n';
 const MODELS = '[models.cheap]\ntargets = ["groq/llama-3.1-8b-instant", "openai/gpt-4.1-nano"]\n';
@@ -150,5 +150,12 @@ describe("[auto]: boot failures name the key", () => {
     expect(e.message).toContain(why);
     expect(e.message).not.toContain("sk-");
     expect(e.message).not.toContain("secretpw");
+  });
+});
+
+describe("tier names (x-beyond-tier, the external classifier's answer)", () => {
+  test("the four tiers map to their index; anything else is undefined", () => {
+    expect(["simple", "medium", "complex", " reasoning "].map(tierIndexOf)).toEqual([0, 1, 2, 3]);
+    for (const bad of ["", "Simple", "auto", "large", "medium,complex", 2, null, undefined, { tier: "simple" }]) expect(tierIndexOf(bad)).toBeUndefined();
   });
 });

@@ -15,6 +15,18 @@ export type Tier = (typeof TIERS)[number];
 /** A tier as its index in TIERS: 0 simple … 3 reasoning. */
 export type TierIndex = 0 | 1 | 2 | 3;
 
+/**
+ * A tier name as a client or the external classifier gives it (`x-beyond-tier: complex`, `{"tier": "complex"}`):
+ * its index, or undefined when it is not exactly one of TIERS (surrounding spaces ignored, case-sensitive like every
+ * other value the gateway reads). The pipeline answers 400 in dialect for a header that is not a tier, and falls back
+ * to the built-in classifier for an external answer that is not one.
+ */
+export function tierIndexOf(name: unknown): TierIndex | undefined {
+  if (typeof name !== "string") return undefined;
+  const i = (TIERS as readonly string[]).indexOf(name.trim());
+  return i < 0 ? undefined : (i as TierIndex);
+}
+
 /** The classifier's fixed-point scale: a score or boundary of 1.0 is SCORE_ONE (1/10000 steps). */
 export const SCORE_ONE = 10_000;
 
