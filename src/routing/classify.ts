@@ -258,9 +258,9 @@ function symbols(spec: string): number[] {
  * lists the categories of the keywords completed, OUT_LIST[OUT_START[k] … OUT_START[k + 1]). END_OUT[combined] is the
  * output id of the closing boundary fed at the end of a string.
  */
-const { T, OUT_START, OUT_LIST, END_OUT, START } = buildAutomaton();
+const { T, OUT_ID, OUT_START, OUT_LIST, END_OUT, START } = buildAutomaton();
 
-function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Uint8Array; END_OUT: Uint16Array; START: number } {
+function buildAutomaton(): { T: Uint16Array; OUT_ID: Uint16Array; OUT_START: Uint16Array; OUT_LIST: Uint8Array; END_OUT: Uint16Array; START: number } {
   // Trie; each node's output is the list of categories of the keywords ending there.
   const next: number[][] = [new Array<number>(NC).fill(-1)];
   const out: number[][] = [[]];
@@ -317,11 +317,13 @@ function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Ui
     }
     return id;
   };
-  // Combined states and the folded table.
-  const combined = S * 3;
-  if (combined > 0xffff) throw new Error("classify: keyword automaton too large");
-  const T = new Int32Array(combined * NC);
-  const END_OUT = new Uint16Array(combined);
+  // Combined states and the folded table. A transition that completes keywords goes to an "output copy" of its
+  // destination (same row, OUT_ID set), so the table holds only next states (16 bits) and the hot loop reads one
+  // small OUT_ID entry to learn whether anything matched.
+  const base = S * 3;
+  const raw = new Int32Array(base * NC);
+  const rawOut = new Int32Array(base * NC);
+  const endOut: number[] = new Array<number>(base).fill(0);
   for (let s = 0; s < S; s++) {
     for (let w = 0; w < 3; w++) {
       const from = s * 3 + w;
@@ -329,7 +331,7 @@ function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Ui
         if (c === C_B) continue;
         const wc = WORDNESS[c] as number;
         if (wc === 2 && w === 2) {
-          T[(from << 6) | c] = from; // a run of spaces is one space
+          raw[from * NC + c] = from; // a run of spaces is one space
           continue;
         }
         let s1 = s;
@@ -339,11 +341,41 @@ function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Ui
           o = out[s1] as number[];
         }
         const s2 = delta[s1 * NC + c] as number;
-        T[(from << 6) | c] = (s2 * 3 + wc) | (idOf([...o, ...(out[s2] as number[])]) << 16);
+        raw[from * NC + c] = s2 * 3 + wc;
+        rawOut[from * NC + c] = idOf([...o, ...(out[s2] as number[])]);
       }
-      END_OUT[from] = w === 1 ? idOf(out[delta[s * NC + C_B] as number] as number[]) : 0;
+      endOut[from] = w === 1 ? idOf(out[delta[s * NC + C_B] as number] as number[]) : 0;
     }
   }
+  const copies = new Map<number, number>(); // (dest × 65536 + output id) → copy's combined id
+  const copyOf: number[] = []; // copy index → the base state it copies
+  const copyOut: number[] = [];
+  for (let k = 0; k < base * NC; k++) {
+    const id = rawOut[k] as number;
+    if (id === 0) continue;
+    const key = (raw[k] as number) * 65536 + id;
+    let cid = copies.get(key);
+    if (cid === undefined) {
+      cid = base + copyOf.length;
+      copyOf.push(raw[k] as number);
+      copyOut.push(id);
+      copies.set(key, cid);
+    }
+    raw[k] = cid;
+  }
+  const combined = base + copyOf.length;
+  if (combined > 0xffff) throw new Error("classify: keyword automaton too large");
+  const T = new Uint16Array(combined * NC);
+  for (let k = 0; k < base * NC; k++) T[k] = raw[k] as number;
+  const OUT_ID = new Uint16Array(combined);
+  const END_OUT = new Uint16Array(combined);
+  for (let k = 0; k < base; k++) END_OUT[k] = endOut[k] as number;
+  copyOf.forEach((d, j) => {
+    const cid = base + j;
+    T.copyWithin(cid * NC, d * NC, d * NC + NC);
+    OUT_ID[cid] = copyOut[j] as number;
+    END_OUT[cid] = END_OUT[d] as number;
+  });
   if (lists.length > 0x7fff) throw new Error("classify: too many keyword outputs");
   const OUT_START = new Uint16Array(lists.length + 1);
   const flat: number[] = [];
@@ -353,8 +385,8 @@ function buildAutomaton(): { T: Int32Array; OUT_START: Uint16Array; OUT_LIST: Ui
   });
   OUT_START[lists.length] = flat.length;
   // A string starts as if after a newline: "1. …" on its first line is a list item.
-  const START = (T[(0 << 6) | C_NL] as number) & 0xffff;
-  return { T, OUT_START, OUT_LIST: Uint8Array.from(flat), END_OUT, START };
+  const START = T[(0 << 6) | C_NL] as number;
+  return { T, OUT_ID, OUT_START, OUT_LIST: Uint8Array.from(flat), END_OUT, START };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -530,10 +562,9 @@ export function extractFeatures(body: Uint8Array, complete: boolean, totalBytes?
             } else if (c === 0x74 || c === 0x72 || c === 0x62 || c === 0x66) cls = C_SPACE;
             else cls = CLS[c] as number;
           } else cls = CLS[c] as number;
-          const t = T[(comb << 6) | cls] as number;
-          comb = t & 0xffff;
-          if (t > 0xffff) {
-            const id = t >>> 16;
+          comb = T[(comb << 6) | cls] as number;
+          const id = OUT_ID[comb] as number;
+          if (id !== 0) {
             for (let j = OUT_START[id] as number, e = OUT_START[id + 1] as number; j < e; j++) {
               const k = OUT_LIST[j] as number;
               msg[k] = (msg[k] as number) + 1;
