@@ -258,9 +258,26 @@ function symbols(spec: string): number[] {
  * lists the categories of the keywords completed, OUT_LIST[OUT_START[k] … OUT_START[k + 1]). END_OUT[combined] is the
  * output id of the closing boundary fed at the end of a string.
  */
-const { T, OUT_ID, OUT_START, OUT_LIST, END_OUT, START } = buildAutomaton();
+interface Automaton {
+  readonly T: Uint16Array;
+  readonly OUT_ID: Uint16Array;
+  readonly OUT_START: Uint16Array;
+  readonly OUT_LIST: Uint8Array;
+  readonly END_OUT: Uint16Array;
+  readonly START: number;
+}
 
-function buildAutomaton(): { T: Uint16Array; OUT_ID: Uint16Array; OUT_START: Uint16Array; OUT_LIST: Uint8Array; END_OUT: Uint16Array; START: number } {
+/**
+ * Built on first use (tens of ms, once per thread), not at import: a gateway without `[auto]` never pays it. The
+ * pipeline calls warmClassifier() at boot when `[auto]` is configured, so no request waits for it.
+ */
+let automaton: Automaton | undefined;
+
+export function warmClassifier(): void {
+  automaton ??= buildAutomaton();
+}
+
+function buildAutomaton(): Automaton {
   // Trie; each node's output is the list of categories of the keywords ending there.
   const next: number[][] = [new Array<number>(NC).fill(-1)];
   const out: number[][] = [[]];
@@ -342,9 +359,12 @@ function buildAutomaton(): { T: Uint16Array; OUT_ID: Uint16Array; OUT_START: Uin
         }
         const s2 = delta[s1 * NC + c] as number;
         raw[from * NC + c] = s2 * 3 + wc;
-        rawOut[from * NC + c] = idOf([...o, ...(out[s2] as number[])]);
+        const o2 = out[s2] as number[];
+        // Most transitions complete nothing: skip the interning for them (boot time).
+        if (o.length !== 0 || o2.length !== 0) rawOut[from * NC + c] = idOf(o.length === 0 ? o2 : [...o, ...o2]);
       }
-      endOut[from] = w === 1 ? idOf(out[delta[s * NC + C_B] as number] as number[]) : 0;
+      const ob = w === 1 ? (out[delta[s * NC + C_B] as number] as number[]) : [];
+      endOut[from] = ob.length === 0 ? 0 : idOf(ob);
     }
   }
   const copies = new Map<number, number>(); // (dest × 65536 + output id) → copy's combined id
@@ -477,6 +497,7 @@ const last = new Int32Array(N_CATS);
 
 /** The features of one body: the single pass. */
 export function extractFeatures(body: Uint8Array, complete: boolean, totalBytes?: number, want?: { start: number; end: number; whole: boolean }): Features {
+  const { T, OUT_ID, OUT_START, OUT_LIST, END_OUT, START } = (automaton ??= buildAutomaton());
   const n = body.length;
   msg.fill(0);
   last.fill(0);
