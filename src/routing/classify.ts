@@ -2,8 +2,8 @@
 //
 // Local, deterministic and explainable:
 // - one byte-level pass over the body (no JSON.parse, no allocation per byte, O(1) extra memory: a handful of
-//   counters, a 24-byte scratch for keys and small values, and tables built once at module load);
-// - keywords are found by one Aho–Corasick automaton over lower-cased ASCII, built at load from the lists below,
+//   counters, a 24-byte scratch for keys and small values, and tables built once per thread, on first use);
+// - keywords are found by one Aho–Corasick automaton over lower-cased ASCII, built from the lists below,
 //   with word boundaries folded into its alphabet (so "prove" does not fire inside "improve") and runs of spaces
 //   collapsed (so "\n    at " matches a stack-trace line whatever its indentation);
 // - features are counted per message and kept for the LAST user turn only: counters reset at each new message and
@@ -15,6 +15,8 @@
 // Anthropic `messages[i]` with role "user" (content a string, or blocks whose `text` is scored). A `tool_result`
 // block is not the user's ask: its text is never scored, and a user message made only of tool results (an agent
 // loop's) does not replace the last turn that had the user's own words. System prompts are never scored.
+// JSON escapes: \n is a newline, \t \r \b \f are spaces, \" \\ \/ their character; \uXXXX is one non-ASCII character
+// (so an ASCII letter written as \u0070 is not a letter to the keywords: no SDK writes ASCII letters that way).
 
 import { SCORE_ONE, TIERS, type Tier, type TierIndex, type TierInfo } from "./auto-config.ts";
 
