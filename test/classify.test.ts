@@ -457,3 +457,24 @@ describe("determinism and robustness", () => {
     expect(tierOf(enc.encode(']]]{"messages":[{"role":"user","content":"hi"}]}')).tier).toBe("simple");
   });
 });
+
+describe("the evaluation set (bench/auto-eval/set.jsonl)", () => {
+  test("at least 200 labelled chat requests of both dialects, every fifth held out, every body parseable and scored", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const lines = readFileSync(join(import.meta.dir, "..", "bench", "auto-eval", "set.jsonl"), "utf8").split("\n").filter((l) => l !== "");
+    expect(lines.length).toBeGreaterThanOrEqual(200);
+    const ids = new Set<string>();
+    lines.forEach((line, i) => {
+      const row = JSON.parse(line) as { id: string; label: string; split: string; dialect: string; body: unknown };
+      expect(TIERS).toContain(row.label as never);
+      expect(row.split).toBe(i % 5 === 4 ? "holdout" : "train");
+      expect(["openai", "anthropic"]).toContain(row.dialect);
+      expect(ids.has(row.id)).toBe(false);
+      ids.add(row.id);
+      const c = classify(enc.encode(JSON.stringify(row.body)), true, row.dialect as "openai", OPTS);
+      expect(c.signals).not.toContain("no_turn");
+    });
+    for (const t of TIERS) expect(lines.filter((l) => l.includes(`"label":"${t}"`)).length).toBeGreaterThanOrEqual(30);
+  });
+});
