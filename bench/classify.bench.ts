@@ -1,5 +1,5 @@
 /**
- * What the `auto` classifier costs per request (SPEC §13: ≤ 20 µs for a 4 KiB body).
+ * What the `auto` classifier costs per request (its budget: ≤ 20 µs for a 4 KiB body).
  * Run: ./node_modules/.bin/bun bench/classify.bench.ts
  *
  * Bodies: a 4 KiB OpenAI chat body (system prompt, two earlier turns, a last user turn of prose with code), the same
