@@ -206,7 +206,7 @@ const STRUCTS = { key_pool: KEY_POOL_FIELDS, retry: RETRY_FIELDS } as const;
 type StructName = keyof typeof STRUCTS;
 const STRUCT_NAMES = Object.keys(STRUCTS) as StructName[];
 
-/** Tables of tables, read from the file only: `[models.<alias>]` and `[prices."provider/model"]`. */
+/** Tables read from the file only: `[models.<alias>]`, `[prices."provider/model"]` and `[auto]`. */
 const NESTED_TABLES = ["models", "prices", "auto"] as const;
 
 export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES, ...STRUCT_NAMES, ...NESTED_TABLES];
