@@ -252,15 +252,27 @@ describe("check-config and known keys", () => {
 });
 
 describe("config.example.toml", () => {
-  test("its commented [models] and [prices] examples load once uncommented (with the pool keys they need)", () => {
+  test("its commented [models], [prices] and [auto] examples load once uncommented (with the pool keys they need)", () => {
     const text = readFileSync(join(REPO_ROOT, "config.example.toml"), "utf8").replace(
-      /^# (\[(?:models|prices)[^ ]*\]|(?:targets|strategy|weights|max_attempts|input|output|cache_read|cache_write|context_window|vision) = )/gm,
+      /^# (\[(?:models|prices|auto)[^ ]*\]|(?:targets|strategy|weights|max_attempts|input|output|cache_read|cache_write|context_window|vision|tiers|mode|boundaries|round_up_margin|url|timeout_ms) = )/gm,
       "$1",
     );
-    const cfg = load(text, { AI_POOL_KEY_GROQ: "sk-g", AI_POOL_KEY_CEREBRAS: "sk-c", AI_POOL_KEY_OPENAI: "sk-o" });
+    const cfg = load(text, { AI_POOL_KEY_GROQ: "sk-g", AI_POOL_KEY_CEREBRAS: "sk-c", AI_POOL_KEY_OPENAI: "sk-o", AI_POOL_KEY_ANTHROPIC: "sk-a" });
     expect(Object.keys(cfg.models)).toEqual(["smart", "bulk"]);
     expect(cfg.models["bulk"]?.weights).toEqual([3, 1]);
     expect(cfg.models["smart"]?.retry.max_attempts).toBe(2);
-    expect([...cfg.prices.keys()]).toEqual(["openai/gpt-4.1-mini", "anthropic/claude-sonnet-5", "anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"]);
+    expect([...cfg.prices.keys()]).toEqual([
+      "openai/gpt-4.1-mini",
+      "anthropic/claude-sonnet-5",
+      "anthropic/claude-haiku-4-5",
+      "groq/llama-3.3-70b-versatile",
+      "openai/gpt-4.1-nano",
+      "anthropic/claude-opus-4-5",
+    ]);
+    // Every tier of the [auto] example is priced (bench/auto-eval.ts computes its cost figures from these prices).
+    expect(cfg.auto?.resolved).toEqual(["openai/gpt-4.1-nano", "openai/gpt-4.1-mini", "anthropic/claude-sonnet-5", "anthropic/claude-opus-4-5"]);
+    for (const t of cfg.auto?.resolved ?? []) expect(cfg.prices.has(t)).toBe(true);
+    expect(cfg.auto?.mode).toBe("enforce");
+    expect(cfg.auto?.external).toEqual({ url: "http://127.0.0.1:7070/classify", timeout_ms: 50 });
   });
 });

@@ -7,6 +7,7 @@ import { parse as parseToml } from "smol-toml";
 import { parseKid, parsePublicKey } from "../controls/keys.ts";
 import type { Price } from "../routing/prices.ts";
 import { type AuthScheme, BUILT_IN_PROVIDERS, type Dialect, parseAuthority } from "../routing/providers.ts";
+import { type AutoConfig, autoFromToml, redactedAuto } from "../routing/auto-config.ts";
 import { type ModelRoute, ROUTE_STRATEGIES, type RouteStrategy, type RouteTargetConfig } from "../routing/routes.ts";
 import { MODEL_MAX_BYTES } from "../metering/scan-model.ts";
 import { Secret } from "./secret.ts";
@@ -73,6 +74,8 @@ export interface Config {
   models: Record<string, ModelRoute>;
   /** `[prices."provider/model"]` (SPEC §11), keyed `provider/model` (file only). */
   prices: Map<string, Price>;
+  /** `[auto]` (SPEC §13): `model: "auto"` tiers, mode, boundaries (file only); undefined when absent. */
+  auto: AutoConfig | undefined;
   /** kid → 32-byte Ed25519 public key. Public keys are not secrets. */
   signing_keys: Map<number, Uint8Array>;
   /** Where the effective config came from, for logs and check-config. */
@@ -203,8 +206,8 @@ const STRUCTS = { key_pool: KEY_POOL_FIELDS, retry: RETRY_FIELDS } as const;
 type StructName = keyof typeof STRUCTS;
 const STRUCT_NAMES = Object.keys(STRUCTS) as StructName[];
 
-/** Tables of tables, read from the file only: `[models.<alias>]` and `[prices."provider/model"]`. */
-const NESTED_TABLES = ["models", "prices"] as const;
+/** Tables read from the file only: `[models.<alias>]`, `[prices."provider/model"]` and `[auto]`. */
+const NESTED_TABLES = ["models", "prices", "auto"] as const;
 
 export const KNOWN_KEYS: readonly string[] = [...SCALARS.map((s) => s[0]), ...TABLES, ...STRUCT_NAMES, ...NESTED_TABLES];
 
@@ -389,6 +392,7 @@ function buildConfig(file: Record<string, unknown>, env: Record<string, string |
   const dialectOf = (name: string): Dialect => dialects[name] ?? BUILT_IN_PROVIDERS.find((p) => p.name === name)?.dialect ?? "openai";
   cfg.models = modelsFromToml(file.models, { known: knownNames, dialectOf, pool, retry: cfg.retry as RetryConfig });
   cfg.prices = pricesFromToml(file.prices, knownNames);
+  cfg.auto = autoFromToml(file.auto, { known: knownNames, pool, models: cfg.models as Record<string, ModelRoute> });
   cfg.signing_keys = signing;
   cfg.warnings = envTypoWarnings(env);
   // "auto" resolves here, once, so every consumer (and every worker loading the same file) sees one number.
@@ -1018,6 +1022,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
     ]),
   );
   out.prices = Object.fromEntries(cfg.prices);
+  out.auto = redactedAuto(cfg.auto);
   out.signing_keys = Object.fromEntries([...cfg.signing_keys.entries()].map(([kid, pk]) => [String(kid), Buffer.from(pk).toString("base64")]));
   return out;
 }
