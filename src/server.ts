@@ -232,6 +232,8 @@ export async function startGateway(cfg: Config, opts: StartOptions = {}): Promis
     log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
   }
   for (const w of cfg.warnings) log.gateway("warn", w);
+  // The classifier and [auto]'s validation have landed; the request path does not route `auto` yet.
+  if (cfg.auto !== undefined) log.gateway("warn", "[auto] is validated but not routed yet: model \"auto\" is forwarded like any other model name");
   if (!cfg.usage_metering) log.gateway("warn", "usage_metering = false: managed requests are forwarded without ai.usage lines");
   let workers = cfg.workers;
   if (workers > 1 && process.platform !== "linux") {
