@@ -1,6 +1,6 @@
 import { test, expect, describe } from "bun:test";
-import { ModelRewriter, rewriteModelWhole, jsonString, MODEL_VALUE_MAX_RAW } from "../src/metering/rewrite-model.ts";
-import { INCLUDE_USAGE_INSERT } from "../src/metering/inject-usage.ts";
+import { ModelRewriter, rewriteModelWhole, jsonString, MODEL_VALUE_MAX_RAW, spliceModelAt } from "../src/metering/rewrite-model.ts";
+import { INCLUDE_USAGE_INSERT, injectWhole } from "../src/metering/inject-usage.ts";
 import { concatBytes } from "./helpers/bytes.ts";
 import { mulberry32 } from "./helpers/random.ts";
 import { Gen, chunked, isPlainObject, type Json } from "./helpers/json-gen.ts";
@@ -466,4 +466,25 @@ test("property: over 600 random bodies × random chunkings × injection on and o
     expect(injectedCount).toBeGreaterThan(runs / 20);
     expect(unchangedStrings).toBeGreaterThan(10);
   }
+});
+
+test("property: spliceModelAt over the meter's one pass (injectWhole) gives rewriteModelWhole's bytes, over 600 random bodies and models; the same body comes back when the model is unchanged", () => {
+  const base = Number(process.env.PROPERTY_SEED ?? 0x5911ce) >>> 0;
+  const models = ["llama-3.3-70b", "groq/llama-3.3-70b-versatile", "", 'q"uo\\te', "é中😀", "x".repeat(200)];
+  let replaced = 0;
+  for (let d = 0; d < 600; d++) {
+    const g = new Gen(mulberry32((base + d) >>> 0));
+    const doc = g.root();
+    const bytes = enc.encode(g.ws() + g.serialise(doc) + g.ws());
+    const newModel = g.pick(models);
+    const pass = injectWhole(bytes);
+    const spliced = spliceModelAt(pass.body, pass.modelOpen, pass.modelClose, newModel);
+    const want = rewriteModelWhole(bytes, newModel, { injectUsage: true });
+    expect([d, Buffer.from(spliced).toString("latin1")]).toEqual([d, Buffer.from(want.body).toString("latin1")]);
+    if (want.replaced) replaced++;
+  }
+  expect(replaced).toBeGreaterThan(100);
+  const same = enc.encode('{"model":"gpt-4o-mini","messages":[]}');
+  const pass = injectWhole(same);
+  expect(spliceModelAt(pass.body, pass.modelOpen, pass.modelClose, "gpt-4o-mini")).toBe(pass.body);
 });

@@ -67,7 +67,7 @@ export class UsageInjector {
 }
 
 /** One scanner for every whole-body scan: the scan ends within the call, so none is allocated per request. */
-const WHOLE_SCANNER = new ModelScanner({ untilRootEnd: true });
+const WHOLE_SCANNER = new ModelScanner({ untilRootEnd: true, modelBounds: true });
 
 /** One pass over a body already in memory: the possibly rewritten body, and what the scan learned. */
 export function injectWhole(body: Uint8Array): {
@@ -75,14 +75,19 @@ export function injectWhole(body: Uint8Array): {
   injected: boolean;
   model: string | undefined;
   stream: boolean | undefined;
+  /** The root model string value's quotes in `body` (and in the returned body: the insert comes after them), or -1. */
+  modelOpen: number;
+  modelClose: number;
 } {
   const s = WHOLE_SCANNER;
   s.reset();
   const at = s.feedFindRootEnd(body);
-  if (at < 0 || !shouldInjectUsage(s)) return { body, injected: false, model: s.model(), stream: s.stream };
+  const modelOpen = s.modelValueOpen;
+  const modelClose = s.modelValueClose;
+  if (at < 0 || !shouldInjectUsage(s)) return { body, injected: false, model: s.model(), stream: s.stream, modelOpen, modelClose };
   const out = new Uint8Array(body.length + INCLUDE_USAGE_INSERT.length);
   out.set(body.subarray(0, at), 0);
   out.set(INCLUDE_USAGE_INSERT, at);
   out.set(body.subarray(at), at + INCLUDE_USAGE_INSERT.length);
-  return { body: out, injected: true, model: s.model(), stream: s.stream };
+  return { body: out, injected: true, model: s.model(), stream: s.stream, modelOpen, modelClose };
 }

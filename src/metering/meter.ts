@@ -78,6 +78,10 @@ export class Meter {
       this.requestedModel = r.model;
       this.requestStream = r.stream;
       this.injected = r.injected;
+      this.wholeModelOpen = r.modelOpen;
+      this.wholeModelClose = r.modelClose;
+      this.wholeInjected = r.injected;
+      this.wholePassed = true;
       return r.body;
     }
     const s = WHOLE_SCANNER;
@@ -86,6 +90,22 @@ export class Meter {
     this.requestedModel = s.model();
     this.requestStream = s.stream;
     return body;
+  }
+
+  /**
+   * An eligible whole body's one pass (`wholeBody`): where its root model value sits and whether include_usage went
+   * in, so a virtual model's same-dialect target splices its model into that output instead of scanning again.
+   * -1 when the pass did not run or found no string value.
+   */
+  wholeModelOpen = -1;
+  wholeModelClose = -1;
+  wholeInjected = false;
+  /** True once `wholeBody` ran the eligible pass (its output may take a target's model by `spliceModelAt`). */
+  wholePassed = false;
+
+  /** A target spliced into `wholeBody`'s output: the meter's own reading of the body is the request's again. */
+  useWholePass(): void {
+    this.injected = this.wholeInjected;
   }
 
   /**

@@ -72,6 +72,24 @@ const WHOLE_PLAIN = new ModelScanner({ strictRoot: true, modelBounds: true });
  * MODEL_VALUE_MAX_RAW) and, with `injectUsage`, include_usage added under inject-usage's rule. The very same
  * `body` comes back when nothing changes; otherwise one fresh buffer of the exact new length.
  */
+/**
+ * A body the meter's one pass already scanned (and, when eligible, gave include_usage: `injectWhole`), with the root
+ * model value's quotes at `open`/`close`: the value replaced by `newModel` without a second scan. The same result as
+ * `rewriteModelWhole` on the client's body with the same injection rule (the insert sits at the root's end, after
+ * the value, so the offsets hold in either body). The very same `body` comes back when nothing changes.
+ */
+export function spliceModelAt(body: Uint8Array, open: number, close: number, newModel: string): Uint8Array {
+  if (!(open >= 0 && close > open && close - open - 1 <= MODEL_VALUE_MAX_RAW)) return body;
+  const value = valueBytes(newModel);
+  const oldLen = close + 1 - open;
+  if (value.length === oldLen && sameBytes(body, open, value)) return body;
+  const out = new Uint8Array(body.length - oldLen + value.length);
+  out.set(body.subarray(0, open), 0);
+  out.set(value, open);
+  out.set(body.subarray(close + 1), open + value.length);
+  return out;
+}
+
 /** True when `body` holds `value` at `at`. */
 function sameBytes(body: Uint8Array, at: number, value: Uint8Array): boolean {
   for (let i = 0; i < value.length; i++) if (body[at + i] !== value[i]) return false;

@@ -9,7 +9,7 @@ import type { Config } from "../ops/config.ts";
 import { newContext, type RequestContext, requestTarget } from "./context.ts";
 import { ERR, errorResponse, type GatewayError } from "./errors.ts";
 import type { ModelRoute, Routes, Target } from "../routing/routes.ts";
-import { jsonString, ModelRewriter, rewriteModelWhole } from "../metering/rewrite-model.ts";
+import { jsonString, ModelRewriter, rewriteModelWhole, spliceModelAt } from "../metering/rewrite-model.ts";
 import { UsageInjector } from "../metering/inject-usage.ts";
 import { ModelScanner } from "../metering/scan-model.ts";
 import { holdPreamble, type HoldOptions, type HoldResult, type ReadResult, scanWhole } from "./commit.ts";
@@ -202,6 +202,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let body: Uint8Array | StreamedBody | null = null;
     /** A virtual model's whole body as the client sent it (each target gets its own rewrite of it). */
     let rawWhole: Uint8Array | undefined;
+    /** A body alias's whole body as the meter's eligible pass left it (include_usage in), for spliceModelAt. */
+    let metered: Uint8Array | undefined;
     /** A streamed body's per-attempt edit (a target's ModelRewriter, or include_usage when the meter only scans). */
     let transform: (() => BodyTransform) | undefined;
     let lastEdit: { readonly injected: boolean } | undefined;
@@ -242,6 +244,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           }
         }
         if (alias !== undefined) {
+          // The meter's pass already found the model value and applied include_usage: same-dialect targets splice
+          // their model into that output (spliceModelAt), no second scan.
+          if (meter?.wholePassed === true) metered = body as Uint8Array;
           rawWhole = whole;
           body = whole;
           bodyChanged = true;
@@ -869,6 +874,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         ctx.forwardPath = provider.basePath + (crossRest as string);
         body = targetBody(tr, t.model);
         meter?.wholeRequest(clientModel, tr.stream, false);
+      } else if (metered !== undefined && inject && meter !== undefined) {
+        body = spliceModelAt(metered, meter.wholeModelOpen, meter.wholeModelClose, t.model);
+        meter.useWholePass();
       } else if (rawWhole !== undefined) {
         const r = rewriteModelWhole(rawWhole, t.model, { injectUsage: inject });
         body = r.body;
