@@ -27,7 +27,7 @@ import { type AttemptOutcome, type Cell, type HistogramCell, type Labels, type M
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import { SmallBodyRead, StallWatch } from "./stall.ts";
-import { Cancel, type Transport, type UpstreamResponse } from "../transport/transport.ts";
+import { Cancel, type CancelListener, type Transport, type UpstreamResponse } from "../transport/transport.ts";
 import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
 import type { TranslatedRequest } from "../translate/types.ts";
 import type { Dialect } from "../routing/providers.ts";
@@ -486,6 +486,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         }
       }
       const attemptNs = Bun.nanoseconds();
+      // A virtual model with a target left to try gives each attempt its own cancellation, linked to the request's:
+      // a head timeout then ends this attempt only, and the next target can be tried (fallback_reason "timeout").
+      let attemptCancel = cancel;
+      let link: CancelListener | undefined;
+      if (targets !== undefined && ti + 1 < targets.length) {
+        const ac = new Cancel();
+        attemptCancel = ac;
+        if (cancel.aborted) ac.abort(cancel.reason);
+        else cancel.listen((link = { onCancel: (why: unknown) => ac.abort(why) }));
+      }
       const sent = await sendUpstream({
         transport,
         url: provider.origin + ctx.forwardPath,
@@ -493,7 +503,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         headers: upHeaders,
         body,
         transform,
-        cancel,
+        cancel: attemptCancel,
         headTimeoutMs: readTimeoutMs,
         onRetry: (n, e) => {
           pm.retries.v++;
@@ -503,6 +513,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       });
       ctx.attempts += sent.attempts;
       if (!sent.ok) {
+        if (link !== undefined) cancel.unlisten(link);
         if (tooLarge) {
           if (body instanceof StreamedBody) body.discard();
           metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
@@ -529,6 +540,16 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           permit = DENIED;
           // A reset after sending may mean the provider ran the request: retried once only. A head timeout aborted
           // the exchange (and with the defaults comes long after deadline_ms): never retried.
+          // A head timeout is never retried on its target (it may have run the request, and with the defaults comes
+          // long after deadline_ms); a virtual model may still move on to its next target.
+          if (outcome === "timeout" && attemptCancel !== cancel && !cancel.aborted) {
+            const wait = nextWait("timeout", undefined);
+            if (wait !== undefined) {
+              log.gateway("warn", "upstream attempt failed, trying the next target", { request_id: ctx.id, provider: provider.name, attempt, error });
+              if (!(await pause(wait))) return clientLeft();
+              continue;
+            }
+          }
           if (outcome !== "timeout" && (outcome === "connect_failure" || !resetRetried)) {
             const wait = nextWait(outcome, undefined);
             if (wait !== undefined) {
@@ -780,12 +801,12 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
      * Whether another attempt follows one that ended with `outcome`, and after how long (ms); undefined: relay what
      * came. Counts the retry against the provider's budget when it allows one.
      */
-    function nextWait(outcome: RetryReason | "context_length", retryAfterMs: number | undefined): number | undefined {
+    function nextWait(outcome: RetryReason | "context_length" | "timeout", retryAfterMs: number | undefined): number | undefined {
       if (!retrying || cancel.aborted) return undefined;
       if (body instanceof StreamedBody && !body.replayable) return undefined;
       let wait: number | undefined;
       let switchTo: number | undefined;
-      if (outcome !== "context_length") wait = sameTargetWait(outcome, retryAfterMs);
+      if (outcome !== "context_length" && outcome !== "timeout") wait = sameTargetWait(outcome, retryAfterMs);
       // A virtual model moves on to its next usable target when this one cannot help (SPEC §11), and rather than
       // wait out a cooldown.
       if (targets !== undefined && (wait === undefined || ((outcome === "rate_limited" || outcome === "dead_key") && wait > 0) || (breaker !== undefined && !breaker.wouldAllow()))) {
@@ -981,7 +1002,7 @@ function closeAfter(res: Response): Response {
 }
 
 /** ai.usage `fallback_reason` (SPEC §11) for the outcome that moved a virtual model to its next target. */
-const FALLBACK_REASON: Record<RetryReason | "context_length", string> = {
+const FALLBACK_REASON: Record<RetryReason | "context_length" | "timeout", string> = {
   connect_failure: "connect",
   reset: "connect",
   rate_limited: "429",
@@ -989,6 +1010,7 @@ const FALLBACK_REASON: Record<RetryReason | "context_length", string> = {
   server_error: "5xx",
   in_band_error: "in_band_error",
   context_length: "context_length",
+  timeout: "timeout",
 };
 
 /** The bytes of `""`, the model a length probe writes. */
