@@ -550,8 +550,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               continue;
             }
           }
-          if (outcome !== "timeout" && (outcome === "connect_failure" || !resetRetried)) {
-            const wait = nextWait(outcome, undefined);
+          // A reset is retried once per target; after that a virtual model may still move on to its next target.
+          if (outcome !== "timeout") {
+            const wait = outcome === "reset" && resetRetried ? nextWait(outcome, undefined, true) : nextWait(outcome, undefined);
             if (wait !== undefined) {
               log.gateway("warn", "upstream attempt failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error });
               if (outcome === "reset") resetRetried = true;
@@ -668,7 +669,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         if (permit !== DENIED) breaker?.onFailure(permit);
         permit = DENIED;
         pm.status(status).v++;
-        const wait = outcome === "reset" && resetRetried ? undefined : nextWait(outcome, undefined);
+        const wait = nextWait(outcome, undefined, outcome === "reset" && resetRetried);
         if (wait !== undefined) {
           if (outcome === "reset") resetRetried = true;
           ctx.wastedInputTokens += h.inputTokens;
@@ -801,12 +802,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
      * Whether another attempt follows one that ended with `outcome`, and after how long (ms); undefined: relay what
      * came. Counts the retry against the provider's budget when it allows one.
      */
-    function nextWait(outcome: RetryReason | "context_length" | "timeout", retryAfterMs: number | undefined): number | undefined {
+    function nextWait(outcome: RetryReason | "context_length" | "timeout", retryAfterMs: number | undefined, targetOnly = false): number | undefined {
       if (!retrying || cancel.aborted) return undefined;
       if (body instanceof StreamedBody && !body.replayable) return undefined;
       let wait: number | undefined;
       let switchTo: number | undefined;
-      if (outcome !== "context_length" && outcome !== "timeout") wait = sameTargetWait(outcome, retryAfterMs);
+      // `targetOnly`: this target may not be tried again (its one reset retry is spent): only another target may follow.
+      if (outcome !== "context_length" && outcome !== "timeout" && !targetOnly) wait = sameTargetWait(outcome, retryAfterMs);
       // A virtual model moves on to its next usable target when this one cannot help (SPEC §11), and rather than
       // wait out a cooldown.
       if (targets !== undefined && (wait === undefined || ((outcome === "rate_limited" || outcome === "dead_key") && wait > 0) || (breaker !== undefined && !breaker.wouldAllow()))) {
@@ -886,6 +888,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.price = t.price;
       model = t.model;
       attempt = 0;
+      resetRetried = false;
       tried = undefined;
       const inject = meter !== undefined && injectionEligible(ctx);
       ctx.translated = translation !== undefined && provider.dialect !== ctx.dialect;
