@@ -2,6 +2,7 @@
 // anywhere (inside a UTF-8 sequence, between `\r` and `\n`), and the bound on what it holds.
 import { describe, expect, test } from "bun:test";
 import { SseSplitter } from "../src/translate/sse.ts";
+import { mulberry32 } from "./helpers/random.ts";
 
 const enc = new TextEncoder();
 
@@ -20,17 +21,6 @@ function whole(text: string): Ev[] {
   return events;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing chunking can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MIXED =
   "\uFEFFevent: message_start\r\ndata: {\"a\":\"café 😀\"}\r\n\r\n" +
@@ -108,7 +98,7 @@ describe("SseSplitter: chunk boundaries anywhere", () => {
 
   test("random chunkings (seeded) give the same events", () => {
     for (let seed = 1; seed <= 200; seed++) {
-      const next = rng(seed);
+      const next = mulberry32(seed);
       const chunks: Uint8Array[] = [];
       for (let i = 0; i < bytes.length; ) {
         const n = 1 + Math.floor(next() * 24);

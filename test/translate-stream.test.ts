@@ -9,6 +9,7 @@ import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { streamTranslator } from "../src/translate/stream.ts";
 import type { Dialect, StreamTranslator } from "../src/translate/types.ts";
+import { mulberry32 } from "./helpers/random.ts";
 
 const FIXTURES = new URL("./fixtures/translate/stream/", import.meta.url).pathname;
 const enc = new TextEncoder();
@@ -45,21 +46,10 @@ function translateWhole(client: Dialect, input: Uint8Array, includeUsage = false
   return text(feed(translator(client, includeUsage), [input]));
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing chunking can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random cuts, chunk sizes from 1 byte up to the whole stream (a seed picks the largest size too). */
 function randomChunks(bytes: Uint8Array, seed: number): Uint8Array[] {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const max = 1 + Math.floor(next() * bytes.length);
   const chunks: Uint8Array[] = [];
   for (let i = 0; i < bytes.length; ) {
