@@ -92,19 +92,10 @@ interface A2State {
 
 type OpenaiHandler = (v: unknown, s: A2State, key: string) => void;
 
-/** OpenAI top-level fields with an Anthropic counterpart (or consumed here). Everything else is dropped and named. */
-const FROM_OPENAI: Readonly<Record<string, OpenaiHandler>> = {
+/** Fields both dialects spell and mean alike: `model` and `messages` are handled outside the tables, the rest copied. */
+const ALIKE: Readonly<Record<string, (v: unknown, s: { readonly out: Obj; stream: boolean }) => void>> = {
   model: () => {}, // replaced by the target's model
   messages: () => {}, // handled after the table (needs the whole list)
-  max_tokens: (v, s) => {
-    if (v !== null) s.maxTokens = posInt(v, "max_tokens");
-  },
-  max_completion_tokens: (v, s) => {
-    if (v !== null) s.maxCompletionTokens = posInt(v, "max_completion_tokens");
-  },
-  stop: (v, s) => {
-    if (v !== null) s.out.stop_sequences = stopList(v, "stop");
-  },
   temperature: (v, s) => {
     if (v !== null) s.out.temperature = num(v, "temperature");
   },
@@ -113,6 +104,20 @@ const FROM_OPENAI: Readonly<Record<string, OpenaiHandler>> = {
   },
   stream: (v, s) => {
     if (v !== null) s.stream = bool(v, "stream");
+  },
+};
+
+/** OpenAI top-level fields with an Anthropic counterpart (or consumed here). Everything else is dropped and named. */
+const FROM_OPENAI: Readonly<Record<string, OpenaiHandler>> = {
+  ...ALIKE,
+  max_tokens: (v, s) => {
+    if (v !== null) s.maxTokens = posInt(v, "max_tokens");
+  },
+  max_completion_tokens: (v, s) => {
+    if (v !== null) s.maxCompletionTokens = posInt(v, "max_completion_tokens");
+  },
+  stop: (v, s) => {
+    if (v !== null) s.out.stop_sequences = stopList(v, "stop");
   },
   stream_options: (v, s) => {
     if (v === null) return;
@@ -355,8 +360,7 @@ interface O2State {
 type AnthropicHandler = (v: unknown, s: O2State, key: string) => void;
 
 const FROM_ANTHROPIC: Readonly<Record<string, AnthropicHandler>> = {
-  model: () => {},
-  messages: () => {},
+  ...ALIKE,
   system: () => {}, // handled with the messages (it becomes the first one)
   // max_tokens, not max_completion_tokens: every OpenAI-wire provider takes it (several lack the newer name).
   max_tokens: (v, s) => {
@@ -364,15 +368,6 @@ const FROM_ANTHROPIC: Readonly<Record<string, AnthropicHandler>> = {
   },
   stop_sequences: (v, s) => {
     if (v !== null) s.out.stop = stopList(v, "stop_sequences");
-  },
-  temperature: (v, s) => {
-    if (v !== null) s.out.temperature = num(v, "temperature");
-  },
-  top_p: (v, s) => {
-    if (v !== null) s.out.top_p = num(v, "top_p");
-  },
-  stream: (v, s) => {
-    if (v !== null) s.stream = bool(v, "stream");
   },
   metadata: (v, s) => {
     if (v === null) return;
