@@ -347,7 +347,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           }
         } else {
           const maxT = cfg.max_translate_bytes;
-          if (rawWhole === undefined && body instanceof StreamedBody) {
+          let whole = rawWhole;
+          if (whole === undefined && body instanceof StreamedBody) {
             const streamed = body;
             let all: Uint8Array | undefined;
             try {
@@ -366,12 +367,11 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
               return closeAfter(finishEarly(ctx, 0, "translate_too_large", ERR.translateTooLarge(maxT)));
             }
-            rawWhole = all;
-            body = all;
+            whole = all;
             transform = undefined;
             lengthBase = undefined;
           }
-          const whole = rawWhole ?? new Uint8Array(0);
+          whole ??= new Uint8Array(0);
           if (whole.byteLength > maxT) {
             metrics.inc("ai_rejections_total", reasonLabels("body_too_large"));
             return finishEarly(ctx, 0, "translate_too_large", ERR.translateTooLarge(maxT));
