@@ -98,13 +98,16 @@ TOML
 # cpu_ticks PID: user+system CPU of the process, all threads, in clock ticks (1/100 s).
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
+declare -A load_model
+
 # ab_rounds NAME_A PORT_A PID_A NAME_B PORT_B PID_B: compare.sh's managed load (wrk -t1 -c$CONNS, $SECS s a round,
 # $ROUNDS rounds, AUTH Bearer $token, wrk pinned by the array pin_load if set) on two gateways, alternating so machine
 # drift hits both alike, after a 2 s warm-up of each. Prints and appends to $work/rounds.txt one line per run:
 # round, name, req/s, gateway CPU µs per request (all threads, from /proc), non-2xx. Fails when either answered errors.
 ab_rounds() {
   local i pair c0 c1 res a="$1 $2 $3" b="$4 $5 $6"
-  ab_load() { AUTH="Bearer $token" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$2" -s "$load/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1; }
+  # The body's model each port is loaded with: load_model[PORT] when the script set one (e.g. auto).
+  ab_load() { AUTH="Bearer $token" MODEL="${load_model[$1]:-gpt-4o-mini}" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$2" -s "$load/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1; }
   ab_load "$2" 2s >/dev/null; ab_load "$5" 2s >/dev/null # warm both (JIT, pooled sockets)
   printf "%-6s %-9s %10s %13s %8s\n" round gateway req/s "cpu/req (us)" non2xx
   for i in $(seq "$ROUNDS"); do

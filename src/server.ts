@@ -11,6 +11,8 @@ import { RateGuard } from "./controls/ratelimit.ts";
 import { KeyPools, ReplayPool } from "./routing/key-pool.ts";
 import { RetryBudgets } from "./routing/retry-policy.ts";
 import { Routes } from "./routing/routes.ts";
+import { AUTO, AutoRouter } from "./routing/auto.ts";
+import { warmClassifier } from "./routing/classify.ts";
 import { log } from "./ops/log.ts";
 import { Metrics, setPoolKeyStates } from "./ops/metrics.ts";
 import { clientIdleSecs, createHandler, type Gateway } from "./pipeline/pipeline.ts";
@@ -111,6 +113,12 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
   // first managed request. A throwaway key under a configured kid exercises the whole verify path and fails.
   const firstKid = cfg.signing_keys.keys().next();
   if (!firstKid.done) verifier.verify(mint(firstKid.value, crypto.getRandomValues(new Uint8Array(32)), 0n, 0n));
+  // SPEC §13: `auto`'s tiers become routes beside the aliases; the classifier's tables are built now, not on the first request.
+  const auto =
+    cfg.auto === undefined
+      ? undefined
+      : new AutoRouter(cfg, providers, (why) => log.gateway("warn", "auto: the external classifier did not answer; the built-in classifier decides", { reason: why, url: cfg.auto?.external?.url }));
+  if (auto !== undefined) warmClassifier();
   return {
     denySet,
     cfg,
@@ -125,6 +133,7 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
       ]),
     ),
     router: new Router(providers, aliasProviders(cfg, providers)),
+    auto,
     verifier,
     transport:
       cfg.upstream_transport === "pool"
@@ -140,16 +149,28 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
     pools: new KeyPools(cfg.key_pool, providers, shared),
     budgets: new RetryBudgets({ ratio: cfg.retry.budget_ratio, minPerSec: cfg.retry.budget_min_per_sec }, providers.map((p) => p.name), shared),
     replayPool: new ReplayPool(cfg.retry.replay_pool_bytes, shared),
-    routes: new Routes(cfg.models, providers, cfg.prices),
+    routes: new Routes(auto?.models ?? cfg.models, providers, cfg.prices),
   };
 }
 
-/** Each virtual model's name → its first target's provider (the router's view: the dialect of its errors). */
+/**
+ * Each virtual model's name → its first target's provider (the router's view: the dialect of its errors). With
+ * `[auto]`, `auto` is one more (`/auto/v1/…`): its errors before a tier is chosen speak the medium tier's dialect.
+ */
 function aliasProviders(cfg: Config, providers: readonly Provider[]): Map<string, Provider> {
   const out = new Map<string, Provider>();
-  for (const [alias, route] of Object.entries(cfg.models)) {
-    const first = providers.find((p) => p.name === route.targets[0]?.provider);
+  const firstOf = (target: string): Provider | undefined => {
+    const slash = target.indexOf("/");
+    const name = slash < 0 ? cfg.models[target]?.targets[0]?.provider : target.slice(0, slash);
+    return providers.find((p) => p.name === name);
+  };
+  for (const alias of Object.keys(cfg.models)) {
+    const first = firstOf(alias);
     if (first !== undefined) out.set(alias, first);
+  }
+  if (cfg.auto !== undefined) {
+    const medium = firstOf(cfg.auto.resolved[1]);
+    if (medium !== undefined) out.set(AUTO, medium);
   }
   return out;
 }
@@ -232,8 +253,6 @@ export async function startGateway(cfg: Config, opts: StartOptions = {}): Promis
     log.gateway("warn", "no [signing_keys] configured: every bai_ key will get 401; BYO traffic is unaffected");
   }
   for (const w of cfg.warnings) log.gateway("warn", w);
-  // The classifier and [auto]'s validation have landed; the request path does not route `auto` yet.
-  if (cfg.auto !== undefined) log.gateway("warn", "[auto] is validated but not routed yet: model \"auto\" is forwarded like any other model name");
   if (!cfg.usage_metering) log.gateway("warn", "usage_metering = false: managed requests are forwarded without ai.usage lines");
   let workers = cfg.workers;
   if (workers > 1 && process.platform !== "linux") {

@@ -2,6 +2,8 @@
 // include_usage injection for OpenAI streams, usage and billed model from the response tap, and exactly one
 // `ai.usage` line per managed request that reached a provider.
 
+import { scoreText } from "../routing/auto.ts";
+import { TIERS } from "../routing/auto-config.ts";
 import type { RequestContext } from "../pipeline/context.ts";
 import type { RelayEnd, ResponseObserver } from "../pipeline/forward.ts";
 import { injectWhole, UsageInjector } from "./inject-usage.ts";
@@ -267,6 +269,14 @@ export class Meter {
     if (ctx.route !== undefined) {
       body += `,"route":"${ctx.route}"`;
       if (ctx.fallbackReason !== undefined) body += `,"fallback_reason":"${ctx.fallbackReason}"`;
+      // SPEC §13: the tier decided (in shadow mode not the one that served: medium did), the classifier's score, and
+      // why, as fixed short codes (classify.ts SIG: never request text, so no escaping is needed).
+      const a = ctx.auto;
+      if (a !== undefined) {
+        body += `,"tier":"${TIERS[a.tier]}"`;
+        if (a.score !== undefined) body += `,"tier_score":${scoreText(a.score)}`;
+        body += `,"tier_signals":${a.signals.length === 0 ? "[]" : `["${a.signals.join('","')}"]`},"tier_mode":"${a.mode}"`;
+      }
     }
     if (ctx.translated) body += `,"translated":true`;
     if (ctx.price !== undefined) body += `,"cost_usd_micros":${costMicros({ input, output, cacheRead, cacheWrite }, ctx.price)}`;

@@ -209,6 +209,7 @@ const LABELLED = new Set([
   "ai_pool_key_cooldowns_total",
   "ai_route_requests_total",
   "ai_fallbacks_total",
+  "ai_route_decisions_total",
 ]);
 
 export class Metrics {
@@ -241,6 +242,7 @@ export class Metrics {
     this.counter("ai_pool_key_cooldowns_total", "Pool keys taken out of use, by provider, key id and reason.");
     this.counter("ai_route_requests_total", "Virtual-model requests by alias and the provider/model target that answered.");
     this.counter("ai_fallbacks_total", "Virtual-model requests moved to their next target, by alias and reason.");
+    this.counter("ai_route_decisions_total", "model \"auto\" decisions by tier and mode (enforce, shadow, or override: the x-beyond-tier header).");
     this.counter("ai_worker_restarts_total", "Worker threads that died and were replaced.");
     this.histogram("ai_ttft_seconds", "Time from admission to the upstream response head.", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
     this.histogram("ai_upstream_latency_seconds", "Time from admission to the end of the response.", [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);

@@ -4,6 +4,7 @@
 import type { Identity } from "../controls/keys.ts";
 import type { Price } from "../routing/prices.ts";
 import type { Dialect, Provider } from "../routing/providers.ts";
+import type { AutoDecision } from "../routing/auto.ts";
 
 export interface RequestContext {
   readonly id: string;
@@ -36,6 +37,8 @@ export interface RequestContext {
   route: string | undefined;
   fallbackReason: string | undefined;
   price: Price | undefined;
+  /** SPEC §13: `model: "auto"`'s decision (then `route` is "auto"); undefined for every other request. */
+  auto: AutoDecision | undefined;
   /** SPEC §12: the answering target speaks the other dialect, so request and response were translated. */
   translated: boolean;
   /** Bun.nanoseconds() when the upstream response head arrived. */
@@ -78,6 +81,7 @@ export function newContext(method: string, target: string, dialect: Dialect): Re
     fallbackReason: undefined,
     price: undefined,
     translated: false,
+    auto: undefined,
     headersNs: 0,
   };
 }

@@ -31,6 +31,13 @@ export const ERR = {
   bodyTooLarge: { status: 413, type: "invalid_request_error", message: "request body too large", code: "request_too_large" },
   rateLimited: (retryAfterSecs: number): GatewayError => ({ status: 429, type: "rate_limit_error", message: "rate limit exceeded", code: "rate_limit_exceeded", retryAfterSecs }),
   /** SPEC §11: a BYO key named a virtual model (by path or in the body). */
+  /** SPEC §13: an x-beyond-tier header that names no tier. The value is the client's own, shown cut and cleaned. */
+  badTier: (value: string): GatewayError => ({
+    status: 400,
+    type: "invalid_request_error",
+    message: `x-beyond-tier "${value.replace(/[^\x20-\x7e]/g, "?").slice(0, 64)}" is not a tier: use simple, medium, complex or reasoning`,
+    code: "bad_request",
+  }),
   aliasNeedsManagedKey: { status: 400, type: "invalid_request_error", message: "virtual models need a managed key", code: "bad_request" },
   /** SPEC §10: no pool key of the provider is ready. The name is a provider (path-segment characters), never a key. */
   keysCooling: (provider: string, retryAfterSecs: number, allDead: boolean): GatewayError => ({

@@ -169,6 +169,11 @@ export class StreamedBody implements Stallable {
     this.dropCopy();
   }
 
+  /** True once the client's body was read to its end (then `queued()` before the first attempt is all of it). */
+  get readToEnd(): boolean {
+    return this.ended;
+  }
+
   /** The pieces read ahead and not yet sent (before the first attempt: the body's first bytes), for a probe. */
   queued(): readonly Uint8Array[] {
     return this.queue;

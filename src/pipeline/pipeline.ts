@@ -31,6 +31,8 @@ import { Cancel, type CancelListener, type Transport, type UpstreamResponse } fr
 import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
 import type { TranslatedRequest } from "../translate/types.ts";
 import type { Dialect } from "../routing/providers.ts";
+import { AUTO, type AutoRouter } from "../routing/auto.ts";
+import { TIERS } from "../routing/auto-config.ts";
 
 export interface Gateway {
   cfg: Config;
@@ -46,8 +48,10 @@ export interface Gateway {
   pools: KeyPools;
   budgets: RetryBudgets;
   replayPool: ReplayPool;
-  /** SPEC §11: virtual models' target orders (per thread). */
+  /** SPEC §11: virtual models' target orders (per thread); with `[auto]`, its tiers' routes too. */
   routes: Routes;
+  /** SPEC §13: `model: "auto"`; undefined when `[auto]` is absent. */
+  auto: AutoRouter | undefined;
 }
 
 /** Bodies declared at or under this size are read in one piece: the same bounded memory as one streamed chunk, and retries become trivial. */
@@ -62,9 +66,14 @@ export function clientIdleSecs(cfg: Config): number {
 }
 
 export function createHandler(gw: Gateway): (req: Request, server: Server<undefined>) => Promise<Response> {
-  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool, routes } = gw;
-  const models = cfg.models;
-  const aliasCount = Object.keys(models).length;
+  const { cfg, router, verifier, transport, metrics, rate, breakers, denySet, pools, budgets, replayPool, routes, auto } = gw;
+  /** Every route a request may take: the aliases, and (with `[auto]`) the tiers' own `provider/model` routes. */
+  const models = auto?.models ?? cfg.models;
+  /** The names a client may use as a virtual model (path segment or body model): the aliases, and `auto`. The tiers'
+   * own routes are not among them (a body's "openai/gpt-4o" is a plain model name, forwarded as it is). */
+  const clientAliases = new Set(Object.keys(cfg.models));
+  if (auto !== undefined) clientAliases.add(AUTO);
+  const aliasCount = clientAliases.size;
   /** SPEC §12: the dialects each virtual model's targets speak; an alias with both translates for some clients. */
   const aliasDialects = new Map<string, ReadonlySet<Dialect>>();
   /** Aliases with a target whose provider has several pool keys: only their requests read `x-session-id`. */
@@ -78,6 +87,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   }
   /** ai_route_requests_total label sets per target, and ai_fallbacks_total's per route and reason, bound on first use. */
   const targetCells = new Map<Target, Cell>();
+  /** The same for `auto` requests, whose `route` label is "auto" whichever tier served. */
+  const autoTargetCells = new Map<Target, Cell>();
+  /** ai_route_decisions_total's cells, by the (shared, frozen) label set AutoRouter hands out. */
+  const decisionCells = new Map<Labels, Cell>();
   const fallbackLabels = new Map<string, Labels>();
   const fallbackLabelsFor = (route: string, reason: string): Labels => {
     const k = `${route}\u0000${reason}`;
@@ -238,10 +251,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
             ALIAS_SCANNER.feed(whole);
             bodyModel = ALIAS_SCANNER.model();
           }
-          if (bodyModel !== undefined && routes.has(bodyModel)) {
+          if (bodyModel !== undefined && clientAliases.has(bodyModel)) {
             if (!cred.managed) return finishEarly(ctx, 0, "alias_needs_managed_key", ERR.aliasNeedsManagedKey);
             alias = bodyModel;
           }
+        }
+        if (alias === AUTO) {
+          const refused = await chooseTier(whole, true);
+          if (refused !== undefined) return refused;
         }
         if (alias !== undefined) {
           // The meter's pass already found the model value and applied include_usage: same-dialect targets splice
@@ -288,12 +305,24 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           // (or saw 64 KiB), the pieces wait for the send. A path alias reads as far too, for an exact content-length.
           await streamed.readAhead(() => sc.modelDecided || sc.done, SMALL_BODY_BYTES).catch(() => {});
           const bodyModel = sc.model();
-          if (alias === undefined && bodyModel !== undefined && routes.has(bodyModel)) {
+          if (alias === undefined && bodyModel !== undefined && clientAliases.has(bodyModel)) {
             if (!cred.managed) {
               streamed.discard();
               return closeAfter(finishEarly(ctx, 0, "alias_needs_managed_key", ERR.aliasNeedsManagedKey));
             }
             alias = bodyModel;
+          }
+          if (alias === AUTO) {
+            // The classifier reads the same 64 KiB lookahead (SPEC §13): read on to 64 KiB or the body's end. The
+            // pieces wait for the send; the one bounded copy is the prefix the classifier scans.
+            await streamed.readAhead(NEVER_ENOUGH, SMALL_BODY_BYTES).catch(() => {});
+            const q = streamed.queued();
+            const all = q.length === 1 ? (q[0] as Uint8Array) : Buffer.concat(q as Uint8Array[]);
+            const refused = await chooseTier(all.byteLength > SMALL_BODY_BYTES ? all.subarray(0, SMALL_BODY_BYTES) : all, streamed.readToEnd && all.byteLength <= SMALL_BODY_BYTES);
+            if (refused !== undefined) {
+              streamed.discard();
+              return closeAfter(refused);
+            }
           }
           if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
             transform = () => {
@@ -409,7 +438,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (alias !== undefined) {
       const r = models[alias] as ModelRoute;
       rc = r.retry;
-      ctx.route = alias;
+      ctx.route = ctx.auto === undefined ? alias : AUTO;
       // The session only matters where a target has keys to choose among (as for a direct request).
       if (multiKey.has(alias)) session = headers.get("x-session-id") ?? cred.token;
       // Targets whose breaker is open or whose keys all cool go last (routes.ts), so the chain is never empty.
@@ -696,8 +725,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     if (body instanceof StreamedBody) body.release();
     if (lastEdit !== undefined) meter?.adopt(lastEdit);
     if (tgt !== undefined) {
-      let c = targetCells.get(tgt);
-      if (c === undefined) targetCells.set(tgt, (c = metrics.cell("ai_route_requests_total", { route: tgt.route, target: tgt.id })));
+      const cells = ctx.auto === undefined ? targetCells : autoTargetCells;
+      let c = cells.get(tgt);
+      if (c === undefined) cells.set(tgt, (c = metrics.cell("ai_route_requests_total", { route: ctx.route ?? tgt.route, target: tgt.id })));
       c.v++;
     }
 
@@ -706,6 +736,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     pm.ttft.observe((ctx.headersNs - ctx.startNs) / 1e9);
     ctx.status = up.status;
     const outHeaders = rewriteResponseHead(up.headers, ctx.id);
+    if (ctx.auto !== undefined) routeHeader(outHeaders);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) activeStreams.v++;
 
@@ -753,7 +784,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         ctx.status = got.how === "client_closed" ? CLIENT_CLOSED : got.how === "upstream_timeout" ? 504 : 502;
         done(got.how);
         if (got.how === "client_closed") return new Response(null, { status: CLIENT_CLOSED });
-        return errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
+        const res = errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
+        if (ctx.auto !== undefined) routeHeader(res.headers);
+        return res;
       }
       let out = got.bytes;
       if (meter !== undefined && (streaming || !meter.wholeJson(up.headers, out))) {
@@ -769,7 +802,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         if (t === undefined) {
           ctx.status = ERR.untranslatableAnswer.status;
           done("complete");
-          return errorResponse(ctx.dialect, ERR.untranslatableAnswer, ctx.id);
+          const res = errorResponse(ctx.dialect, ERR.untranslatableAnswer, ctx.id);
+          if (ctx.auto !== undefined) routeHeader(res.headers);
+          return res;
         }
         out = t;
         translatedHead(outHeaders, okStream, (translation as TranslatedRequest).dropped);
@@ -989,7 +1024,39 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       c.status = err?.status ?? status;
       c.error = reason;
       accessLog(c);
-      return err !== undefined ? errorResponse(c.dialect, err, c.id) : new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
+      if (err === undefined) return new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
+      const res = errorResponse(c.dialect, err, c.id);
+      if (c.auto !== undefined) routeHeader(res.headers);
+      return res;
+    }
+
+    /**
+     * SPEC §13: `model: "auto"` (body or path): the tier from the x-beyond-tier header, the external classifier or the
+     * built-in one, over the body's first ≤ 64 KiB (`prefix`; `complete` when that is the whole body). Points `alias`
+     * at the tier's route. Answers 400 in dialect for a header that names no tier.
+     */
+    async function chooseTier(prefix: Uint8Array, complete: boolean): Promise<Response | undefined> {
+      const a = auto as AutoRouter;
+      const asked = headers.get("x-beyond-tier");
+      let d = asked === null ? undefined : a.override(asked);
+      if (asked !== null && d === undefined) return finishEarly(ctx, 0, "bad_tier", ERR.badTier(asked));
+      if (d === undefined) {
+        const input = { prefix, complete, dialect: ctx.dialect, totalBytes: declared === null ? undefined : Number(declared) };
+        d = a.external ? await a.decideWithExternal(input) : a.decide(input);
+      }
+      const labels = a.labels(d);
+      let cell = decisionCells.get(labels);
+      if (cell === undefined) decisionCells.set(labels, (cell = metrics.cell("ai_route_decisions_total", labels)));
+      cell.v++;
+      ctx.auto = d;
+      alias = d.route;
+      return undefined;
+    }
+
+    /** `x-beyond-route: <tier>; <provider>/<model>`: the tier that served and the target that answered (or was tried). */
+    function routeHeader(h: Headers): void {
+      const d = ctx.auto as NonNullable<RequestContext["auto"]>;
+      h.set("x-beyond-route", tgt === undefined ? TIERS[d.routed] : `${TIERS[d.routed]}; ${tgt.id}`);
     }
   };
 }
@@ -1015,6 +1082,9 @@ const FALLBACK_REASON: Record<RetryReason | "context_length" | "timeout", string
   context_length: "context_length",
   timeout: "timeout",
 };
+
+/** readAhead's predicate for "as far as the limit or the body's end". */
+const NEVER_ENOUGH = (): boolean => false;
 
 /** The bytes of `""`, the model a length probe writes. */
 const EMPTY_MODEL_BYTES = 2;

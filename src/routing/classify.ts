@@ -834,7 +834,7 @@ export function textScore(f: Features, w: Weights = DEFAULT_WEIGHTS): number {
   return score < 0 ? 0 : score > S ? S : score;
 }
 
-const SIG = {
+export const SIG = {
   short: "short",
   long: "long",
   code: "code",
@@ -860,6 +860,11 @@ const SIG = {
   roundUp: "round_up",
   lookahead: "lookahead",
   noTurn: "no_turn",
+  // Where the decision came from, when not the built-in classifier alone (set by src/routing/auto.ts).
+  override: "override",
+  external: "external",
+  externalTimeout: "external_timeout",
+  externalError: "external_error",
 } as const;
 
 /** Every signal code the classifier can emit (fixed strings: a signal never carries request content). */
@@ -913,23 +918,34 @@ export function decide(f: Features, opts: ClassifyOptions): { tierIndex: TierInd
     if ((f.reasoningRequested & 1) !== 0) signals.push(SIG.reasoningRequested);
     if ((f.reasoningRequested & 2) !== 0) signals.push(SIG.thinking);
   }
-  // Capability gates: go up, never down.
+  t = applyGates(t, f, opts.tiers, signals);
+  return { tierIndex: t as TierIndex, score, signals };
+}
+
+/**
+ * The capability gates (SPEC §13): images go only to a `vision` tier, an estimated context only to a tier whose
+ * window holds it; both move the tier up, never down. Applied to the built-in decision and to an `[auto.external]`
+ * answer alike (a cheaper tier the external service picked must still be able to take the request). Appends the
+ * signals it applies to `signals`.
+ */
+export function applyGates(tier: number, f: Features, tiers: readonly [TierInfo, TierInfo, TierInfo, TierInfo], signals: string[]): TierIndex {
+  let t = tier;
   if (f.images === 1) {
     signals.push(SIG.img);
     let v = t;
-    while (v < 3 && !(opts.tiers[v] as TierInfo).vision) v++;
-    if ((opts.tiers[v] as TierInfo).vision) t = v;
+    while (v < 3 && !(tiers[v] as TierInfo).vision) v++;
+    if ((tiers[v] as TierInfo).vision) t = v;
     else signals.push(SIG.imgNoVision); // no vision tier at or above: keep the tier (the provider answers)
   }
   const fits = (k: number): boolean => {
-    const cw = (opts.tiers[k] as TierInfo).contextWindow;
+    const cw = (tiers[k] as TierInfo).contextWindow;
     return cw === undefined || f.contextTokens <= cw;
   };
   if (!fits(t)) {
     // Up to the first tier that holds the estimated context (and still takes the images, when this one did).
     const from = t;
-    const needVision = f.images === 1 && (opts.tiers[t] as TierInfo).vision;
-    const ok = (k: number): boolean => !needVision || (opts.tiers[k] as TierInfo).vision;
+    const needVision = f.images === 1 && (tiers[t] as TierInfo).vision;
+    const ok = (k: number): boolean => !needVision || (tiers[k] as TierInfo).vision;
     let found = -1;
     for (let k = t + 1; k < 4; k++) {
       if (fits(k) && ok(k)) {
@@ -943,12 +959,12 @@ export function decide(f: Features, opts: ClassifyOptions): { tierIndex: TierInd
     } else {
       // No tier holds it: the largest known window at or above (ties: the lowest), never down; the provider answers.
       let best = t;
-      for (let k = t + 1; k < 4; k++) if (ok(k) && ((opts.tiers[k] as TierInfo).contextWindow ?? 0) > ((opts.tiers[best] as TierInfo).contextWindow ?? 0)) best = k;
+      for (let k = t + 1; k < 4; k++) if (ok(k) && ((tiers[k] as TierInfo).contextWindow ?? 0) > ((tiers[best] as TierInfo).contextWindow ?? 0)) best = k;
       signals.push(SIG.ctxAll);
       t = best;
     }
   }
-  return { tierIndex: t as TierIndex, score, signals };
+  return t as TierIndex;
 }
 
 const dec = new TextDecoder();
