@@ -8,14 +8,7 @@
 # slots differ by a few per cent on their own, so quote the mean of a normal and a swapped run.
 # Usage: bash bench/alias-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0 SWAP=0
 source "$(dirname "$0")/lib.sh"
-require alias nginx wrk node
-if [ "${PIN:-0}" = 1 ]; then require alias taskset; fi
-mint_key
-ROUNDS=${ROUNDS:-10}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
-pin_gw=(); pin_load=()
-if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
-start_mock "${pin_load[@]}"
-declare -A gw_pid
+ab_setup alias
 start_gateway direct 18087 "" "${pin_gw[@]}"; gw_pid[18087]=$gateway_pid
 start_gateway alias 18088 '[models."gpt-4o-mini"]
 targets = ["openai/gpt-4o-mini"]' "${pin_gw[@]}"; gw_pid[18088]=$gateway_pid

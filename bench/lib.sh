@@ -98,6 +98,20 @@ TOML
 # cpu_ticks PID: user+system CPU of the process, all threads, in clock ticks (1/100 s).
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
+# ab_setup NAME [DEFAULT_ROUNDS]: the common start of an A/B script: its tools checked (taskset too with PIN=1), a
+# managed key minted, ROUNDS (default 10) / SECS (3) / CONNS (64) set, pin_gw / pin_load filled (PIN=1: the gateways
+# on CPU 0, wrk and the mock on CPU 1), the nginx mock started, and gw_pid ready for the gateways' pids.
+ab_setup() {
+  require "$1" nginx wrk node
+  if [ "${PIN:-0}" = 1 ]; then require "$1" taskset; fi
+  mint_key
+  ROUNDS=${ROUNDS:-${2:-10}}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
+  pin_gw=(); pin_load=()
+  if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
+  start_mock "${pin_load[@]}"
+  declare -gA gw_pid
+}
+
 declare -A load_model
 
 # ab_rounds NAME_A PORT_A PID_A NAME_B PORT_B PID_B: compare.sh's managed load (wrk -t1 -c$CONNS, $SECS s a round,

@@ -9,14 +9,8 @@
 # else the machine runs.
 # Usage: bash bench/metering-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0
 source "$(dirname "$0")/lib.sh"
-require metering nginx wrk node
-if [ "${PIN:-0}" = 1 ]; then require metering taskset; fi
-mint_key
-ROUNDS=${ROUNDS:-10}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
-pin_gw=(); pin_load=()
-if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
-start_mock "${pin_load[@]}"
-start_gateway on 18087 "usage_metering = true" "${pin_gw[@]}"; declare -A gw_pid; gw_pid[18087]=$gateway_pid
+ab_setup metering
+start_gateway on 18087 "usage_metering = true" "${pin_gw[@]}"; gw_pid[18087]=$gateway_pid
 start_gateway off 18088 "usage_metering = false" "${pin_gw[@]}"; gw_pid[18088]=$gateway_pid
 sleep 2
 # Off is A, on is B, so the summary's B/A reads metering on/off.

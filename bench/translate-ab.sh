@@ -7,14 +7,7 @@
 # Prints B/A throughput and CPU per request.
 # Usage: bash bench/translate-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0
 source "$(dirname "$0")/lib.sh"
-require translate nginx wrk node
-if [ "${PIN:-0}" = 1 ]; then require translate taskset; fi
-mint_key
-ROUNDS=${ROUNDS:-10}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
-pin_gw=(); pin_load=()
-if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
-start_mock "${pin_load[@]}"
-declare -A gw_pid
+ab_setup translate
 start_gateway untranslated 18087 '[models."gpt-4o-mini"]
 targets = ["openai/gpt-4o-mini"]' "${pin_gw[@]}"; gw_pid[18087]=$gateway_pid
 # The Anthropic target lives on the same mock; its authority and pool key come from the environment.

@@ -9,14 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 other=${1:?usage: bash bench/tree-ab.sh OTHER_CHECKOUT}
 other=$(cd "$other" && pwd)
-require tree-ab nginx wrk node
-if [ "${PIN:-0}" = 1 ]; then require tree-ab taskset; fi
-mint_key
-ROUNDS=${ROUNDS:-8}; SECS=${SECS:-3}; CONNS=${CONNS:-64}
-pin_gw=(); pin_load=()
-if [ "${PIN:-0}" = 1 ]; then pin_gw=(taskset -c 0); pin_load=(taskset -c 1); fi
-start_mock "${pin_load[@]}"
-declare -A gw_pid
+ab_setup tree-ab 8
 proj=$other start_gateway A 18087 "${EXTRA_TOML:-}" "${pin_gw[@]}"; gw_pid[18087]=$gateway_pid
 start_gateway B 18088 "${EXTRA_TOML:-}" "${pin_gw[@]}"; gw_pid[18088]=$gateway_pid
 sleep 2
