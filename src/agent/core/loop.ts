@@ -258,7 +258,7 @@ export class Agent {
     emit({ kind: "agent_start" });
     let result: RunResult;
     try {
-      result = await this.runSteps(session, signal, steering, emit, opts.prompt, state);
+      result = await this.runSteps(session, signal, steering, emit, opts.prompt, state, onEvent);
     } catch (e) {
       // Only a bug or a persistence hook that throws lands here; it still ends as a status, never an exception.
       const message = errorMessage(e);
@@ -293,6 +293,7 @@ export class Agent {
     emit: (e: AgentEvent) => void,
     prompt: string | QueuedMessage | undefined,
     state: RunState,
+    onEvent: ((e: AgentEvent) => void) | undefined,
   ): Promise<RunResult> {
     const end = (status: RunStatus, error?: string): RunResult => {
       if (error !== undefined) emit({ kind: "error", message: error });
@@ -354,7 +355,7 @@ export class Agent {
       }
 
       // 4. Stream the turn, retrying a retryable failure with a fresh accumulator.
-      const streamed = await this.streamTurn(req, signal, step, emit);
+      const streamed = await this.streamTurn(req, signal, step, emit, onEvent !== undefined);
       if (streamed.kind === "aborted") {
         const partial = streamed.acc.finish(req.model, this.now()).message;
         partial.aborted = true;
@@ -462,13 +463,14 @@ export class Agent {
     signal: AbortSignal,
     step: number,
     emit: (e: AgentEvent) => void,
+    listening: boolean,
   ): Promise<{ kind: "ok" | "aborted"; acc: Accumulator } | { kind: "error"; acc: Accumulator; message: string }> {
     for (let attempt = 0; ; attempt++) {
       const acc = new Accumulator();
       try {
         for await (const ev of this.transport.stream(req, signal)) {
           acc.push(ev);
-          emit(streamEvent(ev));
+          if (listening) emit(streamEvent(ev)); // no per-delta allocation when nobody listens
         }
         if (signal.aborted) return { kind: "aborted", acc };
         return { kind: "ok", acc };
@@ -572,8 +574,10 @@ export class Agent {
           if (results[index] !== undefined) return;
           emit(details === undefined ? { kind: "tool_progress", id: call.id, name: call.name, snapshot } : { kind: "tool_progress", id: call.id, name: call.name, snapshot, details });
         });
-        r = { text: out.text, is_error: false, terminate: out.terminate === true };
-        if (out.images !== undefined) r.images = out.images;
+        // A tool that breaks its contract (no output object, no text) still yields a well-formed result.
+        const text = typeof out?.text === "string" ? out.text : String(out?.text ?? "");
+        r = { text, is_error: false, terminate: out?.terminate === true };
+        if (Array.isArray(out?.images) && out.images.length > 0) r.images = out.images;
       } catch (e) {
         r = { text: errorMessage(e), is_error: true, terminate: false };
       }
