@@ -152,3 +152,25 @@ describe("Steering", () => {
     expect(s.pendingCount()).toBe(0);
   });
 });
+
+describe("import rule", () => {
+  test("src/agent/core imports only its own modules: no Bun, no node:*, no gateway module", async () => {
+    const root = new URL("../../src/agent/core/", import.meta.url).pathname;
+    const files = [...new Bun.Glob("**/*.ts").scanSync(root)];
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) {
+      const text = await Bun.file(root + f).text();
+      const code = text.replace(/\/\/.*$/gm, "");
+      for (const m of code.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)) {
+        const spec = m[1]!;
+        expect(spec.startsWith("./") || spec.startsWith("../"), `${f} imports ${spec}`).toBe(true);
+        // A relative import must stay inside src/agent/core.
+        const resolved = new URL(spec, `file://${root}${f}`).pathname;
+        expect(resolved.startsWith(root), `${f} imports ${spec}`).toBe(true);
+      }
+      expect(/\bBun\./.test(code), `${f} uses Bun`).toBe(false);
+      expect(/\bprocess\./.test(code), `${f} uses process`).toBe(false);
+      expect(/\brequire\(/.test(code), `${f} uses require`).toBe(false);
+    }
+  });
+});

@@ -195,6 +195,7 @@ export class Agent {
   toolChoice: ModelRequest["tool_choice"];
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly now: () => number;
+  private running = false;
 
   constructor(opts: AgentOptions) {
     this.transport = opts.transport;
@@ -217,6 +218,11 @@ export class Agent {
     this.toolChoice = opts.toolChoice;
     this.sleep = opts.sleep ?? abortableSleep;
     this.now = opts.now ?? Date.now;
+  }
+
+  /** True while a run is in progress. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   /** The tools advertised now. */
@@ -256,6 +262,14 @@ export class Agent {
     };
     const state: RunState = { steps: 0, usage: emptyUsage(), stop: undefined };
     emit({ kind: "agent_start" });
+    if (this.running) {
+      // One run at a time per agent (its model and tool set are shared state); the caller gets a status, not a throw.
+      const error = "busy: a prompt is running";
+      emit({ kind: "error", message: error });
+      emit({ kind: "agent_end", steps: 0, status: "error" });
+      return { status: "error", steps: 0, usage: state.usage, error };
+    }
+    this.running = true;
     let result: RunResult;
     try {
       result = await this.runSteps(session, signal, steering, emit, opts.prompt, state, onEvent);
@@ -271,6 +285,7 @@ export class Agent {
       steering.clearRunScoped();
     }
     if (state.stop !== undefined) result.stop_reason = state.stop;
+    this.running = false;
     emit({ kind: "agent_end", steps: result.steps, status: result.status });
     return result;
   }
