@@ -387,7 +387,7 @@ describe("turn retries", () => {
   test("a non-retryable failure is not retried", async () => {
     const t = new MockTransport([
       () => {
-        throw new TransportError("gateway rejected the key (401): check AI_AGENT_KEY", { retryable: false, status: 401, phase: "headers" });
+        throw new TransportError("gateway rejected the key (401): check AI_AGENT_KEY", { retryable: false, status: 401, phase: "headers", requestId: "gw-401" });
       },
       turn.text("never"),
     ]);
@@ -397,6 +397,8 @@ describe("turn retries", () => {
     expect(r.error).toBe("gateway rejected the key (401): check AI_AGENT_KEY");
     expect(t.requests.length).toBe(1);
     expect(s.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+    // The errored record still joins to the gateway's access line.
+    expect(s.messages[1]!.request_id).toBe("gw-401");
   });
 
   test("a Retry-After carried by the error sets the wait (capped at 60 s)", async () => {

@@ -381,6 +381,7 @@ export class Agent {
       if (streamed.kind === "error") {
         const partial = streamed.acc.finish(req.model, this.now()).message;
         partial.error_message = streamed.message;
+        if (partial.request_id === undefined && streamed.requestId !== undefined) partial.request_id = streamed.requestId;
         delete partial.stop_reason;
         this.pushTurn(session, partial, state);
         return end("error", streamed.message);
@@ -479,7 +480,7 @@ export class Agent {
     step: number,
     emit: (e: AgentEvent) => void,
     listening: boolean,
-  ): Promise<{ kind: "ok" | "aborted"; acc: Accumulator } | { kind: "error"; acc: Accumulator; message: string }> {
+  ): Promise<{ kind: "ok" | "aborted"; acc: Accumulator } | { kind: "error"; acc: Accumulator; message: string; requestId?: string }> {
     for (let attempt = 0; ; attempt++) {
       const acc = new Accumulator();
       try {
@@ -493,7 +494,10 @@ export class Agent {
         if (isAbort(e, signal)) return { kind: "aborted", acc };
         const message = errorMessage(e);
         const retryable = e instanceof TransportError && e.opts.retryable;
-        if (!retryable || attempt >= this.midStreamRetries) return { kind: "error", acc, message };
+        if (!retryable || attempt >= this.midStreamRetries) {
+          const requestId = e instanceof TransportError ? e.opts.requestId : undefined;
+          return requestId === undefined ? { kind: "error", acc, message } : { kind: "error", acc, message, requestId };
+        }
         const asked = e.opts.retryAfterMs;
         const delay = asked !== undefined ? Math.min(Math.max(0, asked), RETRY_AFTER_CAP_MS) : Math.min(this.retryBaseMs * 2 ** attempt, this.retryMaxMs);
         emit({ kind: "turn_retry", step, attempt: attempt + 1, delay_ms: delay, message });
