@@ -169,8 +169,8 @@ describe("bash tool", () => {
     const full = readFileSync(path, "utf8");
     expect(full).toBe(Array.from({ length: 5000 }, (_, i) => `${i + 1}\n`).join(""));
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(r.details.full_output_path).toBe(path);
-    expect(r.details.truncation).toMatchObject({ truncated_by: "lines", total_lines: 5000, output_lines: 2000 });
+    expect(r.details?.full_output_path).toBe(path);
+    expect(r.details?.truncation).toMatchObject({ truncated_by: "lines", total_lines: 5000, output_lines: 2000 });
   });
 
   test("output over 50KB in few lines is cut by bytes: '(50.0KB limit)' in the notice", async () => {
