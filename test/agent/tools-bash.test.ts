@@ -221,6 +221,15 @@ describe("bash tool", () => {
     await waitFor(() => !alive(child));
   });
 
+  test("a workspace root removed under the tool is an error result, not a crash", async () => {
+    const { tool, dir } = setup();
+    const { rmSync } = await import("node:fs");
+    rmSync(dir, { recursive: true });
+    const r = await run(tool, { command: "echo hi" });
+    expect(r.ok).toBe(false);
+    expect(r.text).toStartWith("Cannot run the command: ");
+  });
+
   test("bash is exclusive and its description says it cannot be confined", () => {
     const { tool } = setup();
     expect(tool.exclusive).toBe(true);

@@ -76,6 +76,14 @@ describe("walk and .gitignore", () => {
     expect((await walk(join(root, "sub"), { dirs: false })).entries.map((e) => e.rel)).toEqual([".gitignore", "deep/real.txt", "top-only.txt"]);
   });
 
+  test("without git, the workspace's .gitignore files above a searched subdirectory apply too", async () => {
+    const { root, call } = setup(TREE);
+    // Root rules: `*.log` (unanchored) and `sub/**/gen-*` (anchored at the root) both reach into sub/.
+    writeFileSync(join(root, "sub", "deep", "x.log"), "needle log\n");
+    expect((await call("find", { pattern: "*", path: "sub" })).text).toBe(".gitignore\ndeep/\ndeep/real.txt\ntop-only.txt");
+    expect((await call("grep", { pattern: "needle", path: "sub/deep" })).text).toBe("real.txt:1: needle real");
+  });
+
   test("directories are derived and listed once, sorted with the files", async () => {
     const { root } = setup({ "x/y/z.txt": "", "x/w.txt": "" });
     expect((await walk(root)).entries.map((e) => (e.dir ? `${e.rel}/` : e.rel))).toEqual(["x/", "x/w.txt", "x/y/", "x/y/z.txt"]);
