@@ -6,6 +6,7 @@
 
 import { existsSync } from "node:fs";
 import { constants as osConstants } from "node:os";
+import { basename } from "node:path";
 import { ToolError, type Tool } from "../core/tool.ts";
 import { optNum, str } from "./args.ts";
 import { OutputAccumulator } from "./output-accumulator.ts";
@@ -70,7 +71,7 @@ export function bashTool(ws: Workspace, opts: BashOptions = {}): Tool {
   return {
     name: "bash",
     description:
-      `Run a shell command (${"bash -c"}) in the workspace root and return its combined stdout and stderr ` +
+      `Run a shell command (\`${basename(shell())} -c\`) in the workspace root and return its combined stdout and stderr ` +
       `(the last 2000 lines or 50KB; the full output is saved to a file named in the result when it is longer). ` +
       `The command runs with no stdin, is killed with its whole process group after \`timeout\` seconds ` +
       `(default ${defaultTimeout}), and a non-zero exit code is an error. It is not confined to the workspace: it ` +

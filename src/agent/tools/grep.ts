@@ -55,8 +55,9 @@ export function grepTool(ws: Workspace): Tool {
   return {
     name: "grep",
     description:
-      "Search file contents for a pattern. The pattern is a JavaScript RegExp (not PCRE or POSIX: no lookbehind " +
-      "limits, `\\d`, `\\b`, `(?:…)` work; no inline flags like `(?i)`, use ignoreCase). Searches the files under " +
+      "Search file contents for a pattern. The pattern is a JavaScript RegExp (ECMAScript syntax: `\\d`, `\\b`, " +
+      "`(?:…)`, lookahead and lookbehind work; inline flags such as `(?i)` do not, use ignoreCase), matched against " +
+      "each line on its own. Searches the files under " +
       "path (default the workspace root), honouring .gitignore, including hidden files, skipping binaries. " +
       "Output: `path:line: text` for matches, `path-line- text` for context lines; sorted by path; at most limit " +
       `matches (default ${GREP_DEFAULT_LIMIT}).`,
