@@ -122,6 +122,8 @@ async function runCommand(
     exitHookInstalled = true;
     process.on("exit", killAllToolProcesses);
   }
+  // Forget groups whose last member is gone, so that a later kill cannot reach a new group that reused the id.
+  for (const g of liveGroups) if (!groupAlive(g)) liveGroups.delete(g);
   const acc = new OutputAccumulator({ tmpDir: opts.tmpDir });
   onProgress("");
   let proc;
@@ -184,6 +186,7 @@ async function runCommand(
 
   try {
     await proc.exited;
+    clearTimeout(timer); // finished in time: the grace below is ours, not the command's
     // Output written just before exit, or by children that outlive the shell, may still be in the pipes.
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise<void>((res) => (graceTimer = setTimeout(res, POST_EXIT_GRACE_MS)));
@@ -203,7 +206,7 @@ async function runCommand(
   acc.close();
   const details = s.truncation ? { truncation: s.truncation, full_output_path: s.fullOutputPath } : {};
   onProgress(s.notice ? `${s.text}\n\n${s.notice}` : s.text, details);
-  let text = s.text === "" && !s.notice ? "" : s.text;
+  let text = s.text;
   if (s.notice) text = text === "" ? s.notice : `${text}\n\n${s.notice}`;
 
   const prefix = text === "" ? "" : `${text}\n\n`;
