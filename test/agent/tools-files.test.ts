@@ -110,6 +110,15 @@ describe("read", () => {
     expect(await call("read", { path: "empty.txt" })).toMatchObject({ ok: true, text: "(empty file)" });
   });
 
+  test("a FIFO is refused rather than read (it would block)", async () => {
+    const { call, root, put } = setup();
+    expect(Bun.spawnSync(["mkfifo", join(root, "pipe")]).exitCode).toBe(0);
+    expect(await call("read", { path: "pipe" })).toEqual({ ok: false, text: "Not a regular file: pipe" });
+    expect(await call("edit", { path: "pipe", oldText: "a", newText: "b" })).toEqual({ ok: false, text: "Not a regular file: pipe" });
+    put("a.txt", "needle\n");
+    expect(await call("grep", { pattern: "needle" })).toMatchObject({ ok: true, text: "a.txt:1: needle" });
+  });
+
   test("images are sniffed by magic bytes and come back as base64 image blocks", async () => {
     const { call, put } = setup();
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]);

@@ -330,6 +330,7 @@ export function editTool(ws: Workspace): Tool {
       try {
         st1 = statSync(abs);
         if (st1.isDirectory()) throw new ToolError(`Not a file: ${shown} (a directory)`);
+        if (!st1.isFile()) throw new ToolError(`Not a regular file: ${shown}`);
         if (st1.size > MAX_EDIT_BYTES) throw new ToolError(`${shown} is too large to edit (${formatSize(st1.size)}; limit ${formatSize(MAX_EDIT_BYTES)})`);
         // Read after the stat: a change made from here until the rename moves the mtime the guard compares.
         bytes = Buffer.from(await Bun.file(abs).bytes());

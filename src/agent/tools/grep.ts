@@ -119,7 +119,8 @@ export function grepTool(ws: Workspace): Tool {
         if (limitReached) break;
         let bytes: Uint8Array;
         try {
-          if (statSync(f.abs).size > GREP_MAX_FILE_BYTES) continue;
+          const st = statSync(f.abs);
+          if (!st.isFile() || st.size > GREP_MAX_FILE_BYTES) continue; // a FIFO would block; a device never ends
           bytes = await Bun.file(f.abs).bytes();
         } catch {
           continue; // vanished or unreadable

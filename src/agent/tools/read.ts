@@ -55,6 +55,8 @@ export function readTool(ws: Workspace): Tool {
       try {
         const st = statSync(abs);
         if (st.isDirectory()) throw new ToolError(`Not a file: ${shown} (a directory; use ls)`);
+        // A FIFO or a device would block the read or never end.
+        if (!st.isFile()) throw new ToolError(`Not a regular file: ${shown}`);
         size = st.size;
       } catch (e) {
         if (e instanceof ToolError) throw e;
