@@ -74,11 +74,10 @@ export async function runTask(rt: Runtime, task: string, signal: AbortSignal, io
   const json = rt.cfg.json;
   const render = json ? (e: AgentEvent) => io.out(JSON.stringify({ type: "event", event: e }) + "\n") : textRenderer(io, rt.cfg.verbose);
   pushUser(rt.session, task);
-  const before = { ...rt.session.usage };
   const result = await rt.agent.run(rt.session, { signal, onEvent: render });
-  // This run's tokens: the session's totals carry earlier runs of a resumed session too.
-  const input = rt.session.usage.input_tokens - before.input_tokens;
-  const output = rt.session.usage.output_tokens - before.output_tokens;
+  // This run's tokens (a resumed session's totals carry earlier runs too).
+  const input = result.usage.input_tokens;
+  const output = result.usage.output_tokens;
   if (json) {
     const frame: Record<string, unknown> = { type: "result", status: result.status, steps: result.steps, input_tokens: input, output_tokens: output };
     if (result.error !== undefined) frame["error"] = result.error;

@@ -5,9 +5,10 @@
 // prompt with streaming_behavior are served; the rest get "busy". `abort` is answered once the run has gone idle,
 // after the prompt's own response, so a client never sees an event of a run after being told it is over.
 
-import type { AgentEvent, RunStatus } from "./core/events.ts";
+import type { AgentEvent } from "./core/events.ts";
+import type { RunResult } from "./core/loop.ts";
 import { type QueuedMessage, type QueueMode, Steering } from "./core/steering.ts";
-import type { ImageSource } from "./core/types.ts";
+import { emptyUsage, type ImageSource } from "./core/types.ts";
 import { AGENT_VERSION } from "./config.ts";
 import { pushUser, type Runtime } from "./runtime.ts";
 
@@ -261,10 +262,7 @@ export class Server {
 
   private async runPrompt(id: Id | undefined, m: QueuedMessage, signal: AbortSignal): Promise<void> {
     const s = this.rt.session;
-    const before = { input: s.usage.input_tokens, output: s.usage.output_tokens };
-    let status: RunStatus = "error";
-    let steps = 0;
-    let error: string | undefined;
+    let r: RunResult;
     try {
       pushUser(s, m.text, m.images);
       const onEvent = (e: AgentEvent): void => {
@@ -274,27 +272,24 @@ export class Server {
         }
         void this.out.write({ type: "event", event: e });
       };
-      const r = await this.rt.agent.run(s, { signal, steering: this.steering, onEvent });
-      status = r.status;
-      steps = r.steps;
-      error = r.error;
+      r = await this.rt.agent.run(s, { signal, steering: this.steering, onEvent });
     } catch (e) {
       // run() is not meant to throw; if it does, the client still gets its response and the server keeps serving.
-      error = (e as Error).message;
+      const error = (e as Error).message;
       process.stderr.write(`beyond-ai-agent: run failed: ${error}\n`);
+      r = { status: "error", steps: 0, usage: emptyUsage(), error };
     }
-    const last = [...s.messages].reverse().find((x) => x.role === "assistant");
     const data = {
-      status,
-      steps,
-      stop_reason: last?.stop_reason ?? null,
-      refused: status === "refused",
-      input_tokens: s.usage.input_tokens - before.input,
-      output_tokens: s.usage.output_tokens - before.output,
+      status: r.status,
+      steps: r.steps,
+      stop_reason: r.stop_reason ?? null,
+      refused: r.status === "refused",
+      input_tokens: r.usage.input_tokens,
+      output_tokens: r.usage.output_tokens,
     };
-    const ok = status === "done" || status === "stopped" || status === "terminated" || status === "refused";
-    const err = status === "aborted" ? "run cancelled" : status === "max_steps" ? (error ?? "reached max steps") : (error ?? (ok ? undefined : status));
-    await this.respond(id, "prompt", ok, ok ? { data } : { data, error: err });
+    const ok = r.status === "done" || r.status === "stopped" || r.status === "terminated" || r.status === "refused";
+    if (ok) await this.respond(id, "prompt", true, { data });
+    else await this.respond(id, "prompt", false, { data, error: r.status === "aborted" ? "run cancelled" : (r.error ?? r.status) });
   }
 
   private modelSwitched(model: string): void {
