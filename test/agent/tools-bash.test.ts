@@ -169,8 +169,8 @@ describe("bash tool", () => {
     const full = readFileSync(path, "utf8");
     expect(full).toBe(Array.from({ length: 5000 }, (_, i) => `${i + 1}\n`).join(""));
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(r.details.full_output_path).toBe(path);
-    expect(r.details.truncation).toMatchObject({ truncated_by: "lines", total_lines: 5000, output_lines: 2000 });
+    expect(r.details?.full_output_path).toBe(path);
+    expect(r.details?.truncation).toMatchObject({ truncated_by: "lines", total_lines: 5000, output_lines: 2000 });
   });
 
   test("output over 50KB in few lines is cut by bytes: '(50.0KB limit)' in the notice", async () => {
@@ -219,6 +219,15 @@ describe("bash tool", () => {
     expect(alive(child)).toBe(true); // a normal exit leaves it running (a server the model started)...
     killAllToolProcesses(); // ...until the agent exits
     await waitFor(() => !alive(child));
+  });
+
+  test("a workspace root removed under the tool is an error result, not a crash", async () => {
+    const { tool, dir } = setup();
+    const { rmSync } = await import("node:fs");
+    rmSync(dir, { recursive: true });
+    const r = await run(tool, { command: "echo hi" });
+    expect(r.ok).toBe(false);
+    expect(r.text).toStartWith("Cannot run the command: ");
   });
 
   test("bash is exclusive and its description says it cannot be confined", () => {

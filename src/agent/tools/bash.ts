@@ -123,14 +123,21 @@ async function runCommand(
   }
   const acc = new OutputAccumulator({ tmpDir: opts.tmpDir });
   onProgress("");
-  const proc = Bun.spawn([shell(), "-c", command], {
-    cwd,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: scrubbedEnv(opts.env ?? process.env),
-    detached: true, // its own process group: pgid == pid, so -pid reaches every process it starts
-  });
+  let proc;
+  try {
+    proc = Bun.spawn([shell(), "-c", command], {
+      cwd,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: scrubbedEnv(opts.env ?? process.env),
+      detached: true, // its own process group: pgid == pid, so -pid reaches every process it starts
+    });
+  } catch (e) {
+    // The workspace root removed under us, no shell, no processes left: say so rather than throw a stack.
+    const code = (e as { code?: string }).code;
+    throw new ToolError(`Cannot run the command: ${code ?? (e instanceof Error ? e.message : String(e))}`);
+  }
   const pid = proc.pid;
   liveGroups.add(pid);
 

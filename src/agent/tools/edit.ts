@@ -5,7 +5,7 @@
 // The BOM and consistent CRLF line endings are restored; the write is atomic and refused when the file changed on
 // disk after it was read (the seed's mtime guard).
 
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { ToolError, type Tool } from "../core/tool.ts";
 import { optBool, str, type Args } from "./args.ts";
 import { formatSize } from "./truncate.ts";
@@ -322,7 +322,8 @@ export function editTool(ws: Workspace): Tool {
         st1 = statSync(abs);
         if (st1.isDirectory()) throw new ToolError(`Not a file: ${shown} (a directory)`);
         if (st1.size > MAX_EDIT_BYTES) throw new ToolError(`${shown} is too large to edit (${formatSize(st1.size)}; limit ${formatSize(MAX_EDIT_BYTES)})`);
-        bytes = readFileSync(abs);
+        // Read after the stat: a change made from here until the rename moves the mtime the guard compares.
+        bytes = Buffer.from(await Bun.file(abs).bytes());
       } catch (e) {
         if (e instanceof ToolError) throw e;
         if ((e as { code?: string }).code === "ENOENT") throw new ToolError(`File not found: ${shown}`);

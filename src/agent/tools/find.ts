@@ -62,7 +62,7 @@ export function findTool(ws: Workspace): Tool {
       }
       if (!isDir) throw new ToolError(`Not a directory: ${shown}`);
       // One more than the limit, so "limit reached" is only said when there is more.
-      const w = await walk(abs, { filter: (e) => match(e.rel), maxResults: limit + 1 });
+      const w = await walk(abs, { filter: (e) => match(e.rel), maxResults: limit + 1, ignoreRoot: ws.root });
       const notices: string[] = [];
       let entries = w.entries;
       if (entries.length > limit) {

@@ -101,6 +101,7 @@ export function grepTool(ws: Workspace): Tool {
       if (isDir) {
         const w = await walk(abs, {
           dirs: false,
+          ignoreRoot: ws.root,
           filter: (e: WalkEntry) => (filter === undefined || filter(e.rel)) && linkInside(ws, e, abs),
         });
         files = w.entries.map((e) => ({ abs: join(abs, e.rel), rel: e.rel }));

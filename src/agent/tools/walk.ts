@@ -17,6 +17,9 @@ export interface WalkEntry {
 export interface WalkOptions {
   /** Keep an entry? (default: all). Entries refused here do not count toward maxResults. */
   filter?: (e: WalkEntry) => boolean;
+  /** The workspace root: without git, the .gitignore files between it and the walk root apply too (default: only
+   * those from the walk root down). */
+  ignoreRoot?: string;
   /** Include directories (default true). */
   dirs?: boolean;
   maxResults?: number;
@@ -44,7 +47,7 @@ export async function walk(root: string, opts: WalkOptions = {}): Promise<WalkRe
     stopped: undefined,
   };
   if (git !== undefined) fromGit(root, git, state);
-  else walkDir(root, "", [], state);
+  else walkDir(root, "", ancestorLevels(root, opts.ignoreRoot), state);
   state.out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   const notice =
     state.stopped === "results"
@@ -143,8 +146,10 @@ interface Rule {
 }
 
 interface IgnoreLevel {
-  /** Directory of the .gitignore, relative to the walk root ("" for the root). */
+  /** Directory of the .gitignore, relative to the walk root ("" for the root or a directory above it). */
   base: string;
+  /** For a .gitignore above the walk root: the walk root's path relative to it, with a trailing "/". */
+  prefix: string;
   rules: Rule[];
 }
 
@@ -180,13 +185,32 @@ export function parseGitignore(text: string): Rule[] {
 function ignored(rel: string, name: string, dir: boolean, levels: IgnoreLevel[]): boolean {
   let result = false;
   for (const level of levels) {
-    const sub = level.base === "" ? rel : rel.slice(level.base.length + 1);
+    const sub = level.prefix + (level.base === "" ? rel : rel.slice(level.base.length + 1));
     for (const r of level.rules) {
       if (r.dirOnly && !dir) continue;
       if (r.glob.match(r.anchored ? sub : name)) result = !r.negate;
     }
   }
   return result;
+}
+
+/** The .gitignore files of the directories from `top` down to `root`'s parent, as levels whose patterns see paths
+ * from their own directory. */
+function ancestorLevels(root: string, top: string | undefined): IgnoreLevel[] {
+  if (top === undefined || root === top || !root.startsWith(top === "/" ? "/" : top + "/")) return [];
+  const parts = root.slice(top.length).split("/").filter((p) => p !== "");
+  const levels: IgnoreLevel[] = [];
+  let dir = top;
+  for (let i = 0; i < parts.length; i++) {
+    try {
+      const rules = parseGitignore(readFileSync(join(dir, ".gitignore"), "utf8"));
+      if (rules.length > 0) levels.push({ base: "", prefix: parts.slice(i).join("/") + "/", rules });
+    } catch {
+      // none here
+    }
+    dir = join(dir, parts[i]!);
+  }
+  return levels;
 }
 
 /** Depth-first in sorted order, so that a cap keeps the smallest paths. Symlinked directories are not entered. */
@@ -201,7 +225,7 @@ function walkDir(abs: string, rel: string, levels: IgnoreLevel[], s: WalkState):
   if (dirents.some((d) => d.name === ".gitignore" && !d.isDirectory())) {
     try {
       const rules = parseGitignore(readFileSync(join(abs, ".gitignore"), "utf8"));
-      if (rules.length > 0) here = [...levels, { base: rel, rules }];
+      if (rules.length > 0) here = [...levels, { base: rel, prefix: "", rules }];
     } catch {
       // unreadable .gitignore: ignore it
     }
