@@ -275,11 +275,3 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   }
   return cfg;
 }
-
-/** `auto`: a model starting `claude` or containing `anthropic` speaks Anthropic Messages, anything else OpenAI Chat
- * (SPEC §15). */
-export function dialectOf(choice: DialectChoice, model: string): "anthropic" | "openai" {
-  if (choice !== "auto") return choice;
-  const m = model.toLowerCase();
-  return m.startsWith("claude") || m.includes("anthropic") ? "anthropic" : "openai";
-}

@@ -10,7 +10,8 @@ import { Agent, type Session } from "./core/loop.ts";
 import type { Tool } from "./core/tool.ts";
 import type { ModelRequest, ModelTransport } from "./core/transport.ts";
 import type { ImageSource, Message } from "./core/types.ts";
-import { type AgentConfig, AGENT_NAME, dialectOf, UsageError } from "./config.ts";
+import { type AgentConfig, AGENT_NAME, UsageError } from "./config.ts";
+import { dialectFor } from "./core/dialects/index.ts";
 import { SessionFile, totalsOf } from "./session-file.ts";
 import { buildSystemPrompt, resolvePromptArg } from "./system-prompt.ts";
 import { defaultTools, filterTools } from "./tools/index.ts";
@@ -24,7 +25,7 @@ export class DialectRouter implements ModelTransport {
   constructor(private readonly cfg: AgentConfig) {}
 
   stream(req: ModelRequest, signal: AbortSignal): AsyncIterable<StreamEvent> {
-    const dialect = dialectOf(this.cfg.dialect, req.model);
+    const dialect = dialectFor(req.model, this.cfg.dialect);
     let t = this.byDialect.get(dialect);
     if (t === undefined) {
       t = this.make(dialect);
