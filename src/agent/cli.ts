@@ -13,6 +13,9 @@ import { serve } from "./serve.ts";
 import { SessionFileError } from "./session-file.ts";
 import { killAllToolProcesses } from "./tools/index.ts";
 
+/** How long SIGTERM waits for the run to end before exiting regardless. */
+const SIGNAL_GRACE_MS = 2000;
+
 function fail(message: string, code: number): number {
   process.stderr.write(`beyond-ai-agent: ${message}\n`);
   return code;
@@ -35,6 +38,7 @@ async function runCommand(cfg: AgentConfig): Promise<number> {
   }
   const controller = new AbortController();
   let sigints = 0;
+  let terminated = false;
   process.on("SIGINT", () => {
     sigints++;
     // First: end the run gracefully (tools killed, session left valid, [aborted] printed). Second: leave now.
@@ -42,10 +46,15 @@ async function runCommand(cfg: AgentConfig): Promise<number> {
     else exitNow(130);
   });
   process.on("SIGTERM", () => {
+    // Kill the tool groups at once, then let the run end through the loop, so the agent reaps its own children
+    // (and the session file gets its closing records); leave anyway if that takes more than the grace.
+    terminated = true;
+    killAllToolProcesses();
     controller.abort();
-    exitNow(143);
+    setTimeout(() => exitNow(143), SIGNAL_GRACE_MS).unref();
   });
   const outcome = await runTask(rt, task, controller.signal);
+  if (terminated) return 143;
   return sigints > 0 && outcome.status === "aborted" ? 130 : outcome.code;
 }
 

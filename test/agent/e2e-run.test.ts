@@ -6,10 +6,10 @@
 // Retry-After, a cut stream, an in-band overload, exhaustion; none on 401), direct mode, workspace confinement, invalid
 // tool arguments, and the exit-2 paths (missing key, bad flag, a session file from the future).
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Message } from "../../src/agent/core/types.ts";
-import { type AgentWorld, alive, ANTHROPIC_POOL, OPENAI_POOL, runAgent, startAgentWorld } from "../helpers/agent.ts";
+import { type AgentWorld, agentArgv, alive, ANTHROPIC_POOL, OPENAI_POOL, runAgent, startAgentWorld, until } from "../helpers/agent.ts";
 import { makeTempDir, usageLine } from "../helpers/gateway.ts";
 import { type MockProvider, startMockProvider } from "../helpers/mock-provider.ts";
 import {
@@ -470,5 +470,38 @@ describe("run, direct mode", () => {
     expect(direct.requests[1]?.headers["authorization"]).toBeUndefined();
     // No gateway was involved: neither the gateway's mocks nor its id header saw anything.
     expect(world.openaiMock.requests.length + world.anthropicMock.requests.length).toBe(0);
+  });
+});
+
+describe("run, signals", () => {
+  /** Starts a run whose first turn runs `sleep 30` in bash and waits until the shell wrote its pid. */
+  async function runningTool(): Promise<{ proc: ReturnType<typeof Bun.spawn>; pid: number; ws: string; out: Promise<[string, string]> }> {
+    const ws = workspace();
+    world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "s1", name: "bash", args: { command: "echo $$ > sh.pid; sleep 30" } }]) });
+    const proc = Bun.spawn(agentArgv(["run", "wait"]), { cwd: ws, env: world.env({ AI_AGENT_MODEL: "gpt-4o-mini" }), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const out = Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text()]);
+    await until(() => existsSync(join(ws, "sh.pid")) && readFileSync(join(ws, "sh.pid"), "utf8").trim() !== "", 10_000, "sh.pid");
+    return { proc, pid: Number(readFileSync(join(ws, "sh.pid"), "utf8")), ws, out };
+  }
+
+  test("SIGINT aborts the run gracefully: the tool's group is killed, [aborted] is printed, exit 130", async () => {
+    const { proc, pid, out } = await runningTool();
+    expect(alive(pid)).toBe(true);
+    proc.kill("SIGINT");
+    const [stdout, stderr] = await out;
+    expect(await proc.exited).toBe(130);
+    expect(stderr).toContain("[aborted]");
+    expect(stdout).toContain("[tool: bash]");
+    await until(() => !alive(pid), 3000, "the tool's process to be gone");
+    // The run ended through the loop (no second model request: the aborted turn was not continued).
+    expect(world.openaiMock.requests.length).toBe(1);
+  });
+
+  test("SIGTERM exits 143 and takes the tool's process group with it", async () => {
+    const { proc, pid, out } = await runningTool();
+    proc.kill("SIGTERM");
+    await out;
+    expect(await proc.exited).toBe(143);
+    await until(() => !alive(pid), 3000, "the tool's process to be gone");
   });
 });

@@ -96,7 +96,11 @@ describe("serve protocol", () => {
     expect(before.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
     expect(before[0]?.content[0]).toEqual({ type: "text", text: promptText });
     expect(world.openaiMock.requests.length).toBe(2);
-    // The raw frame keeps U+2028 escaped, so line readers that split on it stay whole.
+    // Nothing of p1 after its response: only responses between it and get_messages' answer.
+    expect(h.frames().slice(to + 1, h.frames().indexOf(msgs1)).filter((f) => f.type !== "response")).toEqual([]);
+    // On the wire U+2028 is escaped, so readers that also split on it (JavaScript's readline) keep frames whole.
+    expect(h.rawStdout()).toContain("list the files\\u2028please");
+    expect(h.rawStdout()).not.toContain("\u2028");
     expect(await h.close()).toBe(0);
 
     // Restart on the same file, with a torn half line appended: same id, same messages.
@@ -317,15 +321,23 @@ describe("serve protocol", () => {
     expect(await h.close()).toBe(0);
   });
 
-  test("end of stdin during a run aborts it, kills its tool, and exits 0", async () => {
-    const ws = makeTempDir();
-    world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "w1", name: "bash", args: { command: "echo $$ > sh.pid; sleep 30" } }]) });
-    const h = await serveIn(ws, "gpt-4o-mini");
-    h.send({ type: "prompt", id: "p1", message: "go" });
-    await until(() => existsSync(join(ws, "sh.pid")) && readFileSync(join(ws, "sh.pid"), "utf8").trim() !== "", 10_000, "sh.pid");
-    const pid = Number(readFileSync(join(ws, "sh.pid"), "utf8"));
-    expect(await h.close()).toBe(0);
-    expect(h.frames().some((f) => is.response("prompt", "p1")(f) && f["success"] === false)).toBe(true);
-    await until(() => !alive(pid), 3000, "the tool's process to be gone");
+  test("end of stdin, SIGTERM or SIGINT during a run aborts it, kills its tool, and exits 0", async () => {
+    for (const how of ["eof", "SIGTERM", "SIGINT"] as const) {
+      world.reset();
+      const ws = makeTempDir();
+      world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "w1", name: "bash", args: { command: "echo $$ > sh.pid; sleep 30" } }]) });
+      const h = await serveIn(ws, "gpt-4o-mini");
+      h.send({ type: "prompt", id: "p1", message: "go" });
+      await until(() => existsSync(join(ws, "sh.pid")) && readFileSync(join(ws, "sh.pid"), "utf8").trim() !== "", 10_000, "sh.pid");
+      const pid = Number(readFileSync(join(ws, "sh.pid"), "utf8"));
+      if (how === "eof") expect(await h.close()).toBe(0);
+      else {
+        h.proc.kill(how);
+        expect(await h.proc.exited).toBe(0);
+      }
+      // The run was ended through the loop: its response went out before the exit.
+      expect(h.frames().some((f) => is.response("prompt", "p1")(f) && f["success"] === false && f["error"] === "run cancelled")).toBe(true);
+      await until(() => !alive(pid), 3000, "the tool's process to be gone");
+    }
   });
 });

@@ -130,6 +130,8 @@ export interface ServeHandle {
   next(pred: (f: Frame) => boolean, timeoutMs?: number): Promise<Frame>;
   /** Every frame so far. */
   frames(): Frame[];
+  /** stdout as written so far (raw bytes decoded). */
+  rawStdout(): string;
   /** The event frames' `event` objects so far. */
   events(): Array<Record<string, unknown>>;
   stderr(): string;
@@ -147,11 +149,14 @@ export async function startServe(o: { args?: readonly string[]; env: Record<stri
   let errText = "";
   let cursor = 0;
   let stdoutDone = false;
+  let raw = "";
   void (async () => {
     const dec = new TextDecoder();
     let buf = "";
     for await (const chunk of proc.stdout) {
-      buf += dec.decode(chunk, { stream: true });
+      const text = dec.decode(chunk, { stream: true });
+      raw += text;
+      buf += text;
       // Split on LF only: U+2028 inside a frame is not a line end.
       for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
         const line = buf.slice(0, i);
@@ -196,6 +201,7 @@ export async function startServe(o: { args?: readonly string[]; env: Record<stri
       }
     },
     frames: () => frames,
+    rawStdout: () => raw,
     events: () => frames.filter((f) => f.type === "event").map((f) => f["event"] as Record<string, unknown>),
     stderr: () => errText,
     async close(timeoutMs = 10_000) {
