@@ -6,6 +6,7 @@
 // exits 143. serve treats SIGINT/SIGTERM like end of stdin (abort, wait for idle, exit 0). On every exit path the
 // tools' live process groups are killed, so no command the model started outlives the agent.
 
+import { dlopen, FFIType } from "bun:ffi";
 import { type AgentConfig, AGENT_VERSION, parseConfig, USAGE, UsageError } from "./config.ts";
 import { readTaskFromStdin, runTask } from "./run.ts";
 import { buildRuntime, openWorkspace, toolsFor } from "./runtime.ts";
@@ -26,6 +27,23 @@ function fail(message: string, code: number): number {
 function exitNow(code: number): never {
   killAllToolProcesses();
   process.exit(code);
+}
+
+/**
+ * Makes this process non-dumpable (Linux prctl PR_SET_DUMPABLE 0): its /proc/<pid>/environ, mem and fds become
+ * root-only and same-user ptrace is refused. The agent's key sits in its environment; without this, any command the
+ * model runs could read it back with `cat /proc/$PPID/environ`, scrubbed child environment or not. Children regain
+ * the default on exec, so tools are unaffected. Best effort: outside Linux/glibc nothing happens.
+ */
+function hideKeyFromChildren(): void {
+  if (process.platform !== "linux") return;
+  try {
+    const libc = dlopen("libc.so.6", { prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 } });
+    libc.symbols.prctl(4 /* PR_SET_DUMPABLE */, 0n, 0n, 0n, 0n);
+    libc.close();
+  } catch {
+    // musl, or FFI unavailable: the scrubbed tool environment still holds; /proc stays as the kernel has it.
+  }
 }
 
 async function runCommand(cfg: AgentConfig): Promise<number> {
@@ -101,8 +119,10 @@ async function main(): Promise<number> {
       case "tools":
         return toolsCommand(cfg);
       case "run":
+        hideKeyFromChildren();
         return await runCommand(cfg);
       case "serve":
+        hideKeyFromChildren();
         return await serveCommand(cfg);
     }
   } catch (e) {

@@ -6,7 +6,7 @@
 // Retry-After, a cut stream, an in-band overload, exhaustion; none on 401), direct mode, workspace confinement, invalid
 // tool arguments, and the exit-2 paths (missing key, bad flag, a session file from the future).
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Message } from "../../src/agent/core/types.ts";
 import { type AgentWorld, agentArgv, alive, ANTHROPIC_POOL, OPENAI_POOL, runAgent, startAgentWorld, until } from "../helpers/agent.ts";
@@ -210,6 +210,22 @@ describe("run, tools end to end", () => {
     expect(resultsIn(world.openaiMock, 1, "openai")[0]?.text).toBe("k=");
     expectOnlyPoolKey(world.openaiMock, "openai");
     expect(r.stdout + r.stderr).not.toContain(world.key);
+  });
+
+  test("a command cannot read the key back from the agent's own /proc environ", async () => {
+    const ws = workspace();
+    chmodSync(ws, 0o777);
+    world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "p1", name: "bash", args: { command: "tr '\\0' '\\n' < /proc/$PPID/environ; echo status=$?" } }]) });
+    world.openaiMock.queue({ kind: "sse", events: openaiText("ok") });
+    // root reads any process's /proc files; the agent runs as an ordinary user, as it would in practice.
+    const prefix = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+    const r = await runAgent({ args: ["run", "--json", "peek"], env: world.env({ AI_AGENT_MODEL: "gpt-4o-mini" }), cwd: ws, prefix });
+    expect(r.code).toBe(0);
+    const end = events(r.frames).find((e) => e["kind"] === "tool_end") as Json;
+    expect(String(end["result"])).toContain("Permission denied");
+    expect(String(end["result"])).not.toContain(world.key);
+    expect(String(end["result"])).not.toContain("AI_AGENT_KEY");
+    expectOnlyPoolKey(world.openaiMock, "openai");
   });
 
   test("three reads whose argument fragments interleave run in parallel and their results go back in call order", async () => {

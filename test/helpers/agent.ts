@@ -93,11 +93,13 @@ export interface RunOptions {
   /** Text for stdin (else stdin is empty). */
   stdin?: string;
   timeoutMs?: number;
+  /** argv in front of the agent's (e.g. setpriv to run it as another user). */
+  prefix?: readonly string[];
 }
 
 /** Runs the agent to exit (killed after timeoutMs, default 20 s). */
 export async function runAgent(o: RunOptions): Promise<AgentResult> {
-  const proc = Bun.spawn(agentArgv(o.args), {
+  const proc = Bun.spawn([...(o.prefix ?? []), ...agentArgv(o.args)], {
     cwd: o.cwd,
     env: o.env,
     stdin: o.stdin !== undefined ? new TextEncoder().encode(o.stdin) : "ignore",
