@@ -94,7 +94,8 @@ Usage:
 Flags:
   --model ID                 model (env AI_AGENT_MODEL; default ${DEFAULT_MODEL})
   --gateway-url URL          gateway base URL, may carry a provider path prefix (env AI_GATEWAY_URL; default ${DEFAULT_GATEWAY_URL})
-  --key KEY                  the bai_v1 managed key (env AI_AGENT_KEY; required unless AI_DIRECT=1)
+  --key KEY                  the bai_v1 managed key (env AI_AGENT_KEY, preferred: a flag is visible to
+                             other processes in ps; required unless AI_DIRECT=1)
   --dialect auto|anthropic|openai
                              wire format; auto: a model starting "claude" or containing "anthropic" speaks
                              Anthropic Messages, anything else OpenAI Chat Completions (default auto)
