@@ -448,3 +448,83 @@ describe("dialectFor", () => {
     expect(dialectFor("gpt-4o", "anthropic")).toBe("anthropic");
   });
 });
+
+describe("wire hygiene, property", () => {
+  // Random sessions as aborts, errors, crashes and steers can leave them: whatever the history, the Anthropic body
+  // alternates roles, starts with a user turn when the session does, answers every tool_use in the very next
+  // message, has no empty content, and the OpenAI body gives every tool_call its tool message right after it.
+  test("400 random sessions give well-formed bodies in both dialects", async () => {
+    const { mulberry32 } = await import("../helpers/random.ts");
+    for (let seed = 1; seed <= 400; seed++) {
+      const rnd = mulberry32(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+      const msgs: Message[] = [];
+      let open: string[] = [];
+      let id = 0;
+      const n = 1 + Math.floor(rnd() * 12);
+      for (let i = 0; i < n; i++) {
+        const role = i === 0 ? "user" : pick(["user", "assistant", "assistant"] as const);
+        if (role === "assistant") {
+          const content: Message["content"] = [];
+          if (rnd() < 0.6) content.push({ type: "text", text: rnd() < 0.2 ? "" : `t${i}` });
+          const calls = Math.floor(rnd() * 3);
+          open = [];
+          for (let c = 0; c < calls; c++) {
+            const cid = `id${id++}`;
+            open.push(cid);
+            content.push({ type: "tool_use", id: cid, name: "read", input: {} });
+          }
+          const m: Message = { role, content, ts: i };
+          const r = rnd();
+          if (r < 0.15) m.aborted = true;
+          else if (r < 0.25) m.error_message = "boom";
+          msgs.push(m);
+        } else {
+          const content: Message["content"] = [];
+          // Answer some (or none) of the open calls; aborted/errored turns' calls are answered sometimes too.
+          for (const cid of open) if (rnd() < 0.7) content.push({ type: "tool_result", tool_use_id: cid, content: rnd() < 0.2 ? "" : "ok", is_error: false });
+          open = [];
+          if (rnd() < 0.6 || content.length === 0) content.push({ type: "text", text: rnd() < 0.1 ? "" : `u${i}` });
+          msgs.push({ role, content, ts: i });
+        }
+      }
+      const body = buildAnthropicBody(req(msgs), { cacheControl: false });
+      const wire = body.messages as { role: string; content: { type: string; id?: string; tool_use_id?: string; text?: string }[] }[];
+      for (let i = 0; i < wire.length; i++) {
+        const m = wire[i]!;
+        if (i > 0) expect(m.role === wire[i - 1]!.role).toBe(false);
+        // Every result answers a call of the turn right before it.
+        const prevUses = new Set(i > 0 ? wire[i - 1]!.content.filter((b) => b.type === "tool_use").map((b) => b.id) : []);
+        for (const b of m.content) if (b.type === "tool_result") expect(prevUses.has(b.tool_use_id)).toBe(true);
+        expect(m.content.length).toBeGreaterThan(0);
+        for (const b of m.content) if (b.type === "text") expect(b.text).not.toBe("");
+        const uses = m.content.filter((b) => b.type === "tool_use").map((b) => b.id);
+        if (uses.length > 0) {
+          const next = wire[i + 1];
+          expect(next?.role).toBe("user");
+          const answered = new Set(next!.content.filter((b) => b.type === "tool_result").map((b) => b.tool_use_id));
+          for (const u of uses) expect(answered.has(u)).toBe(true);
+          // Results lead their user turn.
+          const kinds = next!.content.map((b) => b.type);
+          expect(kinds.slice(0, answered.size).every((k) => k === "tool_result")).toBe(true);
+        }
+      }
+      const oa = buildOpenAIChatBody(req(msgs, { model: "gpt-4o", system: undefined })).messages as { role: string; content: unknown; tool_calls?: { id: string }[]; tool_call_id?: string }[];
+      for (let i = 0; i < oa.length; i++) {
+        const m = oa[i]!;
+        if (m.role === "assistant") expect(m.content === null ? (m.tool_calls?.length ?? 0) > 0 : m.content !== "").toBe(true);
+        if (m.role === "tool") {
+          // A tool message follows its assistant's tool_calls or another tool message of the same batch.
+          let j = i - 1;
+          while (j >= 0 && oa[j]!.role === "tool") j--;
+          expect(oa[j]?.tool_calls?.some((c) => c.id === m.tool_call_id)).toBe(true);
+        }
+        if (m.tool_calls !== undefined) {
+          const ids = m.tool_calls.map((c) => c.id);
+          const following = oa.slice(i + 1, i + 1 + ids.length);
+          expect(following.map((f) => [f.role, f.tool_call_id])).toEqual(ids.map((x) => ["tool", x]));
+        }
+      }
+    }
+  });
+});

@@ -124,6 +124,30 @@ describe("Agent.run basics", () => {
     expect(r.status).toBe("done");
   });
 
+  test("a second run while one is in progress gets an error status and leaves the session alone", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const t = new MockTransport([
+      async () => {
+        await gate;
+        return turn.text("first");
+      },
+    ]);
+    const agent = new Agent({ transport: t, model: "m" });
+    const s = newSession("s");
+    const p1 = agent.run(s, { prompt: "one" });
+    expect(agent.isRunning).toBe(true);
+    const r2 = await agent.run(s, { prompt: "two" });
+    expect(r2).toEqual({ status: "error", steps: 0, usage: { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 }, error: "busy: a prompt is running" });
+    release();
+    expect((await p1).status).toBe("done");
+    expect(agent.isRunning).toBe(false);
+    expect(s.messages.map((m) => m.content[0])).toEqual([
+      { type: "text", text: "one" },
+      { type: "text", text: "first" },
+    ]);
+  });
+
   test("the request id of message_start is on the message and on turn_end", async () => {
     const t = new MockTransport([[{ type: "message_start", request_id: "rid-1" }, { type: "text_delta", index: 0, text: "x" }, { type: "message_stop", stop_reason: "end_turn" }]]);
     const agent = new Agent({ transport: t, model: "m" });
@@ -363,7 +387,7 @@ describe("turn retries", () => {
   test("a non-retryable failure is not retried", async () => {
     const t = new MockTransport([
       () => {
-        throw new TransportError("gateway rejected the key (401): check AI_AGENT_KEY", { retryable: false, status: 401, phase: "headers" });
+        throw new TransportError("gateway rejected the key (401): check AI_AGENT_KEY", { retryable: false, status: 401, phase: "headers", requestId: "gw-401" });
       },
       turn.text("never"),
     ]);
@@ -373,6 +397,8 @@ describe("turn retries", () => {
     expect(r.error).toBe("gateway rejected the key (401): check AI_AGENT_KEY");
     expect(t.requests.length).toBe(1);
     expect(s.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+    // The errored record still joins to the gateway's access line.
+    expect(s.messages[1]!.request_id).toBe("gw-401");
   });
 
   test("a Retry-After carried by the error sets the wait (capped at 60 s)", async () => {

@@ -89,6 +89,8 @@ describe("bash tool", () => {
     const { tool } = setup();
     expect(await run(tool, { command: "echo partial; exit 3" })).toEqual({ ok: false, text: "partial\n\nCommand exited with code 3" });
     expect(await run(tool, { command: "exit 7" })).toEqual({ ok: false, text: "Command exited with code 7" });
+    // Killed by a signal it did not get from us: the shell's 128 + signal number.
+    expect(await run(tool, { command: "kill -TERM $$" })).toEqual({ ok: false, text: "Command exited with code 143" });
   });
 
   test("the agent's key, the direct key, the provider keys and AI_POOL_KEY_* are not in the environment", async () => {

@@ -78,6 +78,27 @@ describe("read", () => {
     expect(r.text).toBe(`     1\ta${"€".repeat(1333)}… [line truncated]\n     2\tnext`);
   });
 
+  test("a large file is read in one pass: far offsets, line counts and chunk boundaries are exact", async () => {
+    const { call, put } = setup();
+    // ~2.4 MB of lines with multi-byte characters, so stream chunks end inside lines and inside characters; no
+    // final newline, so the last line is an open one.
+    const n = 200_000;
+    put("big.txt", Array.from({ length: n }, (_, i) => `é${i + 1}€`).join("\n"));
+    expect((await call("read", { path: "big.txt", offset: 150_000, limit: 2 })).text).toBe(
+      `150000\té150000€\n150001\té150001€\n\n[${n - 150_001} more lines in file. Use offset=150002 to continue.]`,
+    );
+    expect((await call("read", { path: "big.txt", offset: n })).text).toBe(`200000\té200000€`);
+    expect(await call("read", { path: "big.txt", offset: n + 1 })).toEqual({ ok: false, text: `Offset ${n + 1} is beyond end of file (${n} lines total)` });
+    const first = await call("read", { path: "big.txt", limit: 1 });
+    expect(first.text).toBe(`     1\té1€\n\n[${n - 1} more lines in file. Use offset=2 to continue.]`);
+  });
+
+  test("a single line of megabytes comes back clipped, and the lines after it still count", async () => {
+    const { call, put } = setup();
+    put("one.txt", "€".repeat(1_000_000) + "\nend");
+    expect((await call("read", { path: "one.txt" })).text).toBe(`     1\t${"€".repeat(1333)}… [line truncated]\n     2\tend`);
+  });
+
   test("errors: missing file, offset past the end, binary; an empty file says (empty file)", async () => {
     const { call, put } = setup();
     expect(await call("read", { path: "nope.txt" })).toEqual({ ok: false, text: "File not found: nope.txt" });
@@ -87,6 +108,15 @@ describe("read", () => {
     expect(await call("read", { path: "bin.dat" })).toEqual({ ok: false, text: "Binary file: bin.dat (5 bytes)" });
     put("empty.txt", "");
     expect(await call("read", { path: "empty.txt" })).toMatchObject({ ok: true, text: "(empty file)" });
+  });
+
+  test("a FIFO is refused rather than read (it would block)", async () => {
+    const { call, root, put } = setup();
+    expect(Bun.spawnSync(["mkfifo", join(root, "pipe")]).exitCode).toBe(0);
+    expect(await call("read", { path: "pipe" })).toEqual({ ok: false, text: "Not a regular file: pipe" });
+    expect(await call("edit", { path: "pipe", oldText: "a", newText: "b" })).toEqual({ ok: false, text: "Not a regular file: pipe" });
+    put("a.txt", "needle\n");
+    expect(await call("grep", { pattern: "needle" })).toMatchObject({ ok: true, text: "a.txt:1: needle" });
   });
 
   test("images are sniffed by magic bytes and come back as base64 image blocks", async () => {

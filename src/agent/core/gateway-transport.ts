@@ -165,7 +165,7 @@ export class GatewayTransport implements ModelTransport {
       } catch (e) {
         cleanup();
         if (signal.aborted) throw abortError();
-        const why = idleFired ? `no answer within ${Math.round(this.idleMs / 1000)} s` : this.redact(e instanceof Error ? e.message : String(e));
+        const why = idleFired ? `no answer within ${span(this.idleMs)}` : this.redact(e instanceof Error ? e.message : String(e));
         if (retry < this.maxRetries) {
           await this.sleep(this.backoff(retry + 1, undefined), signal);
           continue;
@@ -206,7 +206,7 @@ export class GatewayTransport implements ModelTransport {
             chunk = await reader.read();
           } catch (e) {
             if (signal.aborted) throw abortError();
-            if (idleFired) throw new TransportError(`stream idle for ${Math.round(this.idleMs / 1000)} s`, withId({ retryable: true, phase: "stream" }, requestId));
+            if (idleFired) throw new TransportError(`stream idle for ${span(this.idleMs)}`, withId({ retryable: true, phase: "stream" }, requestId));
             throw new TransportError(`stream failed: ${this.redact(e instanceof Error ? e.message : String(e))}`, withId({ retryable: true, phase: "stream" }, requestId));
           }
           if (chunk.done) break;
@@ -243,6 +243,10 @@ export class GatewayTransport implements ModelTransport {
     if (asked !== undefined) return Math.min(asked, RETRY_AFTER_CAP_MS);
     return Math.min(BACKOFF_BASE_MS * 2 ** (n - 1), BACKOFF_CAP_MS);
   }
+}
+
+function span(ms: number): string {
+  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 function withId(opts: TransportErrorOptions, requestId: string | undefined): TransportErrorOptions {

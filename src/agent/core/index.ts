@@ -14,3 +14,12 @@ export type { ModelRequest, ModelTransport, TransportErrorOptions } from "./tran
 export type { AgentEvent, StreamEvent, RunStatus } from "./events.ts";
 export { emptyUsage } from "./types.ts";
 export type { ContentBlock, ImageSource, JsonSchema, Message, StopReason, ToolDef, Usage } from "./types.ts";
+export { GatewayTransport, retryAfterMs } from "./gateway-transport.ts";
+export type { GatewayTransportOptions } from "./gateway-transport.ts";
+export { dialectFor, dialect, ANTHROPIC, OPENAI_CHAT } from "./dialects/index.ts";
+export type { Dialect, DialectName, StreamDecoder } from "./dialects/index.ts";
+export { AnthropicDecoder, buildAnthropicBody } from "./dialects/anthropic.ts";
+export { OpenAIChatDecoder, buildOpenAIChatBody } from "./dialects/openai-chat.ts";
+export { prepareMessages, NO_CONTENT_TEXT, NO_RESULT_TEXT } from "./dialects/hygiene.ts";
+export { SseFramer } from "./sse.ts";
+export type { SseRecord } from "./sse.ts";

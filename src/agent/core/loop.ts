@@ -195,6 +195,7 @@ export class Agent {
   toolChoice: ModelRequest["tool_choice"];
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly now: () => number;
+  private running = false;
 
   constructor(opts: AgentOptions) {
     this.transport = opts.transport;
@@ -217,6 +218,11 @@ export class Agent {
     this.toolChoice = opts.toolChoice;
     this.sleep = opts.sleep ?? abortableSleep;
     this.now = opts.now ?? Date.now;
+  }
+
+  /** True while a run is in progress. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   /** The tools advertised now. */
@@ -256,9 +262,17 @@ export class Agent {
     };
     const state: RunState = { steps: 0, usage: emptyUsage(), stop: undefined };
     emit({ kind: "agent_start" });
+    if (this.running) {
+      // One run at a time per agent (its model and tool set are shared state); the caller gets a status, not a throw.
+      const error = "busy: a prompt is running";
+      emit({ kind: "error", message: error });
+      emit({ kind: "agent_end", steps: 0, status: "error" });
+      return { status: "error", steps: 0, usage: state.usage, error };
+    }
+    this.running = true;
     let result: RunResult;
     try {
-      result = await this.runSteps(session, signal, steering, emit, opts.prompt, state);
+      result = await this.runSteps(session, signal, steering, emit, opts.prompt, state, onEvent);
     } catch (e) {
       // Only a bug or a persistence hook that throws lands here; it still ends as a status, never an exception.
       const message = errorMessage(e);
@@ -271,6 +285,7 @@ export class Agent {
       steering.clearRunScoped();
     }
     if (state.stop !== undefined) result.stop_reason = state.stop;
+    this.running = false;
     emit({ kind: "agent_end", steps: result.steps, status: result.status });
     return result;
   }
@@ -293,6 +308,7 @@ export class Agent {
     emit: (e: AgentEvent) => void,
     prompt: string | QueuedMessage | undefined,
     state: RunState,
+    onEvent: ((e: AgentEvent) => void) | undefined,
   ): Promise<RunResult> {
     const end = (status: RunStatus, error?: string): RunResult => {
       if (error !== undefined) emit({ kind: "error", message: error });
@@ -354,7 +370,7 @@ export class Agent {
       }
 
       // 4. Stream the turn, retrying a retryable failure with a fresh accumulator.
-      const streamed = await this.streamTurn(req, signal, step, emit);
+      const streamed = await this.streamTurn(req, signal, step, emit, onEvent !== undefined);
       if (streamed.kind === "aborted") {
         const partial = streamed.acc.finish(req.model, this.now()).message;
         partial.aborted = true;
@@ -365,6 +381,7 @@ export class Agent {
       if (streamed.kind === "error") {
         const partial = streamed.acc.finish(req.model, this.now()).message;
         partial.error_message = streamed.message;
+        if (partial.request_id === undefined && streamed.requestId !== undefined) partial.request_id = streamed.requestId;
         delete partial.stop_reason;
         this.pushTurn(session, partial, state);
         return end("error", streamed.message);
@@ -462,13 +479,14 @@ export class Agent {
     signal: AbortSignal,
     step: number,
     emit: (e: AgentEvent) => void,
-  ): Promise<{ kind: "ok" | "aborted"; acc: Accumulator } | { kind: "error"; acc: Accumulator; message: string }> {
+    listening: boolean,
+  ): Promise<{ kind: "ok" | "aborted"; acc: Accumulator } | { kind: "error"; acc: Accumulator; message: string; requestId?: string }> {
     for (let attempt = 0; ; attempt++) {
       const acc = new Accumulator();
       try {
         for await (const ev of this.transport.stream(req, signal)) {
           acc.push(ev);
-          emit(streamEvent(ev));
+          if (listening) emit(streamEvent(ev)); // no per-delta allocation when nobody listens
         }
         if (signal.aborted) return { kind: "aborted", acc };
         return { kind: "ok", acc };
@@ -476,7 +494,10 @@ export class Agent {
         if (isAbort(e, signal)) return { kind: "aborted", acc };
         const message = errorMessage(e);
         const retryable = e instanceof TransportError && e.opts.retryable;
-        if (!retryable || attempt >= this.midStreamRetries) return { kind: "error", acc, message };
+        if (!retryable || attempt >= this.midStreamRetries) {
+          const requestId = e instanceof TransportError ? e.opts.requestId : undefined;
+          return requestId === undefined ? { kind: "error", acc, message } : { kind: "error", acc, message, requestId };
+        }
         const asked = e.opts.retryAfterMs;
         const delay = asked !== undefined ? Math.min(Math.max(0, asked), RETRY_AFTER_CAP_MS) : Math.min(this.retryBaseMs * 2 ** attempt, this.retryMaxMs);
         emit({ kind: "turn_retry", step, attempt: attempt + 1, delay_ms: delay, message });
@@ -572,8 +593,10 @@ export class Agent {
           if (results[index] !== undefined) return;
           emit(details === undefined ? { kind: "tool_progress", id: call.id, name: call.name, snapshot } : { kind: "tool_progress", id: call.id, name: call.name, snapshot, details });
         });
-        r = { text: out.text, is_error: false, terminate: out.terminate === true };
-        if (out.images !== undefined) r.images = out.images;
+        // A tool that breaks its contract (no output object, no text) still yields a well-formed result.
+        const text = typeof out?.text === "string" ? out.text : String(out?.text ?? "");
+        r = { text, is_error: false, terminate: out?.terminate === true };
+        if (Array.isArray(out?.images) && out.images.length > 0) r.images = out.images;
       } catch (e) {
         r = { text: errorMessage(e), is_error: true, terminate: false };
       }

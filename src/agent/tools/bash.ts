@@ -6,6 +6,7 @@
 
 import { existsSync } from "node:fs";
 import { constants as osConstants } from "node:os";
+import { basename } from "node:path";
 import { ToolError, type Tool } from "../core/tool.ts";
 import { optNum, str } from "./args.ts";
 import { OutputAccumulator } from "./output-accumulator.ts";
@@ -70,7 +71,7 @@ export function bashTool(ws: Workspace, opts: BashOptions = {}): Tool {
   return {
     name: "bash",
     description:
-      `Run a shell command (${"bash -c"}) in the workspace root and return its combined stdout and stderr ` +
+      `Run a shell command (\`${basename(shell())} -c\`) in the workspace root and return its combined stdout and stderr ` +
       `(the last 2000 lines or 50KB; the full output is saved to a file named in the result when it is longer). ` +
       `The command runs with no stdin, is killed with its whole process group after \`timeout\` seconds ` +
       `(default ${defaultTimeout}), and a non-zero exit code is an error. It is not confined to the workspace: it ` +
@@ -121,6 +122,8 @@ async function runCommand(
     exitHookInstalled = true;
     process.on("exit", killAllToolProcesses);
   }
+  // Forget groups whose last member is gone, so that a later kill cannot reach a new group that reused the id.
+  for (const g of liveGroups) if (!groupAlive(g)) liveGroups.delete(g);
   const acc = new OutputAccumulator({ tmpDir: opts.tmpDir });
   onProgress("");
   let proc;
@@ -183,6 +186,7 @@ async function runCommand(
 
   try {
     await proc.exited;
+    clearTimeout(timer); // finished in time: the grace below is ours, not the command's
     // Output written just before exit, or by children that outlive the shell, may still be in the pipes.
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     const grace = new Promise<void>((res) => (graceTimer = setTimeout(res, POST_EXIT_GRACE_MS)));
@@ -202,7 +206,7 @@ async function runCommand(
   acc.close();
   const details = s.truncation ? { truncation: s.truncation, full_output_path: s.fullOutputPath } : {};
   onProgress(s.notice ? `${s.text}\n\n${s.notice}` : s.text, details);
-  let text = s.text === "" && !s.notice ? "" : s.text;
+  let text = s.text;
   if (s.notice) text = text === "" ? s.notice : `${text}\n\n${s.notice}`;
 
   const prefix = text === "" ? "" : `${text}\n\n`;

@@ -76,7 +76,7 @@ function foldChar(c: string): string {
  * (`map[norm.length]` = text.length). Per code point rather than per string so the offsets map back exactly; the
  * old text is folded the same way, so both sides agree. */
 export function fuzzyFold(text: string): { norm: string; map: number[] } {
-  let norm = "";
+  const parts: string[] = [];
   const map: number[] = [];
   let lineStart = 0;
   while (lineStart <= text.length) {
@@ -85,21 +85,30 @@ export function fuzzyFold(text: string): { norm: string; map: number[] } {
     if (last) lineEnd = text.length;
     let end = lineEnd;
     while (end > lineStart && WS.test(text[end - 1]!)) end--; // trailing whitespace of the line
-    for (let i = lineStart; i < end; ) {
-      const cp = text.codePointAt(i)!;
-      const len = cp > 0xffff ? 2 : 1;
+    let i = lineStart;
+    while (i < end) {
+      // ASCII is its own NFKC form and none of the folded characters is ASCII: copy such runs whole.
+      let j = i;
+      while (j < end && text.charCodeAt(j) < 0x80) j++;
+      if (j > i) {
+        parts.push(text.slice(i, j));
+        for (let k = i; k < j; k++) map.push(k);
+        i = j;
+        continue;
+      }
+      const len = text.codePointAt(i)! > 0xffff ? 2 : 1;
       const f = foldChar(text.slice(i, i + len));
-      norm += f;
+      parts.push(f);
       for (let k = 0; k < f.length; k++) map.push(i);
       i += len;
     }
     if (last) break;
-    norm += "\n";
+    parts.push("\n");
     map.push(lineEnd);
     lineStart = lineEnd + 1;
   }
   map.push(text.length);
-  return { norm, map };
+  return { norm: parts.join(""), map };
 }
 
 export function fuzzyNormalize(text: string): string {
@@ -321,6 +330,7 @@ export function editTool(ws: Workspace): Tool {
       try {
         st1 = statSync(abs);
         if (st1.isDirectory()) throw new ToolError(`Not a file: ${shown} (a directory)`);
+        if (!st1.isFile()) throw new ToolError(`Not a regular file: ${shown}`);
         if (st1.size > MAX_EDIT_BYTES) throw new ToolError(`${shown} is too large to edit (${formatSize(st1.size)}; limit ${formatSize(MAX_EDIT_BYTES)})`);
         // Read after the stat: a change made from here until the rename moves the mtime the guard compares.
         bytes = Buffer.from(await Bun.file(abs).bytes());

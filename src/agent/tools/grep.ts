@@ -55,8 +55,9 @@ export function grepTool(ws: Workspace): Tool {
   return {
     name: "grep",
     description:
-      "Search file contents for a pattern. The pattern is a JavaScript RegExp (not PCRE or POSIX: no lookbehind " +
-      "limits, `\\d`, `\\b`, `(?:…)` work; no inline flags like `(?i)`, use ignoreCase). Searches the files under " +
+      "Search file contents for a pattern. The pattern is a JavaScript RegExp (ECMAScript syntax: `\\d`, `\\b`, " +
+      "`(?:…)`, lookahead and lookbehind work; inline flags such as `(?i)` do not, use ignoreCase), matched against " +
+      "each line on its own. Searches the files under " +
       "path (default the workspace root), honouring .gitignore, including hidden files, skipping binaries. " +
       "Output: `path:line: text` for matches, `path-line- text` for context lines; sorted by path; at most limit " +
       `matches (default ${GREP_DEFAULT_LIMIT}).`,
@@ -118,7 +119,8 @@ export function grepTool(ws: Workspace): Tool {
         if (limitReached) break;
         let bytes: Uint8Array;
         try {
-          if (statSync(f.abs).size > GREP_MAX_FILE_BYTES) continue;
+          const st = statSync(f.abs);
+          if (!st.isFile() || st.size > GREP_MAX_FILE_BYTES) continue; // a FIFO would block; a device never ends
           bytes = await Bun.file(f.abs).bytes();
         } catch {
           continue; // vanished or unreadable

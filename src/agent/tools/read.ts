@@ -55,6 +55,8 @@ export function readTool(ws: Workspace): Tool {
       try {
         const st = statSync(abs);
         if (st.isDirectory()) throw new ToolError(`Not a file: ${shown} (a directory; use ls)`);
+        // A FIFO or a device would block the read or never end.
+        if (!st.isFile()) throw new ToolError(`Not a regular file: ${shown}`);
         size = st.size;
       } catch (e) {
         if (e instanceof ToolError) throw e;
@@ -65,7 +67,7 @@ export function readTool(ws: Workspace): Tool {
       const mime = sniffImage(head.subarray(0, 16));
       if (mime !== undefined) return readImage(abs, size, mime);
       if (head.includes(0)) throw new ToolError(`Binary file: ${shown} (${size} bytes)`);
-      return { text: formatText(await file.text(), offset, limit) };
+      return { text: await readLines(abs, offset, limit) };
     },
   };
 }
@@ -80,46 +82,118 @@ async function readImage(abs: string, size: number, mime: string) {
   return { text: `Read image file [${mime}]`, images: [image] };
 }
 
-/** The numbered text of lines offset.. of `content`, with the continuation notice. */
-export function formatText(content: string, offset: number | undefined, limit: number | undefined): string {
-  if (content === "") {
-    if (offset !== undefined && offset > 1) throw new ToolError(`Offset ${offset} is beyond end of file (0 lines total)`);
-    return "(empty file)";
+/** The numbered lines of one read call, fed line by line so that a file of any size is read in one pass holding
+ * only the lines it shows: each line clipped at 4000 bytes, at most `limit` (≤ 2000) lines and 51,200 bytes. */
+class LineWindow {
+  private readonly start: number;
+  private readonly maxLines: number;
+  private readonly out: string[] = [];
+  private bytes = 0;
+  private full = false;
+  private byBytes = false;
+  /** Lines seen so far (= the file's line count once fed to the end). */
+  total = 0;
+  /** 1-based number of the last line shown. */
+  last = 0;
+
+  constructor(
+    private readonly offset: number | undefined,
+    private readonly limit: number | undefined,
+  ) {
+    this.start = (offset ?? 1) - 1;
+    this.maxLines = Math.min(limit ?? DEFAULT_MAX_LINES, DEFAULT_MAX_LINES);
   }
-  const lines = content.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop(); // a final newline ends the last line
-  const total = lines.length;
-  const start = (offset ?? 1) - 1;
-  if (start >= total) throw new ToolError(`Offset ${offset} is beyond end of file (${total} lines total)`);
-  const maxLines = Math.min(limit ?? DEFAULT_MAX_LINES, DEFAULT_MAX_LINES);
-  const out: string[] = [];
-  let bytes = 0;
-  let byBytes = false;
-  let i = start;
-  for (; i < total && out.length < maxLines; i++) {
-    let text = lines[i]!;
-    if (text.endsWith("\r")) text = text.slice(0, -1);
+
+  /** True once the window is complete (later lines are only counted). */
+  get done(): boolean {
+    return this.full;
+  }
+
+  line(raw: string): void {
+    const i = this.total++;
+    if (this.full || i < this.start) return;
+    let text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (byteLength(text) > READ_MAX_LINE_BYTES) text = headBytes(text, READ_MAX_LINE_BYTES) + "… [line truncated]";
     const line = String(i + 1).padStart(6) + "\t" + text;
-    const add = byteLength(line) + (out.length > 0 ? 1 : 0);
-    if (bytes + add > DEFAULT_MAX_BYTES) {
-      byBytes = true;
-      break;
+    const add = byteLength(line) + (this.out.length > 0 ? 1 : 0);
+    if (this.bytes + add > DEFAULT_MAX_BYTES) {
+      this.byBytes = true;
+      this.full = true;
+      return;
     }
-    bytes += add;
-    out.push(line);
+    this.bytes += add;
+    this.out.push(line);
+    this.last = i + 1;
+    if (this.out.length >= this.maxLines) this.full = true;
   }
-  const last = i; // 1-based number of the last line shown
-  let text = out.join("\n");
-  if (last < total) {
-    const a = start + 1;
-    if (byBytes) {
-      text += `\n\n[Showing lines ${a}-${last} of ${total} (${formatSize(DEFAULT_MAX_BYTES)} limit). Use offset=${last + 1} to continue.]`;
-    } else if (limit !== undefined && limit <= DEFAULT_MAX_LINES) {
-      text += `\n\n[${total - last} more lines in file. Use offset=${last + 1} to continue.]`;
-    } else {
-      text += `\n\n[Showing lines ${a}-${last} of ${total}. Use offset=${last + 1} to continue.]`;
+
+  finish(): string {
+    if (this.total === 0) {
+      if (this.offset !== undefined && this.offset > 1) throw new ToolError(`Offset ${this.offset} is beyond end of file (0 lines total)`);
+      return "(empty file)";
+    }
+    if (this.start >= this.total) throw new ToolError(`Offset ${this.offset} is beyond end of file (${this.total} lines total)`);
+    let text = this.out.join("\n");
+    const { last, total } = this;
+    if (last < total) {
+      const a = this.start + 1;
+      if (this.byBytes) {
+        text += `\n\n[Showing lines ${a}-${last} of ${total} (${formatSize(DEFAULT_MAX_BYTES)} limit). Use offset=${last + 1} to continue.]`;
+      } else if (this.limit !== undefined && this.limit <= DEFAULT_MAX_LINES) {
+        text += `\n\n[${total - last} more lines in file. Use offset=${last + 1} to continue.]`;
+      } else {
+        text += `\n\n[Showing lines ${a}-${last} of ${total}. Use offset=${last + 1} to continue.]`;
+      }
+    }
+    return text;
+  }
+}
+
+/** The numbered text of lines offset.. of `content`, with the continuation notice. */
+export function formatText(content: string, offset: number | undefined, limit: number | undefined): string {
+  const w = new LineWindow(offset, limit);
+  const lines = content.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop(); // a final newline ends the last line
+  for (const l of lines) w.line(l);
+  return w.finish();
+}
+
+/** Streams `abs` through a LineWindow. A line is held only up to what the window needs: past 4001 characters (at
+ * least 4001 bytes, so it will be clipped anyway) the rest of it is only scanned for its end. */
+async function readLines(abs: string, offset: number | undefined, limit: number | undefined): Promise<string> {
+  const w = new LineWindow(offset, limit);
+  const decoder = new TextDecoder();
+  let carry = "";
+  let longLine = false;
+  const HOLD = READ_MAX_LINE_BYTES + 1;
+  for await (const chunk of Bun.file(abs).stream()) {
+    if (w.done) {
+      // Only counting now: LFs in raw bytes, no decoding.
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+        w.line("");
+        carry = "";
+      }
+      const tail = chunk.length - 1 - chunk.lastIndexOf(10);
+      if (tail > 0) carry = "x"; // an open last line still counts as a line
+      continue;
+    }
+    const text = decoder.decode(chunk, { stream: true });
+    let from = 0;
+    for (let lf = text.indexOf("\n"); lf !== -1; lf = text.indexOf("\n", from)) {
+      w.line(longLine ? carry : carry + text.slice(from, lf));
+      carry = "";
+      longLine = false;
+      from = lf + 1;
+    }
+    if (!longLine) {
+      carry += text.slice(from);
+      if (carry.length > HOLD) {
+        carry = carry.slice(0, HOLD);
+        longLine = true;
+      }
     }
   }
-  return text;
+  if (!w.done) carry += longLine ? "" : decoder.decode();
+  if (carry !== "") w.line(carry);
+  return w.finish();
 }

@@ -87,12 +87,14 @@ function offer(e: WalkEntry, s: WalkState): boolean {
 /** NUL-separated paths relative to `root` when `root` is inside a git work tree, else undefined. */
 async function gitList(root: string): Promise<string[] | undefined> {
   try {
-    const probe = Bun.spawnSync(["git", "-C", root, "rev-parse", "--is-inside-work-tree"], {
+    // Async spawns: tools of one batch run side by side, and a sync spawn would stall the others.
+    const probe = Bun.spawn(["git", "-C", root, "rev-parse", "--is-inside-work-tree"], {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "ignore",
     });
-    if (probe.exitCode !== 0 || probe.stdout.toString().trim() !== "true") return undefined;
+    const inside = (await new Response(probe.stdout).text()).trim();
+    if ((await probe.exited) !== 0 || inside !== "true") return undefined;
     const proc = Bun.spawn(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
       stdin: "ignore",
       stdout: "pipe",

@@ -19,42 +19,54 @@ function meaningful(content: readonly ContentBlock[]): boolean {
 
 /**
  * A copy of `messages` fit to send: aborted or errored assistant turns and empty messages become "(no content)"
- * (the slot is kept so roles still alternate); every tool_use left without a result gets a synthetic error result,
- * in the next user message (at its front) or in a user message inserted for it. Messages that need no change are
- * shared, not copied.
+ * (the slot is kept so roles still alternate); every tool_use gets its result in the very next user message, in call
+ * order (a synthetic error result when none was recorded; a user message is inserted when none follows), and a
+ * tool_result whose call is not in the turn before it (its turn was blanked, or the history was edited) becomes
+ * text, since both providers reject such a result. Messages that need no change are shared, not copied.
  */
 export function prepareMessages(messages: readonly Message[]): Message[] {
   const out: Message[] = [];
-  for (let i = 0; i < messages.length; i++) {
-    let m = messages[i]!;
-    if (m.role === "assistant" && (m.aborted === true || m.error_message !== undefined || !meaningful(m.content))) {
-      m = { ...m, content: NO_CONTENT.slice() };
-    } else if (m.role === "user" && !meaningful(m.content)) {
-      m = { ...m, content: NO_CONTENT.slice() };
+  /** The tool_use ids of the assistant turn just emitted, waiting for their results. */
+  let uses: string[] | undefined;
+  for (const raw of messages) {
+    if (raw.role === "assistant") {
+      if (uses !== undefined) out.push({ role: "user", content: uses.map(synthetic), ts: raw.ts });
+      const blank = raw.aborted === true || raw.error_message !== undefined || !meaningful(raw.content);
+      const m = blank ? { ...raw, content: NO_CONTENT.slice() } : raw;
+      out.push(m);
+      uses = undefined;
+      for (const b of m.content) if (b.type === "tool_use") (uses ??= []).push(b.id);
+      continue;
     }
-    out.push(m);
-    if (m.role !== "assistant") continue;
-    let ids: string[] | undefined;
-    for (const b of m.content) if (b.type === "tool_use") (ids ??= []).push(b.id);
-    if (ids === undefined) continue;
-    const next = messages[i + 1];
-    const answered = new Set<string>();
-    if (next !== undefined && next.role === "user") {
-      for (const b of next.content) if (b.type === "tool_result") answered.add(b.tool_use_id);
-    }
-    const missing: ContentBlock[] = [];
-    for (const id of ids) {
-      if (!answered.has(id)) missing.push({ type: "tool_result", tool_use_id: id, content: NO_RESULT_TEXT, is_error: true });
-    }
-    if (missing.length === 0) continue;
-    if (next !== undefined && next.role === "user") {
-      // Fold the synthetic results into the next user message, ahead of its own blocks.
-      const base = meaningful(next.content) ? next.content : [];
-      out.push({ ...next, content: [...missing, ...base] });
-      i++;
-    } else {
-      out.push({ role: "user", content: missing, ts: m.ts });
+    out.push(fixUser(raw, uses));
+    uses = undefined;
+  }
+  if (uses !== undefined) out.push({ role: "user", content: uses.map(synthetic), ts: out[out.length - 1]!.ts });
+  return out;
+}
+
+function synthetic(id: string): ContentBlock {
+  return { type: "tool_result", tool_use_id: id, content: NO_RESULT_TEXT, is_error: true };
+}
+
+function fixUser(m: Message, uses: readonly string[] | undefined): Message {
+  let hasResults = false;
+  for (const b of m.content) if (b.type === "tool_result") hasResults = true;
+  if (uses === undefined && !hasResults) return meaningful(m.content) ? m : { ...m, content: NO_CONTENT.slice() };
+  const byId = new Map<string, ContentBlock>();
+  const rest: ContentBlock[] = [];
+  for (const b of m.content) {
+    if (b.type === "tool_result") {
+      if (uses !== undefined && uses.includes(b.tool_use_id) && !byId.has(b.tool_use_id)) byId.set(b.tool_use_id, b);
+      else rest.push({ type: "text", text: `(result of an earlier tool call ${b.tool_use_id}${b.is_error ? ", an error" : ""})\n${b.content}` });
+    } else if (b.type !== "text" || b.text !== "") {
+      rest.push(b);
     }
   }
-  return out;
+  const content: ContentBlock[] = [];
+  for (const id of uses ?? []) content.push(byId.get(id) ?? synthetic(id));
+  for (const b of rest) content.push(b);
+  if (content.length === 0) return { ...m, content: NO_CONTENT.slice() };
+  if (content.length === m.content.length && content.every((b, i) => b === m.content[i])) return m;
+  return { ...m, content };
 }
