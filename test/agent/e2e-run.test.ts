@@ -113,13 +113,15 @@ describe.each(["openai", "anthropic"] as const)("run, %s dialect", (dialect) => 
   const mock = (): MockProvider => world.mockFor(dialect);
 
   test("edits a file through read and edit, with only the pool key upstream and each turn's usage equal to the gateway's", async () => {
-    const ws = workspace({ "a.txt": "hello\nworld\n" });
+    const ws = workspace({ "a.txt": "hello\nworld\n", "AGENTS.md": "Project rule: keep edits minimal.\n" });
     const sessionPath = join(makeTempDir(), "s.jsonl");
     mock().queue({ kind: "sse", events: s.tools([{ id: "call_read1", name: "read", args: { path: "a.txt" } }], { usage: { input: 40, output: 9, cacheRead: 8 } }) });
     mock().queue({ kind: "sse", events: s.tools([{ id: "call_edit1", name: "edit", args: { path: "a.txt", edits: [{ oldText: "world", newText: "there" }] } }], { usage: { input: 55, output: 14 } }) });
     mock().queue({ kind: "sse", events: s.text("done", { input: 70, output: 2 }) });
-    const r = await runAgent({ args: ["run", "--session-file", sessionPath, "change world to there in a.txt"], env: world.env({ AI_AGENT_MODEL: s.model }), cwd: ws });
+    const r = await runAgent({ args: ["run", "--verbose", "--session-file", sessionPath, "change world to there in a.txt"], env: world.env({ AI_AGENT_MODEL: s.model }), cwd: ws });
     expect(r.stderr).toMatch(/\[done in 3 step\(s\); 165 in \/ 25 out tokens\]\n$/);
+    expect(r.stderr).toContain("[tool: read ok]      1\thello⏎");
+    expect(r.stderr).toContain("[tool: edit ok] Successfully replaced 1 block(s) in a.txt.");
     expect(r.code).toBe(0);
     expect(readFileSync(join(ws, "a.txt"), "utf8")).toBe("hello\nthere\n");
     expect(r.stdout).toContain("[tool: read]");
@@ -133,6 +135,11 @@ describe.each(["openai", "anthropic"] as const)("run, %s dialect", (dialect) => 
     expect(resultsIn(mock(), 2, dialect)[0]?.text).toContain("Successfully replaced 1 block(s) in a.txt.");
     for (const req of mock().requests) {
       const body = req.json as Json;
+      // The system prompt: the base text, the workspace, and AGENTS.md under Project Context.
+      const system = dialect === "openai" ? String(((body["messages"] as Json[])[0] as Json)["content"]) : ((body["system"] as Json[]) ?? []).map((b) => String(b["text"])).join("");
+      expect(system).toStartWith("You are the Beyond coding agent.");
+      expect(system).toContain("# Project Context");
+      expect(system).toContain("Project rule: keep edits minimal.");
       expect(body["model"]).toBe(s.model);
       expect(body["stream"]).toBe(true);
       if (dialect === "openai") {
@@ -328,6 +335,13 @@ describe("run, limits and exit codes", () => {
     const msgs = (world.openaiMock.requests[2]?.json as Json)["messages"] as Json[];
     expect(msgs.map((m) => m["role"])).toEqual(["system", "user", "assistant", "tool", "assistant", "tool", "user"]);
     expect(msgs[msgs.length - 1]?.["content"]).toBe("go on");
+  });
+
+  test("a refusal ends the run with exit 4", async () => {
+    world.anthropicMock.queue({ kind: "sse", events: anthropicText("I can't help with that.", undefined, undefined, "refusal") });
+    const r = await runAgent({ args: ["run", "--json", "do something bad"], env: world.env({ AI_AGENT_MODEL: "claude-test" }), cwd: workspace() });
+    expect(r.code).toBe(4);
+    expect(r.frames[r.frames.length - 1]).toMatchObject({ type: "result", status: "refused", steps: 1 });
   });
 
   test("a 503 before the first byte is retried and the run succeeds quietly", async () => {
