@@ -49,10 +49,19 @@ export function stdoutSink(line: string): Promise<void> {
   });
 }
 
-/** Splits a byte stream on LF (0x0A) only, decoding each whole line as UTF-8 and dropping a trailing CR. */
-export async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+/** The longest command line serve reads (a prompt with a few images at the 4.5 MiB image budget fits easily); a
+ * longer one is answered with an error and skipped, so a runaway client cannot grow the agent's memory without end. */
+export const MAX_LINE_BYTES = 32 * 1024 * 1024;
+
+/** What jsonLines yields for a line over the cap (its bytes are dropped up to the next LF). */
+export const LINE_TOO_LONG = Symbol("line too long");
+
+/** Splits a byte stream on LF (0x0A) only, decoding each whole line as UTF-8 and dropping a trailing CR. A line over
+ * `maxBytes` yields LINE_TOO_LONG once and is skipped. */
+export async function* jsonLines(stream: ReadableStream<Uint8Array>, maxBytes = MAX_LINE_BYTES): AsyncGenerator<string | typeof LINE_TOO_LONG> {
   const decoder = new TextDecoder();
   let pending: Uint8Array = new Uint8Array(0);
+  let skipping = false;
   for await (const chunk of stream) {
     let buf: Uint8Array = chunk;
     if (pending.byteLength > 0) {
@@ -62,12 +71,19 @@ export async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGener
     }
     let start = 0;
     for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, start)) {
-      yield decoder.decode(buf.subarray(start, i)).replace(/\r$/, "");
+      if (skipping) skipping = false;
+      else if (i - start > maxBytes) yield LINE_TOO_LONG;
+      else yield decoder.decode(buf.subarray(start, i)).replace(/\r$/, "");
       start = i + 1;
     }
-    pending = buf.slice(start);
+    pending = skipping ? new Uint8Array(0) : buf.slice(start);
+    if (pending.byteLength > maxBytes) {
+      yield LINE_TOO_LONG;
+      skipping = true;
+      pending = new Uint8Array(0);
+    }
   }
-  if (pending.byteLength > 0) yield decoder.decode(pending).replace(/\r$/, "");
+  if (pending.byteLength > 0 && !skipping) yield decoder.decode(pending).replace(/\r$/, "");
 }
 
 class CommandError extends Error {}
@@ -139,7 +155,11 @@ export class Server {
   }
 
   /** One input line. Never throws: every problem becomes an error response. */
-  handleLine(line: string): void {
+  handleLine(line: string | typeof LINE_TOO_LONG): void {
+    if (line === LINE_TOO_LONG) {
+      void this.respond(undefined, "parse", false, { error: `line too long (over ${MAX_LINE_BYTES} bytes); skipped` });
+      return;
+    }
     if (line.trim() === "") return;
     let cmd: unknown;
     try {
@@ -360,12 +380,18 @@ export async function serve(rt: Runtime, stop: Promise<void>): Promise<void> {
   console.log = toErr;
   console.info = toErr;
   console.debug = toErr;
+  // A client that went away (EPIPE) is the end of the session, not a crash: stop as on end of stdin.
+  let clientGone!: () => void;
+  const gone = new Promise<void>((resolve) => {
+    clientGone = resolve;
+  });
+  process.stdout.on("error", () => clientGone());
   const out = new FrameWriter(stdoutSink);
   const server = new Server(rt, out);
   await server.ready();
   const reading = (async () => {
     for await (const line of jsonLines(Bun.stdin.stream())) server.handleLine(line);
   })();
-  await Promise.race([reading, stop]);
+  await Promise.race([reading, stop, gone]);
   await server.shutdown();
 }

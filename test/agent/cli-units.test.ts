@@ -2,7 +2,7 @@
 // (LF only, CR stripped, UTF-8 split across chunks, U+2028 kept inside a line) and frame writer (order, escaping).
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_GATEWAY_URL, DEFAULT_MODEL, MISSING_KEY_MESSAGE, parseConfig, UsageError } from "../../src/agent/config.ts";
-import { FrameWriter, jsonLines } from "../../src/agent/serve.ts";
+import { FrameWriter, jsonLines, LINE_TOO_LONG } from "../../src/agent/serve.ts";
 
 const KEY = "bai_v1.1.AAAA.BBBB";
 const env = { AI_AGENT_KEY: KEY };
@@ -92,9 +92,9 @@ function streamOf(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   });
 }
 
-async function collect(chunks: Uint8Array[]): Promise<string[]> {
-  const out: string[] = [];
-  for await (const l of jsonLines(streamOf(chunks))) out.push(l);
+async function collect(chunks: Uint8Array[], max?: number): Promise<Array<string | typeof LINE_TOO_LONG>> {
+  const out: Array<string | typeof LINE_TOO_LONG> = [];
+  for await (const l of jsonLines(streamOf(chunks), max)) out.push(l);
   return out;
 }
 
@@ -107,6 +107,14 @@ describe("serve framing", () => {
       expect(await collect([bytes.subarray(0, cut), bytes.subarray(cut)])).toEqual(expected);
     }
     expect(await collect(Array.from(bytes, (b) => new Uint8Array([b])))).toEqual(expected);
+  });
+
+  test("a line over the cap is reported once and skipped to its LF, whole or arriving in pieces", async () => {
+    const enc = new TextEncoder();
+    expect(await collect([enc.encode('{"a":1}\n' + "x".repeat(20) + '\n{"b":2}\n')], 10)).toEqual(['{"a":1}', LINE_TOO_LONG, '{"b":2}']);
+    const pieces = [enc.encode('{"a":1}\nxxxxxxxx'), enc.encode("xxxxxxxx"), enc.encode("xxxxxxxx"), enc.encode('xx\n{"b":2}\n')];
+    expect(await collect(pieces, 10)).toEqual(['{"a":1}', LINE_TOO_LONG, '{"b":2}']);
+    expect(await collect([enc.encode("0123456789\n")], 10)).toEqual(["0123456789"]);
   });
 
   test("frames keep their order and escape U+2028/U+2029 so every line reader splits them right", async () => {
