@@ -32,7 +32,8 @@ export class FrameWriter {
     // U+2028/U+2029 are legal raw in JSON but break line readers that treat them as line ends (JavaScript's
     // readline among them); escaped, the frame is the same JSON value and safe for any reader.
     const line = JSON.stringify(frame).replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029") + "\n";
-    this.chain = this.chain.then(() => this.sink(line));
+    // A sink failure (the client went away) must not reject every later write: frames after it are dropped.
+    this.chain = this.chain.then(() => this.sink(line)).catch(() => undefined);
     return this.chain;
   }
 
@@ -189,9 +190,12 @@ export class Server {
 
   private dispatch(id: Id | undefined, type: string, cmd: Record<string, unknown>): void {
     const known = type === "prompt" || type === "new_session" || ALLOWED_WHILE_BUSY.has(type);
-    if (!known) throw new CommandError(`unknown command: ${type}`);
+    if (!known) throw new CommandError(`unknown command: ${type.length > 64 ? `${type.slice(0, 64)}…` : type}`);
+    const sb = cmd["streaming_behavior"];
+    if (type === "prompt" && sb !== undefined && sb !== "steer" && sb !== "follow_up") {
+      throw new CommandError("invalid `streaming_behavior`: expected steer or follow_up");
+    }
     if (this.busy && !ALLOWED_WHILE_BUSY.has(type)) {
-      const sb = cmd["streaming_behavior"];
       if (!(type === "prompt" && (sb === "steer" || sb === "follow_up"))) throw new CommandError(BUSY_ERROR);
     }
     switch (type) {

@@ -86,6 +86,10 @@ describe("serve protocol", () => {
     expect(await h.next(is.response("prompt", "m1"))).toMatchObject({ success: false, error: "missing `message`" });
     h.send({ type: "steer", id: "m2", message: 5 });
     expect(await h.next(is.response("steer", "m2"))).toMatchObject({ success: false, error: "missing `message`" });
+    h.send({ type: "prompt", id: "m3", message: "x", streaming_behavior: "later" });
+    expect(await h.next(is.response("prompt", "m3"))).toMatchObject({ success: false, error: "invalid `streaming_behavior`: expected steer or follow_up" });
+    h.send({ id: "m4" });
+    expect(await h.next(is.response("parse", "m4"))).toMatchObject({ success: false, error: "missing `type`" });
     h.send("[1,2]");
     expect(await h.next(is.response("parse"))).toMatchObject({ success: false });
     h.send("");
