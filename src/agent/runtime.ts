@@ -6,13 +6,13 @@ import { existsSync, statSync } from "node:fs";
 import { resolve as resolvePath } from "node:path";
 import type { StreamEvent } from "./core/events.ts";
 import { GatewayTransport } from "./core/gateway-transport.ts";
-import { Agent, type Session } from "./core/loop.ts";
+import { Agent, appendMessage, type Session, userMessage } from "./core/loop.ts";
 import type { Tool } from "./core/tool.ts";
 import type { ModelRequest, ModelTransport } from "./core/transport.ts";
 import type { ImageSource, Message } from "./core/types.ts";
 import { type AgentConfig, AGENT_NAME, UsageError } from "./config.ts";
 import { dialectFor } from "./core/dialects/index.ts";
-import { SessionFile, totalsOf } from "./session-file.ts";
+import { newSessionId, SessionFile, totalsOf } from "./session-file.ts";
 import { buildSystemPrompt, resolvePromptArg } from "./system-prompt.ts";
 import { defaultTools, filterTools } from "./tools/index.ts";
 import { Workspace } from "./tools/workspace.ts";
@@ -87,7 +87,7 @@ export function buildRuntime(cfg: AgentConfig): Runtime {
   let sessionFile: SessionFile | undefined;
   let model = cfg.model;
   let messages: Message[] = [];
-  let id = `sess_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
+  let id = newSessionId();
   if (cfg.sessionFile !== undefined) {
     sessionFile = SessionFile.open(resolvePath(cfg.sessionFile), { cwd: workspace.root, model: cfg.model, agent: AGENT_NAME });
     id = sessionFile.id;
@@ -115,11 +115,7 @@ export function buildRuntime(cfg: AgentConfig): Runtime {
   return { cfg, workspace, tools, agent, session, sessionFile, model };
 }
 
-/** Commits a user prompt to the session (and its file) before a run. */
-export function pushUser(session: Session, text: string, images?: readonly ImageSource[]): void {
-  const content: Message["content"] = [{ type: "text", text }];
-  for (const source of images ?? []) content.push({ type: "image", source });
-  const m: Message = { role: "user", content, ts: Date.now() };
-  session.messages.push(m);
-  session.onAppend?.(m);
+/** Commits a user prompt to the session (and, through onAppend, its file) before a run. */
+export function pushUser(session: Session, text: string, images?: ImageSource[]): void {
+  appendMessage(session, userMessage([images === undefined ? { text } : { text, images }]));
 }

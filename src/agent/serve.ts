@@ -9,8 +9,9 @@ import type { AgentEvent } from "./core/events.ts";
 import type { RunResult } from "./core/loop.ts";
 import { type QueuedMessage, type QueueMode, Steering } from "./core/steering.ts";
 import { emptyUsage, type ImageSource } from "./core/types.ts";
-import { AGENT_VERSION } from "./config.ts";
+import { AGENT_NAME, AGENT_VERSION } from "./config.ts";
 import { pushUser, type Runtime } from "./runtime.ts";
+import { newSessionId } from "./session-file.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const BUSY_ERROR = "busy: a prompt is running";
@@ -356,12 +357,12 @@ export class Server {
     if (this.idleSwitch !== undefined) this.steering.requestModelSwitch(this.idleSwitch.model, this.idleSwitch.thinking);
     s.messages.length = 0;
     s.steps = 0;
-    s.usage = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0 };
+    s.usage = emptyUsage();
     if (this.rt.sessionFile !== undefined) {
-      const h = this.rt.sessionFile.reset({ cwd: this.rt.workspace.root, model: this.model, agent: `beyond-ai-agent/${AGENT_VERSION}` });
+      const h = this.rt.sessionFile.reset({ cwd: this.rt.workspace.root, model: this.model, agent: AGENT_NAME });
       s.id = h.id;
     } else {
-      s.id = `sess_${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
+      s.id = newSessionId();
     }
     void this.respond(id, "new_session", true, { data: { session_id: s.id } });
   }
