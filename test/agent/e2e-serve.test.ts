@@ -308,6 +308,37 @@ describe("serve protocol", () => {
     expect(await h.close()).toBe(0);
   });
 
+  test("stop_after_turn ends the run once the current turn's tools finish; images ride on the prompt", async () => {
+    const ws = makeTempDir();
+    world.anthropicMock.queue({ kind: "sse", events: anthropicTools([{ id: "w1", name: "bash", args: { command: WAIT_FOR_GO } }]) });
+    world.anthropicMock.queue({ kind: "sse", events: anthropicText("next prompt") });
+    const h = await serveIn(ws, "claude-test");
+    const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    h.send({ type: "prompt", id: "p1", message: "look", images: [{ media_type: "image/png", data: png }] });
+    await h.next(is.event("tool_start"));
+    h.send({ type: "stop_after_turn", id: "st" });
+    expect(await h.next(is.response("stop_after_turn", "st"))).toMatchObject({ success: true, data: { requested: true } });
+    h.send({ type: "get_state", id: "gs" });
+    expect(data(await h.next(is.response("get_state", "gs")))).toMatchObject({ is_streaming: true, steps: 1 });
+    writeFileSync(join(ws, "go"), "");
+    expect(await h.next(is.response("prompt", "p1"))).toMatchObject({ success: true, data: { status: "stopped", steps: 1 } });
+    expect(world.anthropicMock.requests.length).toBe(1);
+    const first = ((world.anthropicMock.requests[0]?.json as Json)["messages"] as Json[])[0] as Json;
+    expect(first["content"]).toMatchObject([
+      { type: "text", text: "look" },
+      { type: "image", source: { type: "base64", media_type: "image/png", data: png } },
+    ]);
+    // Bad images are refused by name; idle stop_after_turn has nothing to stop.
+    h.send({ type: "prompt", id: "bad", message: "x", images: [{ data: png }] });
+    expect(await h.next(is.response("prompt", "bad"))).toMatchObject({ success: false, error: "invalid `images[0]`: expected {media_type, data}" });
+    h.send({ type: "stop_after_turn", id: "st2" });
+    expect(await h.next(is.response("stop_after_turn", "st2"))).toMatchObject({ success: true, data: { requested: false } });
+    // The stop was for that run only: the next prompt runs to its end.
+    h.send({ type: "prompt", id: "p2", message: "continue" });
+    expect(await h.next(is.response("prompt", "p2"))).toMatchObject({ success: true, data: { status: "done" } });
+    expect(await h.close()).toBe(0);
+  });
+
   test("max steps fails the prompt's response and the next prompt still runs", async () => {
     const ws = makeTempDir();
     world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "l1", name: "ls", args: {} }]) });
