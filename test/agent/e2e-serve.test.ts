@@ -339,6 +339,34 @@ describe("serve protocol", () => {
     expect(await h.close()).toBe(0);
   });
 
+  test("switch_model while idle applies to the next prompt, across dialects: the history goes to the other provider", async () => {
+    const ws = makeTempDir();
+    world.anthropicMock.queue({ kind: "sse", events: anthropicText("from claude") });
+    world.openaiMock.queue({ kind: "sse", events: openaiText("from gpt") });
+    const h = await serveIn(ws, "claude-test");
+    h.send({ type: "prompt", id: "p1", message: "one" });
+    expect(await h.next(is.response("prompt", "p1"))).toMatchObject({ success: true });
+    h.send({ type: "switch_model", id: "sw", model: "gpt-4o-mini" });
+    expect(await h.next(is.response("switch_model", "sw"))).toMatchObject({ success: true, data: { model: "gpt-4o-mini", applies: "next_prompt" } });
+    h.send({ type: "get_state", id: "gs" });
+    expect(data(await h.next(is.response("get_state", "gs")))).toMatchObject({ model: "gpt-4o-mini" });
+    h.send({ type: "prompt", id: "p2", message: "two" });
+    await h.next(is.event("model_switched", { model: "gpt-4o-mini" }));
+    expect(await h.next(is.response("prompt", "p2"))).toMatchObject({ success: true });
+    expect(world.anthropicMock.requests.length).toBe(1);
+    expect(world.openaiMock.requests.length).toBe(1);
+    const body = world.openaiMock.requests[0]?.json as Json;
+    expect(body["model"]).toBe("gpt-4o-mini");
+    expect((body["messages"] as Json[]).map((m) => [m["role"], m["content"]])).toEqual([
+      ["system", expect.any(String)],
+      ["user", "one"],
+      ["assistant", "from claude"],
+      ["user", "two"],
+    ]);
+    expect(world.openaiMock.requests[0]?.headers["authorization"]).toBe("Bearer sk-pool-secret");
+    expect(await h.close()).toBe(0);
+  });
+
   test("max steps fails the prompt's response and the next prompt still runs", async () => {
     const ws = makeTempDir();
     world.openaiMock.queue({ kind: "sse", events: openaiTools([{ id: "l1", name: "ls", args: {} }]) });
