@@ -2,7 +2,7 @@
 // work tree (git ls-files) and without git (the built-in walker), hidden files included, .git skipped, binaries
 // skipped; and the tool set: defaultTools' schemas and descriptions, filterTools.
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Tool } from "../../src/agent/core/tool.ts";
 import { defaultTools, filterTools, TOOL_NAMES } from "../../src/agent/tools/index.ts";
@@ -74,6 +74,25 @@ describe("walk and .gitignore", () => {
     expect((await walk(root, { dirs: false })).entries.map((e) => e.rel)).toEqual(EXPECTED_FILES.filter((f) => f !== "B.txt"));
     // A subdirectory of the work tree lists relative to itself.
     expect((await walk(join(root, "sub"), { dirs: false })).entries.map((e) => e.rel)).toEqual([".gitignore", "deep/real.txt", "top-only.txt"]);
+  });
+
+  test("the workspace's git config runs nothing: a core.fsmonitor command is not run by grep or find, and git gets no key", async () => {
+    const { root, call } = setup({ "a.txt": "needle\n" });
+    gitInit(root);
+    const marker = join(makeTempDir(), "fsmonitor-ran");
+    const hook = join(makeTempDir(), "fsmonitor.sh");
+    writeFileSync(hook, `#!/bin/sh\nenv > ${marker}\n`, { mode: 0o755 });
+    Bun.spawnSync(["git", "-C", root, "config", "core.fsmonitor", hook]);
+    const saved = process.env.AI_AGENT_KEY;
+    process.env.AI_AGENT_KEY = "bai_v1.fsmonitor-test-secret";
+    try {
+      expect((await call("grep", { pattern: "needle" })).text).toBe("a.txt:1: needle");
+      expect((await call("find", { pattern: "*.txt" })).text).toBe("a.txt");
+    } finally {
+      if (saved === undefined) delete process.env.AI_AGENT_KEY;
+      else process.env.AI_AGENT_KEY = saved;
+    }
+    expect(existsSync(marker)).toBe(false);
   });
 
   test("without git, the workspace's .gitignore files above a searched subdirectory apply too", async () => {

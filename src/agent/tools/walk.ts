@@ -5,6 +5,7 @@
 
 import { lstatSync, readdirSync, readFileSync, type Dirent } from "node:fs";
 import { join } from "node:path";
+import { scrubbedEnv } from "./workspace.ts";
 
 export interface WalkEntry {
   /** Path relative to the walk root, `/`-separated, no trailing slash. */
@@ -88,17 +89,23 @@ function offer(e: WalkEntry, s: WalkState): boolean {
 async function gitList(root: string): Promise<string[] | undefined> {
   try {
     // Async spawns: tools of one batch run side by side, and a sync spawn would stall the others.
-    const probe = Bun.spawn(["git", "-C", root, "rev-parse", "--is-inside-work-tree"], {
+    // The workspace's own .git/config must not run anything with the agent's environment: `core.fsmonitor` names a
+    // command git runs on ls-files, so it is switched off, and the key is scrubbed from git's environment anyway
+    // (Bun.spawn without `env` passes the environment the process started with, key included).
+    const env = scrubbedEnv(process.env);
+    const probe = Bun.spawn(["git", "-c", "core.fsmonitor=false", "-C", root, "rev-parse", "--is-inside-work-tree"], {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "ignore",
+      env,
     });
     const inside = (await new Response(probe.stdout).text()).trim();
     if ((await probe.exited) !== 0 || inside !== "true") return undefined;
-    const proc = Bun.spawn(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+    const proc = Bun.spawn(["git", "-c", "core.fsmonitor=false", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "ignore",
+      env,
     });
     const text = await new Response(proc.stdout).text();
     if ((await proc.exited) !== 0) return undefined;
