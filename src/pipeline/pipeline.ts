@@ -31,7 +31,7 @@ import { Cancel, type CancelListener, type Transport, type UpstreamResponse } fr
 import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
 import type { TranslatedRequest } from "../translate/types.ts";
 import type { Dialect } from "../routing/providers.ts";
-import { AUTO, type AutoRouter } from "../routing/auto.ts";
+import { AUTO, type AutoDecision, type AutoRouter } from "../routing/auto.ts";
 import { TIERS } from "../routing/auto-config.ts";
 
 export interface Gateway {
@@ -257,8 +257,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           }
         }
         if (alias === AUTO) {
-          const refused = await chooseTier(whole, true);
-          if (refused !== undefined) return refused;
+          const d = await decideTier(auto as AutoRouter, headers, ctx.dialect, declared, whole, true);
+          if (!("tier" in d)) return finishEarly(ctx, 0, "bad_tier", d);
+          alias = recordTier(ctx, d, auto as AutoRouter, metrics, decisionCells);
         }
         if (alias !== undefined) {
           // The meter's pass already found the model value and applied include_usage: same-dialect targets splice
@@ -318,11 +319,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
             await streamed.readAhead(NEVER_ENOUGH, SMALL_BODY_BYTES).catch(() => {});
             const q = streamed.queued();
             const all = q.length === 1 ? (q[0] as Uint8Array) : Buffer.concat(q as Uint8Array[]);
-            const refused = await chooseTier(all.byteLength > SMALL_BODY_BYTES ? all.subarray(0, SMALL_BODY_BYTES) : all, streamed.readToEnd && all.byteLength <= SMALL_BODY_BYTES);
-            if (refused !== undefined) {
+            const prefix = all.byteLength > SMALL_BODY_BYTES ? all.subarray(0, SMALL_BODY_BYTES) : all;
+            const d = await decideTier(auto as AutoRouter, headers, ctx.dialect, declared, prefix, streamed.readToEnd && all.byteLength <= SMALL_BODY_BYTES);
+            if (!("tier" in d)) {
               streamed.discard();
-              return closeAfter(refused);
+              return closeAfter(finishEarly(ctx, 0, "bad_tier", d));
             }
+            alias = recordTier(ctx, d, auto as AutoRouter, metrics, decisionCells);
           }
           if (alias === undefined && m !== undefined && m.streamedBodyChanges) {
             transform = () => {
@@ -575,7 +578,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
             const wait = nextWait("timeout", undefined);
             if (wait !== undefined) {
               log.gateway("warn", "upstream attempt failed, trying the next target", { request_id: ctx.id, provider: provider.name, attempt, error });
-              if (!(await pause(wait))) return clientLeft();
+              if (!(await pause(wait, cancel, ctx))) return clientLeft();
               continue;
             }
           }
@@ -586,7 +589,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
               log.gateway("warn", "upstream attempt failed, retrying", { request_id: ctx.id, provider: provider.name, attempt, error });
               if (outcome === "reset") resetRetried = true;
               pm.retry(outcome).v++;
-              if (!(await pause(wait))) return clientLeft();
+              if (!(await pause(wait, cancel, ctx))) return clientLeft();
               continue;
             }
           }
@@ -654,7 +657,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         if (wait !== undefined) {
           discardAnswer(up);
           if (outcome !== "client_error") pm.retry(outcome).v++;
-          if (!(await pause(wait))) return clientLeft();
+          if (!(await pause(wait, cancel, ctx))) return clientLeft();
           if (!pickAgain()) {
             if (body instanceof StreamedBody) body.discard();
             return keysExhausted(ctx);
@@ -704,7 +707,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           ctx.wastedInputTokens += h.inputTokens;
           reader?.cancel().catch(() => {});
           pm.retry(outcome).v++;
-          if (!(await pause(wait))) return clientLeft();
+          if (!(await pause(wait, cancel, ctx))) return clientLeft();
           if (!pickAgain()) {
             if (body instanceof StreamedBody) body.discard();
             return keysExhausted(ctx);
@@ -736,7 +739,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     pm.ttft.observe((ctx.headersNs - ctx.startNs) / 1e9);
     ctx.status = up.status;
     const outHeaders = rewriteResponseHead(up.headers, ctx.id);
-    if (ctx.auto !== undefined) routeHeader(outHeaders);
+    if (ctx.auto !== undefined) routeHeader(outHeaders, ctx.auto, tgt);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) activeStreams.v++;
 
@@ -785,7 +788,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         done(got.how);
         if (got.how === "client_closed") return new Response(null, { status: CLIENT_CLOSED });
         const res = errorResponse(ctx.dialect, got.how === "upstream_timeout" ? ERR.upstreamTimeout : ERR.upstreamReset, ctx.id);
-        if (ctx.auto !== undefined) routeHeader(res.headers);
+        if (ctx.auto !== undefined) routeHeader(res.headers, ctx.auto, tgt);
         return res;
       }
       let out = got.bytes;
@@ -803,7 +806,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           ctx.status = ERR.untranslatableAnswer.status;
           done("complete");
           const res = errorResponse(ctx.dialect, ERR.untranslatableAnswer, ctx.id);
-          if (ctx.auto !== undefined) routeHeader(res.headers);
+          if (ctx.auto !== undefined) routeHeader(res.headers, ctx.auto, tgt);
           return res;
         }
         out = t;
@@ -873,13 +876,13 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (outcome === "rate_limited" || outcome === "dead_key") {
         // Another ready key at once; else (429 only) the same key once its cooldown ends, if that is soon enough.
         if (pools.pick(provider, model, session, tried) !== undefined) return 0;
-        if (outcome === "dead_key" || sdkRetrying()) return undefined;
+        if (outcome === "dead_key" || sdkRetrying(headers)) return undefined;
         const r = pools.readiness(provider, model);
         if (r.allDead || r.readyInMs > rc.max_retry_after_ms) return undefined;
         tried = undefined;
         return r.readyInMs;
       }
-      if (sdkRetrying()) return undefined;
+      if (sdkRetrying(headers)) return undefined;
       if (retryAfterMs !== undefined && retryAfterMs > rc.max_retry_after_ms) return undefined;
       return Math.max(backoffMs(attempt, bo), retryAfterMs ?? 0);
     }
@@ -965,22 +968,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
     }
 
-    /** The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys. The
-     * header passes the rewrite unchanged, and only a request about to retry reads it. */
-    function sdkRetrying(): boolean {
-      const n = headers.get("x-stainless-retry-count");
-      return n !== null && Number(n) >= 1;
-    }
 
-    /** Waits `ms` (0: not at all); false when the client went away meanwhile. */
-    async function pause(ms: number): Promise<boolean> {
-      if (ms > 0) {
-        const t0 = Bun.nanoseconds();
-        await sleepUnless(ms, cancel);
-        ctx.retryWaitMs += (Bun.nanoseconds() - t0) / 1e6;
-      }
-      return !cancel.aborted;
-    }
 
     /** The key for the next attempt; false when none is ready any more. Rewrites the upstream auth header. */
     function pickAgain(): boolean {
@@ -1026,38 +1014,10 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       accessLog(c);
       if (err === undefined) return new Response(null, { status: CLIENT_CLOSED, headers: { "x-beyond-request-id": c.id } });
       const res = errorResponse(c.dialect, err, c.id);
-      if (c.auto !== undefined) routeHeader(res.headers);
+      if (c.auto !== undefined) routeHeader(res.headers, c.auto, tgt);
       return res;
     }
 
-    /**
-     * SPEC §13: `model: "auto"` (body or path): the tier from the x-beyond-tier header, the external classifier or the
-     * built-in one, over the body's first ≤ 64 KiB (`prefix`; `complete` when that is the whole body). Points `alias`
-     * at the tier's route. Answers 400 in dialect for a header that names no tier.
-     */
-    async function chooseTier(prefix: Uint8Array, complete: boolean): Promise<Response | undefined> {
-      const a = auto as AutoRouter;
-      const asked = headers.get("x-beyond-tier");
-      let d = asked === null ? undefined : a.override(asked);
-      if (asked !== null && d === undefined) return finishEarly(ctx, 0, "bad_tier", ERR.badTier(asked));
-      if (d === undefined) {
-        const input = { prefix, complete, dialect: ctx.dialect, totalBytes: declared === null ? undefined : Number(declared) };
-        d = a.external ? await a.decideWithExternal(input) : a.decide(input);
-      }
-      const labels = a.labels(d);
-      let cell = decisionCells.get(labels);
-      if (cell === undefined) decisionCells.set(labels, (cell = metrics.cell("ai_route_decisions_total", labels)));
-      cell.v++;
-      ctx.auto = d;
-      alias = d.route;
-      return undefined;
-    }
-
-    /** `x-beyond-route: <tier>; <provider>/<model>`: the tier that served and the target that answered (or was tried). */
-    function routeHeader(h: Headers): void {
-      const d = ctx.auto as NonNullable<RequestContext["auto"]>;
-      h.set("x-beyond-route", tgt === undefined ? TIERS[d.routed] : `${TIERS[d.routed]}; ${tgt.id}`);
-    }
   };
 }
 
@@ -1082,6 +1042,50 @@ const FALLBACK_REASON: Record<RetryReason | "context_length" | "timeout", string
   context_length: "context_length",
   timeout: "timeout",
 };
+
+/**
+ * SPEC §13: the tier of a request asking for `auto` (body or path): from the x-beyond-tier header (a value that names
+ * no tier is the GatewayError to answer), else the external classifier when configured, else the built-in one, over
+ * the body's first ≤ 64 KiB (`prefix`; `complete` when that is the whole body).
+ */
+async function decideTier(a: AutoRouter, headers: Headers, dialect: Dialect, declared: string | null, prefix: Uint8Array, complete: boolean): Promise<AutoDecision | GatewayError> {
+  const asked = headers.get("x-beyond-tier");
+  if (asked !== null) return a.override(asked) ?? ERR.badTier(asked);
+  const input = { prefix, complete, dialect, totalBytes: declared === null ? undefined : Number(declared) };
+  return a.external ? a.decideWithExternal(input) : a.decide(input);
+}
+
+/** Records an `auto` decision (context, ai_route_decisions_total) and returns the route that serves it. */
+function recordTier(ctx: RequestContext, d: AutoDecision, a: AutoRouter, metrics: Metrics, cells: Map<Labels, Cell>): string {
+  const labels = a.labels(d);
+  let cell = cells.get(labels);
+  if (cell === undefined) cells.set(labels, (cell = metrics.cell("ai_route_decisions_total", labels)));
+  cell.v++;
+  ctx.auto = d;
+  return d.route;
+}
+
+/** `x-beyond-route: <tier>; <provider>/<model>`: the tier that served and the target that answered (or was tried). */
+function routeHeader(h: Headers, d: AutoDecision, tgt: Target | undefined): void {
+  h.set("x-beyond-route", tgt === undefined ? TIERS[d.routed] : `${TIERS[d.routed]}; ${tgt.id}`);
+}
+
+/** The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys. The
+ * header passes the rewrite unchanged, and only a request about to retry reads it. */
+function sdkRetrying(headers: Headers): boolean {
+  const n = headers.get("x-stainless-retry-count");
+  return n !== null && Number(n) >= 1;
+}
+
+/** Waits `ms` (0: not at all), counted in the request's retry wait; false when the client went away meanwhile. */
+async function pause(ms: number, cancel: Cancel, ctx: RequestContext): Promise<boolean> {
+  if (ms > 0) {
+    const t0 = Bun.nanoseconds();
+    await sleepUnless(ms, cancel);
+    ctx.retryWaitMs += (Bun.nanoseconds() - t0) / 1e6;
+  }
+  return !cancel.aborted;
+}
 
 /** readAhead's predicate for "as far as the limit or the body's end". */
 const NEVER_ENOUGH = (): boolean => false;
