@@ -9,6 +9,8 @@
 //              the parsed head and body, a Response read back to bytes): a raw front that feeds the existing
 //              pipeline unchanged
 // Env: PORT (default 18095), FRONT (default serve).
+export {};
+
 const port = Number(process.env["PORT"] ?? 18095);
 const front = process.env["FRONT"] ?? "serve";
 const BODY =

@@ -9,6 +9,7 @@ import type { StreamEvent } from "./events.ts";
 import { SseFramer } from "./sse.ts";
 import { type ModelRequest, type ModelTransport, TransportError, type TransportErrorOptions } from "./transport.ts";
 import { ANTHROPIC_VERSION } from "./dialects/anthropic.ts";
+import { abortableSleep } from "./loop.ts";
 
 export interface GatewayTransportOptions {
   /** The gateway (or, direct, the provider) base URL; may carry a path prefix. The dialect's path is appended. */
@@ -44,20 +45,6 @@ function abortError(): Error {
   return new DOMException("The operation was aborted.", "AbortError");
 }
 
-function waitAbortable(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** Retry-After (delta-seconds or an HTTP date) or retry-after-ms, in ms; undefined when absent or unreadable. */
 export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
@@ -91,7 +78,7 @@ export class GatewayTransport implements ModelTransport {
     this.direct = opts.direct ?? false;
     this.userAgent = opts.userAgent;
     this.fetchImpl = opts.fetch ?? fetch;
-    this.sleep = opts.sleep ?? waitAbortable;
+    this.sleep = opts.sleep ?? abortableSleep;
     this.maxRetries = Math.max(0, opts.maxRetries ?? PRE_FIRST_BYTE_RETRIES);
     this.idleMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.beforePayload = opts.beforePayload;

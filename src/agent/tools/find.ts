@@ -2,9 +2,8 @@
 // hidden files included): a pattern without `/` matches the basename at any depth, one with `/` the path relative
 // to the search root. Sorted; directories end with `/`.
 
-import { statSync } from "node:fs";
 import { basename } from "node:path";
-import { ToolError, type Tool } from "../core/tool.ts";
+import type { Tool } from "../core/tool.ts";
 import { optInt, optStr, str } from "./args.ts";
 import { checkGlob } from "./grep.ts";
 import { withNotices } from "./ls.ts";
@@ -52,15 +51,7 @@ export function findTool(ws: Workspace): Tool {
       const path = optStr(args, "path") ?? ".";
       const limit = Math.min(optInt(args, "limit", 1) ?? FIND_DEFAULT_LIMIT, WALK_MAX_RESULTS);
       const match = findMatcher(pattern);
-      const abs = ws.resolve(path);
-      const shown = ws.displayPath(path);
-      let isDir: boolean;
-      try {
-        isDir = statSync(abs).isDirectory();
-      } catch {
-        throw new ToolError(`Path not found: ${shown}`);
-      }
-      if (!isDir) throw new ToolError(`Not a directory: ${shown}`);
+      const { abs, shown } = ws.directory(path);
       // One more than the limit, so "limit reached" is only said when there is more.
       const w = await walk(abs, { filter: (e) => match(e.rel), maxResults: limit + 1, ignoreRoot: ws.root });
       const notices: string[] = [];

@@ -39,15 +39,7 @@ export function lsTool(ws: Workspace): Tool {
     async execute(args) {
       const path = optStr(args, "path") ?? ".";
       const limit = Math.min(optInt(args, "limit", 1) ?? LS_DEFAULT_LIMIT, LS_HARD_CAP);
-      const abs = ws.resolve(path);
-      const shown = ws.displayPath(path);
-      let isDir: boolean;
-      try {
-        isDir = statSync(abs).isDirectory();
-      } catch {
-        throw new ToolError(`Path not found: ${shown}`);
-      }
-      if (!isDir) throw new ToolError(`Not a directory: ${shown}`);
+      const { abs, shown } = ws.directory(path);
       let names: string[];
       try {
         names = readdirSync(abs);

@@ -3,7 +3,7 @@
 // opened with allowOutside, inside the root. Bash cannot be confined; it only gets the root as its cwd and an
 // environment without the agent's keys (scrubbedEnv).
 
-import { lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { lstatSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import { ToolError } from "../core/tool.ts";
@@ -50,6 +50,21 @@ export class Workspace {
   /** The path as the model wrote it, cleaned the way resolve cleans it (for messages). */
   displayPath(path: string): string {
     return cleanPath(path);
+  }
+
+  /** A directory to list or search (ls, find): its canonical path and its name for messages. Throws ToolError
+   * `Path not found: P` or `Not a directory: P`. */
+  directory(path: string): { abs: string; shown: string } {
+    const abs = this.resolve(path);
+    const shown = cleanPath(path);
+    let isDir: boolean;
+    try {
+      isDir = statSync(abs).isDirectory();
+    } catch {
+      throw new ToolError(`Path not found: ${shown}`);
+    }
+    if (!isDir) throw new ToolError(`Not a directory: ${shown}`);
+    return { abs, shown };
   }
 
   private expand(path: string): string {
