@@ -188,7 +188,8 @@ function anthropicTypeFor(status: number): string {
   }
 }
 
-/** OpenAI's error type for a status; the SDK classifies by status, the type is for people and logs. */
+/** OpenAI's error type for a status; the SDK classifies by status, the type is for people and logs. A server-side
+ * failure is `server_error`, the type OpenAI itself sends. */
 function openaiTypeFor(status: number): string {
   switch (status) {
     case 401:
@@ -200,8 +201,17 @@ function openaiTypeFor(status: number): string {
     case 429:
       return "rate_limit_error";
     default:
-      return status >= 500 ? "api_error" : "invalid_request_error";
+      return status >= 500 ? "server_error" : "invalid_request_error";
   }
+}
+
+/**
+ * The OpenAI error type for an Anthropic error type (the Anthropic type itself goes in `code`), the status's when
+ * OpenAI has no word for it. One table for answers (translateErrorBody) and for errors inside a stream (stream.ts,
+ * where the status is already 200 and a failure is the server's: pass 500).
+ */
+export function openaiErrorType(anthropicType: string | undefined, status: number): string {
+  return (anthropicType === undefined ? undefined : own(OPENAI_TYPE_OF, anthropicType)) ?? openaiTypeFor(status);
 }
 
 /** Anthropic error type → OpenAI type; the ones OpenAI has no word for take the status's. */
@@ -212,9 +222,9 @@ const OPENAI_TYPE_OF: Readonly<Record<string, string>> = {
   permission_error: "permission_error",
   not_found_error: "not_found_error",
   rate_limit_error: "rate_limit_error",
-  api_error: "api_error",
-  overloaded_error: "api_error",
-  timeout_error: "api_error",
+  api_error: "server_error",
+  overloaded_error: "server_error",
+  timeout_error: "server_error",
   billing_error: "insufficient_quota",
 };
 
@@ -262,6 +272,6 @@ export function translateErrorBody(client: Dialect, status: number, providerBody
     return JSON.stringify({ type: "error", error: { type: anthropicTypeFor(status), message: e.message } });
   }
   // The provider speaks Anthropic: its type names the cause (overloaded vs rate limited); it stays as `code`.
-  const type = e.type !== undefined ? (own(OPENAI_TYPE_OF, e.type) ?? openaiTypeFor(status)) : openaiTypeFor(status);
+  const type = openaiErrorType(e.type, status);
   return JSON.stringify({ error: { message: e.message, type, param: null, code: e.type ?? e.code ?? null } });
 }

@@ -13,6 +13,7 @@
 //
 // The commit point (SPEC §10) is decided by the pipeline on the provider's events before they reach this module.
 
+import { openaiErrorType } from "./response.ts";
 import { SseSplitter } from "./sse.ts";
 import type { Dialect, StreamOptions, StreamTranslator } from "./types.ts";
 
@@ -118,22 +119,6 @@ function finishReasonOf(stopReason: string): string {
       return "content_filter";
     default:
       return "stop";
-  }
-}
-
-/** Anthropic error type → the type OpenAI's own errors carry (the Anthropic type stays in `code`). */
-function openaiErrorType(anthropicType: string): string {
-  switch (anthropicType) {
-    case "invalid_request_error":
-    case "not_found_error":
-    case "request_too_large":
-      return "invalid_request_error";
-    case "authentication_error":
-    case "permission_error":
-    case "rate_limit_error":
-      return anthropicType;
-    default:
-      return "server_error"; // api_error, overloaded_error, anything new
   }
 }
 
@@ -294,7 +279,7 @@ class AnthropicToOpenAI extends Translator {
   /** What OpenAI sends when a stream fails part-way: a `data:` line holding `error` (the openai SDK throws an
    *  APIError on it), and no `[DONE]`. */
   private error(message: string, anthropicType: string): void {
-    this.out += `data: {"error":{"message":${JSON.stringify(message)},"type":${JSON.stringify(openaiErrorType(anthropicType))},"param":null,"code":${JSON.stringify(anthropicType)}}}\n\n`;
+    this.out += `data: {"error":{"message":${JSON.stringify(message)},"type":${JSON.stringify(openaiErrorType(anthropicType, 500))},"param":null,"code":${JSON.stringify(anthropicType)}}}\n\n`;
     this.done = true;
   }
 }
