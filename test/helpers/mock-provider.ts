@@ -20,6 +20,9 @@ import type { Server } from "bun";
 export interface RecordedRequest {
   /** 0-based arrival order since the last reset(). */
   seq: number;
+  /** Arrival order across every mock of the test process (seq counts per mock): orders one request's attempts when
+   * they reach two mocks within the same millisecond. */
+  arrival: number;
   method: string;
   /** Path plus query exactly as the mock saw it (origin removed). */
   path: string;
@@ -309,6 +312,9 @@ export function anthropicSseEvents(model = MOCK_ANTHROPIC_MODEL): string[] {
 // Token counts are the constants below, so a test can assert them exactly on both sides of a translation.
 
 /** The names `x-mock-reply` accepts. */
+/** The process-wide arrival counter behind RecordedRequest.arrival. */
+let arrivals = 0;
+
 export const MOCK_REPLIES = ["tool-call", "two-tool-calls", "max-tokens", "stop-sequence", "cache-usage", "echo", "error-400", "error-429", "error-500"] as const;
 export type MockReply = (typeof MOCK_REPLIES)[number];
 
@@ -905,6 +911,7 @@ export function startMockProvider(): MockProvider {
       });
       const rec: RecordedRequest = {
         seq: seq++,
+        arrival: arrivals++,
         method: req.method,
         path,
         headers,
@@ -946,6 +953,7 @@ export function startMockProvider(): MockProvider {
   async function streamIn(req: Request, path: string, headers: Record<string, string>): Promise<Response> {
     const rec: RecordedRequest = {
       seq: seq++,
+      arrival: arrivals++,
       method: req.method,
       path,
       headers,

@@ -242,8 +242,8 @@ export function attemptsAcross(id: string, first: MockProvider, second: MockProv
   const mine = (m: MockProvider) => m.requests.filter((r) => r.headers["x-test-id"] === id);
   const a = mine(first);
   const b = mine(second);
-  const lastA = Math.max(...a.map((r) => r.receivedAt));
-  const firstB = Math.min(...b.map((r) => r.receivedAt));
-  if (a.length > 0 && b.length > 0 && firstB < lastA) throw new Error(`attemptsAcross: an attempt on the second mock arrived ${lastA - firstB} ms before one on the first`);
+  const lastA = Math.max(...a.map((r) => r.arrival));
+  const firstB = Math.min(...b.map((r) => r.arrival));
+  if (a.length > 0 && b.length > 0 && firstB < lastA) throw new Error("attemptsAcross: an attempt on the second mock arrived before one on the first");
   return [...a, ...b];
 }

@@ -37,7 +37,7 @@ export function newTestId(): string {
 export function attemptsOf(id: string, ...mocks: MockProvider[]): RecordedRequest[] {
   const out: RecordedRequest[] = [];
   for (const m of mocks) for (const r of m.requests) if (r.headers["x-test-id"] === id) out.push(r);
-  return out.sort((a, b) => a.receivedAt - b.receivedAt || a.seq - b.seq);
+  return out.sort((a, b) => a.arrival - b.arrival);
 }
 
 /** What a test reads off one recorded upstream request. */
