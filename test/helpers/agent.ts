@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { keygen, mint } from "../../src/controls/keys.ts";
-import { baseConfig, type Gateway, REPO_ROOT, startGateway } from "./gateway.ts";
+import { baseConfig, type Gateway, makeTempDir, REPO_ROOT, startGateway } from "./gateway.ts";
 import { type MockProvider, startMockProvider } from "./mock-provider.ts";
 
 export const AGENT_CLI = join(REPO_ROOT, "src", "agent", "cli.ts");
@@ -55,13 +55,15 @@ export async function startAgentWorld(): Promise<AgentWorld> {
       ].join("\n"),
     }),
   });
+  const tmp = makeTempDir();
   return {
     gw,
     openaiMock,
     anthropicMock,
     key,
     env(extra = {}) {
-      return { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/tmp", AI_GATEWAY_URL: gw.url, AI_AGENT_KEY: key, ...extra };
+      // TMPDIR: the agent's bash spill files land in the test's own temp folder, not the machine's /tmp.
+      return { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/tmp", TMPDIR: tmp, AI_GATEWAY_URL: gw.url, AI_AGENT_KEY: key, ...extra };
     },
     mockFor(dialect) {
       return dialect === "openai" ? openaiMock : anthropicMock;
