@@ -95,7 +95,7 @@ describe("the external classifier", () => {
   });
   afterAll(() => server.stop(true));
   const failures: string[] = [];
-  const a = router(`[auto.external]\nurl = "http://127.0.0.1:${server.port}/c"\ntimeout_ms = 80\n`, '[prices."anthropic/claude-big"]\ninput = 3\noutput = 15\nvision = false\n\n[prices."openai/o-reason"]\ninput = 2\noutput = 8\nvision = true\n\n', (why) => failures.push(why));
+  const a = router(`[auto.external]\nurl = "http://127.0.0.1:${server.port}/c"\ntimeout_ms = 500\n`, '[prices."anthropic/claude-big"]\ninput = 3\noutput = 15\nvision = false\n\n[prices."openai/o-reason"]\ninput = 2\noutput = 8\nvision = true\n\n', (why) => failures.push(why));
 
   test("its tier is used; it gets the last user turn's text and the features", async () => {
     answer = () => Response.json({ tier: "complex" });
@@ -121,7 +121,7 @@ describe("the external classifier", () => {
 
   test("a timeout falls back to the built-in decision, marked external_timeout, and is reported once a minute at most", async () => {
     answer = async () => {
-      await Bun.sleep(400);
+      await Bun.sleep(1500);
       return Response.json({ tier: "reasoning" });
     };
     failures.length = 0;
