@@ -725,7 +725,7 @@ function checkField(key: string, kind: FieldKind, v: unknown, shown: string, wha
   }
 }
 
-function isTable(v: unknown): v is Record<string, unknown> {
+export function isTable(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
@@ -992,7 +992,8 @@ function checkListen(key: string, v: string): void {
   }
 }
 
-function describe(v: unknown): string {
+/** A config value as a ConfigError message shows it (shared by the table parsers, e.g. [auto]). */
+export function describe(v: unknown): string {
   if (typeof v === "string") return `the string "${v}"`;
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";

@@ -5,7 +5,7 @@
 // The boundaries and the margin are converted here, once, to integers on the classifier's fixed-point scale
 // (SCORE_ONE = 1.0), so the per-request arithmetic in classify.ts is integer only and the same on every machine.
 
-import { ConfigError } from "../ops/config.ts";
+import { ConfigError, describe, isTable } from "../ops/config.ts";
 import type { Secret } from "../ops/secret.ts";
 import type { Price } from "./prices.ts";
 import type { ModelRoute } from "./routes.ts";
@@ -255,16 +255,4 @@ export function redactedAuto(auto: AutoConfig | undefined): Record<string, unkno
     round_up_margin: auto.round_up_margin,
     ...(auto.external === undefined ? {} : { external: { ...auto.external } }),
   };
-}
-
-function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function describe(v: unknown): string {
-  if (typeof v === "string") return `the string "${v}"`;
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (v instanceof Date) return "a date";
-  return typeof v === "object" ? "a table" : `${typeof v} ${String(v)}`;
 }
