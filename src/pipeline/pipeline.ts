@@ -570,8 +570,6 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
           // The breaker hears this attempt's failure first, so the decision below sees a breaker it just opened.
           if (permit !== DENIED) breaker?.onFailure(permit);
           permit = DENIED;
-          // A reset after sending may mean the provider ran the request: retried once only. A head timeout aborted
-          // the exchange (and with the defaults comes long after deadline_ms): never retried.
           // A head timeout is never retried on its target (it may have run the request, and with the defaults comes
           // long after deadline_ms); a virtual model may still move on to its next target.
           if (outcome === "timeout" && attemptCancel !== cancel && !cancel.aborted) {
@@ -968,8 +966,6 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
     }
 
-
-
     /** The key for the next attempt; false when none is ready any more. Rewrites the upstream auth header. */
     function pickAgain(): boolean {
       const next = pools.pick(provider, model, session, tried);
@@ -1017,7 +1013,6 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (c.auto !== undefined) routeHeader(res.headers, c.auto, tgt);
       return res;
     }
-
   };
 }
 
