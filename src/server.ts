@@ -132,7 +132,7 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
         ),
       ]),
     ),
-    router: new Router(providers, aliasProviders(cfg, providers)),
+    router: new Router(providers, aliasProviders(cfg, providers, auto)),
     auto,
     verifier,
     transport:
@@ -157,19 +157,16 @@ export function buildGateway(cfg: Config, providers: Provider[], denySet: DenySe
  * Each virtual model's name → its first target's provider (the router's view: the dialect of its errors). With
  * `[auto]`, `auto` is one more (`/auto/v1/…`): its errors before a tier is chosen speak the medium tier's dialect.
  */
-function aliasProviders(cfg: Config, providers: readonly Provider[]): Map<string, Provider> {
+function aliasProviders(cfg: Config, providers: readonly Provider[], auto: AutoRouter | undefined): Map<string, Provider> {
+  const models = auto?.models ?? cfg.models;
+  const firstOf = (route: string): Provider | undefined => providers.find((p) => p.name === models[route]?.targets[0]?.provider);
   const out = new Map<string, Provider>();
-  const firstOf = (target: string): Provider | undefined => {
-    const slash = target.indexOf("/");
-    const name = slash < 0 ? cfg.models[target]?.targets[0]?.provider : target.slice(0, slash);
-    return providers.find((p) => p.name === name);
-  };
   for (const alias of Object.keys(cfg.models)) {
     const first = firstOf(alias);
     if (first !== undefined) out.set(alias, first);
   }
-  if (cfg.auto !== undefined) {
-    const medium = firstOf(cfg.auto.resolved[1]);
+  if (auto !== undefined) {
+    const medium = firstOf(auto.routeOf(1));
     if (medium !== undefined) out.set(AUTO, medium);
   }
   return out;
