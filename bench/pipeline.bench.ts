@@ -6,69 +6,15 @@
  * (verify with a warm cache), guards, body read, meter, key swap, the attempt, the relay, both log lines, the metrics.
  * Not measured: Bun.serve's parsing and writing, the upstream socket work.
  *
- * Also prints the bytes allocated per request (heap growth over a batch with the collector held off by a large
- * batch-free heap) and the collections a run of 20,000 requests triggers, since the lone-client tail follows the
- * allocation rate (every eden collection pauses the thread).
- *
- * The log lines are built as in the gateway (their cost is measured) and handed, batch by batch, to a no-op instead
- * of stdout (the worker-mode hand-off), so the write syscalls are not.
+ * Also prints the objects each request allocates, by type (every eden collection pauses the thread, so the
+ * allocation rate sets how often a lone client's request meets one; bench/gc-position.ts measures that directly).
+ * The setup (stub transport, log hand-off) is bench/load/inprocess.ts.
  *
  * Run: ./node_modules/.bin/bun bench/pipeline.bench.ts
  */
 import { heapStats } from "bun:jsc";
 import { bench, do_not_optimize, run } from "mitata";
-import { keygen, mint } from "../src/controls/keys.ts";
-import { DenySet } from "../src/controls/denyset.ts";
-import { loadConfig } from "../src/ops/config.ts";
-import { log } from "../src/ops/log.ts";
-import { Metrics } from "../src/ops/metrics.ts";
-import { createHandler } from "../src/pipeline/pipeline.ts";
-import { buildGateway, buildProviders } from "../src/server.ts";
-import type { Transport, UpstreamRequest, UpstreamResponse } from "../src/transport/transport.ts";
-
-log.toMain(() => {});
-const enc = new TextEncoder();
-const ANSWER = enc.encode(
-  '{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}',
-);
-const BODY = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence, please."}],"max_tokens":64}';
-
-/** Answers every send at once with the canned completion, held whole (as PoolTransport does for a small answer). */
-class StubTransport implements Transport {
-  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const b = req.body;
-    if (b !== null && b !== undefined && !(b instanceof Uint8Array)) await new Response(b as ReadableStream).arrayBuffer();
-    return {
-      status: 200,
-      statusText: "OK",
-      headers: new Headers({ "content-type": "application/json", "content-length": String(ANSWER.byteLength), "x-request-id": "req_1" }),
-      body: null,
-      whole: ANSWER,
-    };
-  }
-  close(): void {}
-}
-
-const signing = keygen();
-const token = mint(1, signing.seed, 42n, 7n);
-
-function handlerFor(extraToml: string): (req: Request) => Promise<Response> {
-  const fileText = `listen = "127.0.0.1:0"\nmetrics_listen = "127.0.0.1:0"\nupstream_tls = false\nnats_url = ""\nrate_limit_rps = 0\nworkers = 1\n${extraToml}\n[provider_authorities]\nopenai = "127.0.0.1:9"\n[pool_keys]\nopenai = "sk-pool"\n[signing_keys]\n1 = "${Buffer.from(signing.publicKey).toString("base64")}"\n`;
-  const cfg = loadConfig({ configPath: "/virtual/bench.toml", fileText, env: {} });
-  const gw = buildGateway(cfg, buildProviders(cfg), new DenySet(), new Metrics());
-  gw.transport = new StubTransport();
-  const handle = createHandler(gw);
-  const server = { timeout(): void {}, requestIP(): null { return null; } } as unknown as Parameters<typeof handle>[1];
-  return (req) => handle(req, server);
-}
-
-function request(model = "gpt-4o-mini"): Request {
-  return new Request("http://127.0.0.1:8080/v1/chat/completions", {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}`, "content-length": String(BODY.length - 11 + model.length), "user-agent": "wrk" },
-    body: model === "gpt-4o-mini" ? BODY : BODY.replace('"gpt-4o-mini"', `"${model}"`),
-  });
-}
+import { handlerFor, request } from "./load/inprocess.ts";
 
 const cases: Array<[string, (req: Request) => Promise<Response>, string]> = [
   ["managed, metered (direct)", handlerFor(""), "gpt-4o-mini"],
