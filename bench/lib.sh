@@ -23,7 +23,7 @@ require() {
   for t in "$@"; do
     command -v "$t" >/dev/null 2>&1 && continue
     missing+=("$t")
-    case $t in nginx) pkgs+=(nginx-light) ;; taskset) pkgs+=(util-linux) ;; node) pkgs+=(nodejs) ;; *) pkgs+=("$t") ;; esac
+    case $t in nginx) pkgs+=(nginx-light) ;; cc) pkgs+=(gcc) ;; perf) pkgs+=(linux-perf) ;; taskset) pkgs+=(util-linux) ;; node) pkgs+=(nodejs) ;; *) pkgs+=("$t") ;; esac
   done
   if [ ${#missing[@]} -gt 0 ]; then
     local names; printf -v names '%s, ' "${missing[@]}"
@@ -69,6 +69,19 @@ start_thin_proxy() {
   PORT=$1 UP=$2 "$bun" "$load/thin-bun-proxy.ts" >"$work/thin.log" 2>&1 & pids+=($!)
   thin_pid=$!
   wait_port "$1" "the thin Bun proxy"
+}
+
+# build_one_conn: compiles bench/load/one-conn.c (the minimal one-connection C client) to $one_conn. Needs cc.
+build_one_conn() {
+  one_conn="$work/one-conn"
+  cc -O2 -o "$one_conn" "$load/one-conn.c"
+}
+
+# start_thin_pool PORT UPSTREAM_HOST_PORT: Bun.serve plus the gateway's pooled transport, no pipeline (the floor under
+# the gateway's own work).
+start_thin_pool() {
+  PORT=$1 UP=$2 "$bun" "$load/thin-pool-proxy.ts" >"$work/thinpool.log" 2>&1 & pids+=($!)
+  wait_port "$1" "the thin pool proxy"
 }
 
 # start_gateway NAME PORT EXTRA_TOML [pin command...]: a gateway from this checkout (bun src/main.ts) in front of the
