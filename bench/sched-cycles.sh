@@ -3,7 +3,8 @@
 # one-conn (bench/load/one-conn.c; CLIENT=wrk for wrk -c1), while `perf sched record -a` records every context switch
 # for SECS. bench/load/sched-cycles.ts rebuilds each request's cycle from the trace and says, per band of cycle length,
 # how long the gateway's request thread ran inside it and which of its other threads (collector helpers, JIT, the
-# allocator's scavenger) ran there. Needs perf with permission to trace the scheduler (root, or
+# allocator's scavenger) ran there. With CLIENT=wrk a second run times each request from wrk's own write and read
+# system calls (`perf trace`, bench/load/syscall-latency.ts), to check wrk's reported percentiles. Needs perf with permission to trace the scheduler (root, or
 # kernel.perf_event_paranoid <= 1) and cc. Usage: bash bench/sched-cycles.sh   env: SECS=4 CLIENT=one-conn EXTRA_TOML=""
 source "$(dirname "$0")/lib.sh"
 require sched-cycles nginx wrk node cc perf
@@ -27,3 +28,12 @@ sleep 0.5
 drive "$SECS"
 wait "$rec" || { echo "FAILED: perf sched record did not run (permissions? kernel.perf_event_paranoid)"; exit 1; }
 perf sched timehist -i "$work/perf.data" 2>/dev/null | "$bun" "$load/sched-cycles.ts" "$([ "$CLIENT" = wrk ] && echo wrk || echo one-conn)" "$gw"
+if [ "$CLIENT" = wrk ]; then
+  echo "second run: wrk's write/read system calls traced for $SECS s"
+  AUTH="Bearer $token" wrk -t1 -c1 -d"$((SECS + 2))s" --latency -s "$load/post.lua" http://127.0.0.1:18090/v1/chat/completions > "$work/wrk.out" & wrk_pid=$!
+  sleep 0.5
+  timeout "$SECS" perf trace -p "$(pgrep -n -x wrk)" -e write,read 2> "$work/trace.txt" >/dev/null || true
+  wait "$wrk_pid"
+  awk '/ 50%/{a=$2} / 90%/{b=$2} / 99%/{c=$2} END{print "wrk says: p50 " a " p90 " b " p99 " c}' "$work/wrk.out"
+  "$bun" "$load/syscall-latency.ts" < "$work/trace.txt"
+fi
