@@ -4,8 +4,8 @@
 # the direct route (/v1 → openai); B defines a virtual model named "gpt-4o-mini" with one target,
 # "openai/gpt-4o-mini", so the very same request goes through the alias: the body scan for the alias, the target
 # order, the model rewrite (same length) and the exact content-length. Prints B/A throughput and CPU per request.
-# SWAP=1 runs the alias gateway in the first slot of each round (and prints direct/alias): on a small machine the two
-# slots differ by a few per cent on their own, so quote the mean of a normal and a swapped run.
+# SWAP=1 makes the alias gateway A (and prints direct/alias). Rounds alternate which gateway goes first (ab_rounds):
+# on a small machine the two slots of a round differ by a few per cent on their own.
 # Usage: bash bench/alias-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0 SWAP=0
 source "$(dirname "$0")/lib.sh"
 ab_setup alias

@@ -4,7 +4,8 @@
 # openai/gpt-4o-mini, named by the body); B sends it with "model":"auto" to a gateway whose [auto] tiers all resolve
 # to that same target, so B pays exactly what auto adds to a virtual model: the x-beyond-tier lookup, the
 # classifier's pass over the body, the decision metric, the x-beyond-route header and the tier fields of ai.usage.
-# Prints B/A throughput and CPU per request. SWAP=1 puts the auto gateway in the first slot (and prints alias/auto).
+# Prints B/A throughput and CPU per request. SWAP=1 makes the auto gateway A (and prints alias/auto);
+# rounds alternate which gateway goes first.
 # Usage: bash bench/auto-ab.sh   env: ROUNDS=10 SECS=3 CONNS=64 PIN=0 SWAP=0
 source "$(dirname "$0")/lib.sh"
 ab_setup auto

@@ -129,16 +129,19 @@ declare -A load_model
 
 # ab_rounds NAME_A PORT_A PID_A NAME_B PORT_B PID_B: compare.sh's managed load (wrk -t1 -c$CONNS, $SECS s a round,
 # $ROUNDS rounds, AUTH Bearer $token, wrk pinned by the array pin_load if set) on two gateways, alternating so machine
-# drift hits both alike, after a 2 s warm-up of each. Prints and appends to $work/rounds.txt one line per run:
+# drift hits both alike (and which goes first, so a slot's own bias cancels), after a 2 s warm-up of each. Prints and appends to $work/rounds.txt one line per run:
 # round, name, req/s, gateway CPU µs per request (all threads, from /proc), non-2xx. Fails when either answered errors.
 ab_rounds() {
-  local i pair c0 c1 res a="$1 $2 $3" b="$4 $5 $6"
+  local i pair c0 c1 res a="$1 $2 $3" b="$4 $5 $6" order
+  ab_names=("$1" "$4")
   # The body's model each port is loaded with: load_model[PORT] when the script set one (e.g. auto).
   ab_load() { AUTH="Bearer $token" MODEL="${load_model[$1]:-gpt-4o-mini}" "${pin_load[@]}" wrk -t1 -c"$CONNS" -d"$2" -s "$load/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1; }
   ab_load "$2" 2s >/dev/null; ab_load "$5" 2s >/dev/null # warm both (JIT, pooled sockets)
   printf "%-6s %-9s %10s %13s %8s\n" round gateway req/s "cpu/req (us)" non2xx
   for i in $(seq "$ROUNDS"); do
-    for pair in "$a" "$b"; do set -- $pair
+    # Odd rounds load A first, even rounds B first: on the VMs measured here the second slot of a round ran faster.
+    order=("$a" "$b"); [ $((i % 2)) = 0 ] && order=("$b" "$a")
+    for pair in "${order[@]}"; do set -- $pair
       c0=$(cpu_ticks "$3"); res=$(ab_load "$2" "${SECS}s"); c1=$(cpu_ticks "$3")
       echo "$res" | awk -v r="$i" -v m="$1" -v d=$((c1 - c0)) '/requests in/{n=$1} /Requests\/sec/{s=$2} /Non-2xx/{bad=$NF} END{printf "%-6s %-9s %10s %13.1f %8d\n", r, m, s, d*10000/n, bad+0}' | tee -a "$work/rounds.txt"
     done
@@ -149,13 +152,15 @@ ab_rounds() {
   fi
 }
 
-# ab_summary WHAT: from $work/rounds.txt (ab_rounds: A's line then B's, each round), B/A throughput and CPU per
+# ab_summary WHAT: from $work/rounds.txt (ab_rounds: one line per gateway per round), B/A throughput and CPU per
 # request as the ratio of sums and the median of paired rounds, each labelled "WHAT throughput" / "WHAT CPU per request".
 ab_summary() {
   local f=$work/rounds.txt
   ab_median() { sort -n | awk -v what="$1" '{v[NR]=$1} END{printf "%s (median of %d paired rounds): %.3f\n", what, NR, (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-  awk 'NR%2==1{a+=$3; x=$3} NR%2==0{b+=$3; print $3/x > "/dev/stderr"} END{printf "'"$1"' throughput (ratio of sums): %.3f\n", b/a}' "$f" 2> "$work/pairs.txt"
+  # Pairs by round and name (the order within a round alternates): column 3 is req/s, column 4 CPU µs per request.
+  ab_pairs() { awk -v A="${ab_names[0]}" -v B="${ab_names[1]}" -v c="$1" '$2==A{a[$1]=$c} $2==B{b[$1]=$c} END{for (r in a) {sa+=a[r]; sb+=b[r]; print b[r]/a[r] > "/dev/stderr"} printf "%.3f\n", sb/sa}' "$f"; }
+  printf "%s throughput (ratio of sums): %s\n" "$1" "$(ab_pairs 3 2> "$work/pairs.txt")"
   ab_median "$1 throughput" < "$work/pairs.txt"
-  awk 'NR%2==1{a+=$4; x=$4} NR%2==0{b+=$4; print $4/x > "/dev/stderr"} END{printf "'"$1"' CPU per request (ratio of sums): %.3f\n", b/a}' "$f" 2> "$work/cpupairs.txt"
+  printf "%s CPU per request (ratio of sums): %s\n" "$1" "$(ab_pairs 4 2> "$work/cpupairs.txt")"
   ab_median "$1 CPU per request" < "$work/cpupairs.txt"
 }
