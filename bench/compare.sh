@@ -38,3 +38,20 @@ for p in nginx thinbun thinpool gateway; do
   fi
 done
 awk -v g="${sum[gateway]}" -v n="${sum[nginx]}" -v t="${sum[thinbun]}" -v p="${sum[thinpool]}" 'BEGIN{printf "gateway/nginx throughput ratio: %.3f\ngateway/thin-bun throughput ratio: %.3f\nthin-pool/nginx throughput ratio: %.3f\ngateway/thin-pool throughput ratio: %.3f\n", g/n, g/t, p/n, g/p}'
+# One connection: wrk -c1's p99 against Bun servers runs several times what the client's own system calls and the
+# scheduler show (bench/sched-cycles.sh CLIENT=wrk), so the lone-client tail is also measured with one-conn
+# (bench/load/one-conn.c, needs cc), in alternating rounds, with each server's p99/p50 and its p99 minus nginx's.
+if [ "$CONNS" = 1 ]; then
+  if ! command -v cc >/dev/null 2>&1; then echo "one-conn: NOT RUN (needs cc; Debian/Ubuntu: apt-get install gcc)"; exit 0; fi
+  build_one_conn
+  secs=${DURATION%s}
+  echo "one connection, measured by one-conn (p50 p99 p99.9 in µs; added = p99 minus nginx's p99 in the same round):"
+  printf "%-6s %-10s %8s %8s %8s %8s %9s\n" round proxy p50 p99 p99.9 p99/p50 added
+  for i in $(seq "$ROUNDS"); do
+    for pair in "nginx 18081 Bearer sk-byo" "thinbun 18083 Bearer sk-byo" "thinpool 18084 Bearer sk-byo" "gateway 18082 Bearer $token"; do
+      set -- $pair; read -r _ p50 _ p99 p999 _ < <("$one_conn" "$2" "$secs" "$3 $4")
+      [ "$1" = nginx ] && nginx_p99=$p99
+      printf "%-6s %-10s %8s %8s %8s %8s %9s\n" "$i" "$1" "$p50" "$p99" "$p999" "$(awk -v a="$p99" -v b="$p50" 'BEGIN{printf "%.2f", a/b}')" "$((p99 - nginx_p99))"
+    done
+  done
+fi
