@@ -70,10 +70,23 @@ class Logger {
    */
   writeRaw(target: string, level: Level, body: string): void {
     if (LEVELS[level] > this.threshold) return;
-    this.pending += `{"ts":"${this.timestamp()}","level":"${level}","target":"${target}",${body}}\n`;
+    const line = `{"ts":"${this.timestamp()}","level":"${level}","target":"${target}",${body}}\n`;
+    // Worker threads: resolve the line now. The template and the caller's body are ropes of many small pieces, and a
+    // batch of them resolved at once for the hand-off to the main thread (encode) took ~90 µs per 64 KiB, all of it
+    // on whichever request was in flight: half the requests at or above the in-process p99 (bench/gc-position.ts).
+    // Line by line it is the same work spread thin (p99 -13% at one connection with two workers, bench/tail-ab.sh).
+    // The single thread writes its batch to stdout itself: there the write system call (~40-60 µs per batch on the
+    // VMs measured) stays on the request thread either way, resolving early measured no tail gain at one connection
+    // and 2-4 % less throughput at 64, so it keeps the one resolution per batch.
+    // Reading a character resolves a JSC rope; storing it keeps the JIT from dropping the read.
+    if (this.forward !== undefined) this.lastChar = line.charCodeAt(line.length - 2);
+    this.pending += line;
     if (this.pending.length >= FLUSH_BYTES) this.drain();
     else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushSoon, FLUSH_DELAY_MS);
   }
+
+  /** See writeRaw: the last character read from a line, so that read is never optimised away. */
+  private lastChar = 0;
 
   /** RFC 3339 timestamp, formatted at most once per millisecond. */
   private timestamp(): string {
