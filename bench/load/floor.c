@@ -5,16 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "us-clock.h"
 
 volatile int sink;
 
@@ -29,7 +20,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < iters; i++) sink = sink * 1103515245 + 12345;
     d[k] = now_us() - t;
   }
-  qsort(d, n, sizeof(double), cmp);
+  qsort(d, n, sizeof(double), cmp_double);
   printf("%d %.1f %.1f %.1f %.1f %.1f\n", n, d[n / 2], d[n * 9 / 10], d[n * 99 / 100], d[n * 999 / 1000], d[n - 1]);
   return 0;
 }

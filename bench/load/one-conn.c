@@ -12,16 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
+#include "us-clock.h"
 
 int main(int argc, char **argv) {
   if (argc < 4) {
@@ -83,7 +74,7 @@ int main(int argc, char **argv) {
     if (n == cap) lat = realloc(lat, (cap *= 2) * sizeof(double));
     lat[n++] = now_us() - t0;
   }
-  qsort(lat, n, sizeof(double), cmp);
+  qsort(lat, n, sizeof(double), cmp_double);
   printf("%zu %.0f %.0f %.0f %.0f %.0f\n", n, lat[n / 2], lat[n * 9 / 10], lat[n * 99 / 100], lat[n * 999 / 1000], lat[n - 1]);
   return 0;
 }
