@@ -8,6 +8,7 @@
  */
 import { heapSize } from "bun:jsc";
 import { handlerFor, logBatches, request } from "./load/inprocess.ts";
+import { quantile } from "./load/quantile.ts";
 
 const N = Number(process.argv[2] ?? 100_000);
 let flushed = false;
@@ -46,8 +47,8 @@ for (let i = 0; i < N; i++) {
 }
 
 const sorted = Float64Array.from(dur).sort();
-const at = (a: Float64Array | number[], p: number): string => (a[Math.min(a.length - 1, Math.floor(a.length * p))] as number).toFixed(1);
-const p99 = sorted[Math.floor(N * 0.99)] as number;
+const at = (a: Float64Array | number[], p: number): string => quantile(a, p).toFixed(1);
+const p99 = quantile(sorted, 0.99);
 const slowTotal = sorted.length - Math.floor(N * 0.99);
 console.log(`${N} requests, ${collections} collections: p50 ${at(sorted, 0.5)} p90 ${at(sorted, 0.9)} p99 ${at(sorted, 0.99)} p99.9 ${at(sorted, 0.999)} µs`);
 const groups: Array<[string, (i: number) => boolean]> = [

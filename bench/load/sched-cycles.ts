@@ -4,7 +4,7 @@
 // length how much the gateway's request thread ran inside the cycle (p50) and which other threads ran there: if slow
 // cycles are the ones where the request thread ran longest, the tail is CPU on that thread (JS, GC, the runtime), not
 // waiting to be scheduled. Usage: perf sched timehist -i FILE | bun bench/load/sched-cycles.ts CLIENT_COMM GATEWAY_PID
-export {};
+import { quantile } from "./quantile.ts";
 
 const [clientComm = "one-conn", gatewayPid = ""] = process.argv.slice(2);
 const text = await new Response(Bun.stdin.stream()).text();
@@ -56,9 +56,8 @@ if (cycles.length === 0) {
   process.exit(1);
 }
 const ms = cycles.map((c) => c.ms).sort((a, b) => a - b);
-const at = (a: number[], p: number): number => a[Math.min(a.length - 1, Math.floor(a.length * p))] as number;
 const us = (v: number): string => `${(v * 1000).toFixed(0)} µs`;
-console.log(`${cycles.length} request cycles: p50 ${us(at(ms, 0.5))} p90 ${us(at(ms, 0.9))} p99 ${us(at(ms, 0.99))} p99.9 ${us(at(ms, 0.999))}`);
+console.log(`${cycles.length} request cycles: p50 ${us(quantile(ms, 0.5))} p90 ${us(quantile(ms, 0.9))} p99 ${us(quantile(ms, 0.99))} p99.9 ${us(quantile(ms, 0.999))}`);
 const bands: Array<[number, number]> = [[0, 0.15], [0.15, 0.25], [0.25, 0.5], [0.5, 1], [1, Infinity]];
 for (const [lo, hi] of bands) {
   const inBand = cycles.filter((c) => c.ms >= lo && c.ms < hi);
@@ -68,5 +67,5 @@ for (const [lo, hi] of bands) {
   for (const c of inBand) for (const o of c.others) seen.set(o, (seen.get(o) ?? 0) + 1);
   const other = [...seen].sort((a, b) => b[1] - a[1]).map(([n, k]) => `${n} ${((100 * k) / inBand.length).toFixed(0)}%`).join(", ");
   const label = hi === Infinity ? `>= ${lo} ms` : `${lo}-${hi} ms`;
-  console.log(`${label.padEnd(12)} ${String(inBand.length).padStart(6)} cycles (${((100 * inBand.length) / cycles.length).toFixed(2).padStart(5)}%): request thread ran p50 ${us(at(runs, 0.5)).padStart(8)}; other gateway threads ran in: ${other || "none"}`);
+  console.log(`${label.padEnd(12)} ${String(inBand.length).padStart(6)} cycles (${((100 * inBand.length) / cycles.length).toFixed(2).padStart(5)}%): request thread ran p50 ${us(quantile(runs, 0.5)).padStart(8)}; other gateway threads ran in: ${other || "none"}`);
 }

@@ -2,7 +2,7 @@
 // client's own system calls: from the start of a write that sent a request to the end of the next read that returned
 // bytes. Checks a client's reported percentiles against what its own syscalls say.
 // Usage: perf trace -p PID -e write,read 2>&1 | bun bench/load/syscall-latency.ts
-export {};
+import { quantile } from "./quantile.ts";
 
 const text = await new Response(Bun.stdin.stream()).text();
 const lat: number[] = [];
@@ -25,5 +25,5 @@ if (lat.length === 0) {
   process.exit(1);
 }
 lat.sort((a, b) => a - b);
-const at = (p: number): string => `${((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] as number) * 1000).toFixed(0)} µs`;
+const at = (p: number): string => `${(quantile(lat, p) * 1000).toFixed(0)} µs`;
 console.log(`the client's own syscalls, ${lat.length} requests: p50 ${at(0.5)} p90 ${at(0.9)} p99 ${at(0.99)} p99.9 ${at(0.999)}`);
