@@ -17,12 +17,14 @@ start_nginx_proxy
 start_thin_proxy 18083 http://127.0.0.1:18080
 start_thin_pool 18084 127.0.0.1:18080
 start_gateway gw 18082 ""
+# name, port, credential: the four servers every round loads, in this order.
+servers=("nginx 18081 Bearer sk-byo" "thinbun 18083 Bearer sk-byo" "thinpool 18084 Bearer sk-byo" "gateway 18082 Bearer $token")
 run() { AUTH="$2" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$load/post.lua" "http://127.0.0.1:$1/v1/chat/completions" 2>&1 |
   awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /Non-2xx/{bad=$NF} END{printf "%s %s %s %s\n", r, p50, p99, bad+0}'; }
 printf "%-6s %-10s %10s %10s %10s %8s\n" round proxy req/s p50 p99 non2xx
 declare -A sum bad
 for i in $(seq "$ROUNDS"); do
-  for pair in "nginx 18081 Bearer sk-byo" "thinbun 18083 Bearer sk-byo" "thinpool 18084 Bearer sk-byo" "gateway 18082 Bearer $token"; do
+  for pair in "${servers[@]}"; do
     set -- $pair; read -r rps p50 p99 n < <(run "$2" "$3 $4")
     printf "%-6s %-10s %10s %10s %10s %8s\n" "$i" "$1" "$rps" "$p50" "$p99" "$n"
     sum[$1]=$(awk -v a="${sum[$1]:-0}" -v b="${rps:-0}" 'BEGIN{print a+b}')
@@ -48,7 +50,7 @@ if [ "$CONNS" = 1 ]; then
   echo "one connection, measured by one-conn (p50 p99 p99.9 in µs; added = p99 minus nginx's p99 in the same round):"
   printf "%-6s %-10s %8s %8s %8s %8s %9s\n" round proxy p50 p99 p99.9 p99/p50 added
   for i in $(seq "$ROUNDS"); do
-    for pair in "nginx 18081 Bearer sk-byo" "thinbun 18083 Bearer sk-byo" "thinpool 18084 Bearer sk-byo" "gateway 18082 Bearer $token"; do
+    for pair in "${servers[@]}"; do
       set -- $pair; read -r _ p50 _ p99 p999 _ < <("$one_conn" "$2" "$secs" "$3 $4")
       [ "$1" = nginx ] && nginx_p99=$p99
       printf "%-6s %-10s %8s %8s %8s %8s %9s\n" "$i" "$1" "$p50" "$p99" "$p999" "$(awk -v a="$p99" -v b="$p50" 'BEGIN{printf "%.2f", a/b}')" "$((p99 - nginx_p99))"

@@ -129,8 +129,9 @@ declare -A load_model
 
 # ab_rounds NAME_A PORT_A PID_A NAME_B PORT_B PID_B: compare.sh's managed load (wrk -t1 -c$CONNS, $SECS s a round,
 # $ROUNDS rounds, AUTH Bearer $token, wrk pinned by the array pin_load if set) on two gateways, alternating so machine
-# drift hits both alike (and which goes first, so a slot's own bias cancels), after a 2 s warm-up of each. Prints and appends to $work/rounds.txt one line per run:
-# round, name, req/s, gateway CPU µs per request (all threads, from /proc), non-2xx. Fails when either answered errors.
+# drift hits both alike (and which goes first, so a slot's own bias cancels), after a 2 s warm-up of each. Prints and
+# appends to $work/rounds.txt one line per run: round, name, req/s, gateway CPU µs per request (all threads, from
+# /proc), non-2xx. Fails when either answered errors.
 ab_rounds() {
   local i pair c0 c1 res a="$1 $2 $3" b="$4 $5 $6" order
   ab_names=("$1" "$4")
