@@ -74,7 +74,7 @@ class Logger {
     // Worker threads: resolve the line now. The template and the caller's body are ropes of many small pieces, and a
     // batch of them resolved at once for the hand-off to the main thread (encode) took ~90 µs per 64 KiB, all of it
     // on whichever request was in flight: half the requests at or above the in-process p99 (bench/gc-position.ts).
-    // Line by line it is the same work spread thin (p99 -13% at one connection with two workers, bench/tail-ab.sh).
+    // Line by line it is the same work spread thin (p99 -5 to -13 % at one connection with two workers, tail-ab.sh).
     // The single thread writes its batch to stdout itself: there the write system call (~40-60 µs per batch on the
     // VMs measured) stays on the request thread either way, resolving early measured no tail gain at one connection
     // and 2-4 % less throughput at 64, so it keeps the one resolution per batch.
