@@ -45,13 +45,13 @@ async function main(): Promise<void> {
   ];
 
   const one = async (t: Transport): Promise<void> => {
-    const headers = new Headers({
+    const headers = {
       host: `127.0.0.1:${port}`,
       "content-type": "application/json",
       authorization: "Bearer sk-bench-0123456789",
       "accept-encoding": "identity",
       "user-agent": "OpenAI/JS 7.0.0",
-    });
+    };
     const req: UpstreamRequest = { url, method: "POST", headers, body: REQUEST_BODY, cancel: new Cancel() };
     const res = await t.send(req);
     const body = res.whole ?? (res.body === null ? new Uint8Array(0) : await Bun.readableStreamToBytes(res.body));

@@ -3,15 +3,17 @@
 import { describe, expect, test } from "bun:test";
 import { extractCredential, holdsManagedToken, verifyManaged } from "../src/pipeline/authenticate.ts";
 import { KeyVerifier, mint, publicKeyFromSeed } from "../src/controls/keys.ts";
+import type { HeaderFields } from "../src/transport/transport.ts";
 
 const BAI = "bai_v1.1.AAAAAAAAAAAAAAAAAAAAAA.sig";
 const BAI_2 = "bai_v1.1.BBBBBBBBBBBBBBBBBBBBBB.sig";
 
-/** Headers as a request carries them: repeated names joined with ", " (as Bun does). */
-function headersOf(pairs: [string, string][]): Headers {
+/** A request head as the pipeline reads it (Headers.toJSON()): repeated names joined with ", " (as Bun does), set-cookie
+ * lines kept apart. */
+function headersOf(pairs: [string, string][]): HeaderFields {
   const h = new Headers();
   for (const [n, v] of pairs) h.append(n, v);
-  return h;
+  return h.toJSON() as HeaderFields;
 }
 
 function outcome(pairs: [string, string][]): string {
@@ -60,6 +62,9 @@ describe("extractCredential", () => {
     expect(outcome([["x-api-key", "sk-byo"], ["x-custom", BAI]])).toBe(misplaced);
     expect(outcome([["authorization", `Bearer ${BAI}`], ["cookie", `a=1; k=${BAI}`]])).toBe(misplaced);
     expect(outcome([["x-note", `see ${BAI}`]])).toBe(misplaced);
+    // set-cookie's lines come apart (an array) in the head read: a token in any one of them is found too.
+    expect(outcome([["x-api-key", "sk-byo"], ["set-cookie", "a=1"], ["set-cookie", `k=${BAI}`]])).toBe(misplaced);
+    expect(outcome([["authorization", `Bearer ${BAI}`], ["set-cookie", "a=1"], ["set-cookie", `k=${BAI}`]])).toBe(misplaced);
   });
 
   test("bai_ inside another token is not a managed key", () => {

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
 import { PoolTransport, type PoolTransportOptions } from "../src/transport/transport-pool.ts";
-import { Cancel, classifyFailure, type UpstreamRequest, type UpstreamResponse } from "../src/transport/transport.ts";
+import { Cancel, classifyFailure, type HeaderFields, type UpstreamRequest, type UpstreamResponse } from "../src/transport/transport.ts";
 
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();
@@ -58,10 +58,11 @@ function pool(opts: Partial<PoolTransportOptions> = {}): TestPool {
   return t;
 }
 
-function req(url: string, init: { method?: string; headers?: Record<string, string>; body?: UpstreamRequest["body"]; cancel?: Cancel } = {}): UpstreamRequest {
+/** A request as the pipeline hands it over: its head as plain fields, read from a Headers (as the pipeline does). */
+function req(url: string, init: { method?: string; headers?: Record<string, string> | Headers; body?: UpstreamRequest["body"]; cancel?: Cancel } = {}): UpstreamRequest {
   const headers = new Headers(init.headers);
   if (!headers.has("host")) headers.set("host", new URL(url).host);
-  return { url, method: init.method ?? "GET", headers, body: init.body ?? null, cancel: init.cancel ?? new Cancel() };
+  return { url, method: init.method ?? "GET", headers: headers.toJSON() as HeaderFields, body: init.body ?? null, cancel: init.cancel ?? new Cancel() };
 }
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
@@ -192,11 +193,12 @@ describe("request framing", () => {
   test("a repeated request header goes out once with its values combined; set-cookie lines stay separate", async () => {
     const srv = rawServer((s) => void s.write(ok("done")));
     const t = pool();
-    const r0 = req(srv.url + "/");
-    r0.headers.append("x-dup", "1");
-    r0.headers.append("x-dup", "2");
-    r0.headers.append("set-cookie", "a=1");
-    r0.headers.append("set-cookie", "b=2");
+    const h = new Headers();
+    h.append("x-dup", "1");
+    h.append("x-dup", "2");
+    h.append("set-cookie", "a=1");
+    h.append("set-cookie", "b=2");
+    const r0 = req(srv.url + "/", { headers: h });
     expect(await (await t.send(r0)).text()).toBe("done");
     const head = srv.requests[0]!.head;
     expect(head.match(/^x-dup:.*$/gim)).toEqual(["x-dup: 1, 2"]);
@@ -344,7 +346,8 @@ describe("response framing", () => {
     for (split = 1; split < bytes.byteLength; split++) {
       const res = await t.send(req(srv.url + "/"));
       expect(res.status).toBe(200);
-      expect(res.headers.get("transfer-encoding")).toBe("chunked");
+      // The framing is the transport's business: the head it hands over carries no transfer-encoding.
+      expect(res.headers.get("transfer-encoding")).toBeNull();
       expect(await res.text()).toBe("hello, world!!!!");
     }
     // Every split reused the one socket: the parser always found the exact end of each response.
@@ -493,6 +496,32 @@ describe("response framing", () => {
 });
 
 // ---- reuse ----
+
+describe("hop-by-hop response headers", () => {
+  test("are left out of the head the transport hands over, which is then marked stripped; end-to-end headers stay", async () => {
+    const wire =
+      "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x-t\r\nUpgrade: h2c\r\n" +
+      "Proxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\nProxy-Authorization: Basic eA==\r\nTransfer-Encoding: chunked\r\n" +
+      "Content-Type: text/plain\r\nX-Request-Id: req_1\r\nTetris: 1\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    const srv = rawServer((s) => void s.write(wire));
+    const up = await pool().sendRaw(req(srv.url + "/"));
+    expect(up.hopByHopStripped).toBe(true);
+    const names = [...up.headers.keys()].sort();
+    expect(names).toEqual(["content-type", "tetris", "x-request-id"]);
+    expect(dec.decode(up.whole ?? (await new Response(up.body).arrayBuffer()))).toBe("hello");
+  });
+
+  test("a Connection header that names another header stays for the pipeline's rewrite, and the head is not marked stripped", async () => {
+    const wire = "HTTP/1.1 200 OK\r\nX-Hop: 1\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok";
+    const srv = rawServer((s) => void s.write(wire));
+    const up = await pool().sendRaw(req(srv.url + "/"));
+    expect(up.hopByHopStripped).toBe(false);
+    expect(up.headers.get("connection")).toBe("keep-alive, X-Hop");
+    expect(up.headers.get("x-hop")).toBe("1");
+    // Fixed hop-by-hop names go regardless.
+    expect(up.headers.get("keep-alive")).toBeNull();
+  });
+});
 
 describe("connection reuse", () => {
   test("two sequential requests share one connection", async () => {

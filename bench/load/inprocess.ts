@@ -31,6 +31,8 @@ class StubTransport implements Transport {
       headers: new Headers({ "content-type": "application/json", "content-length": String(ANSWER.byteLength), "x-request-id": "req_1" }),
       body: null,
       whole: ANSWER,
+      // As PoolTransport does: the head it parsed holds no hop-by-hop header.
+      hopByHopStripped: true,
     };
   }
   close(): void {}

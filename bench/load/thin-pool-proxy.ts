@@ -13,9 +13,9 @@ Bun.serve({
   async fetch(req) {
     const url = req.url;
     const path = url.slice(url.indexOf("/", url.indexOf("://") + 3));
-    const headers = req.headers;
-    headers.set("authorization", "Bearer sk-pool");
-    headers.delete("host");
+    const headers = req.headers.toJSON() as Record<string, string>;
+    headers["authorization"] = "Bearer sk-pool";
+    delete headers["host"];
     const body = req.body === null ? null : await req.bytes();
     const res = await transport.send({ url: `http://${up}${path}`, method: req.method, headers, body, cancel: new Cancel() });
     return new Response(res.whole ?? res.body, { status: res.status, headers: res.headers });

@@ -204,9 +204,10 @@ export class Meter {
 
   /**
    * Emit the `ai.usage` line (once). `complete` is true only when the provider reported usage; otherwise the counts
-   * are an estimate from the bytes seen (a stream cut short, or a 2xx whose usage could not be found).
+   * are an estimate from the bytes seen (a stream cut short, or a 2xx whose usage could not be found). `endNs`: the
+   * clock at the exchange's end, when the caller read it already.
    */
-  finish(how: RelayEnd | "upstream_timeout" | "upstream_reset", sse: boolean | undefined): void {
+  finish(how: RelayEnd | "upstream_timeout" | "upstream_reset", sse: boolean | undefined, endNs = Bun.nanoseconds()): void {
     if (this.emitted) return;
     this.emitted = true;
     const tap = this.tap;
@@ -259,7 +260,7 @@ export class Meter {
     const stream = sse ?? this.requestStream === true;
     let body = `"msg":"usage","request_id":"${ctx.id}","tenant_id":${id?.tenant ?? "0"},"vpc_id":${id?.vpc ?? "0"},"provider":"${ctx.provider?.name ?? ""}","model":"${model}","requested_model":"${requested}","stream":${stream},"status":${ctx.status},"input_tokens":${input},"output_tokens":${output},"cache_read_tokens":${cacheRead},"cache_write_tokens":${cacheWrite}`;
     if (usage.reasoning !== undefined) body += `,"reasoning_tokens":${count(usage.reasoning)}`;
-    body += `,"complete":${complete},"latency_ms":${Math.round((Bun.nanoseconds() - ctx.startNs) / 1e6)},"attempts":${ctx.attempts < 1 ? 1 : ctx.attempts}`;
+    body += `,"complete":${complete},"latency_ms":${Math.round((endNs - ctx.startNs) / 1e6)},"attempts":${ctx.attempts < 1 ? 1 : ctx.attempts}`;
     // SPEC §10: the key that served (an id such as openai#1: provider name and a number, never the key itself).
     if (ctx.keyId !== undefined) body += `,"key_id":"${ctx.keyId}"`;
     body += `,"retry_wait_ms":${Math.round(ctx.retryWaitMs)}`;

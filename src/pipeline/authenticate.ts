@@ -7,6 +7,7 @@
 
 import { ERR, type GatewayError } from "./errors.ts";
 import { BUDGET_WINDOW_MS, type Identity, type KeyVerifier, MANAGED_PREFIX } from "../controls/keys.ts";
+import { field, type HeaderFields } from "../transport/transport.ts";
 
 export interface Credential {
   token: string;
@@ -46,10 +47,16 @@ const MISPLACED: CredentialRefusal = Object.freeze({
  *
  * With `bai_` somewhere (see managedCredential): managed with the one `bai_` credential, or 400.
  */
-export function extractCredential(headers: Headers): Credential | CredentialRefusal | undefined {
-  // The hot-path scan: how many header values contain `bai_` (Bun joins repeated headers, so one value per name).
+export function extractCredential(headers: HeaderFields): Credential | CredentialRefusal | undefined {
+  // The hot-path scan: how many header values contain `bai_` (Bun joins repeated headers, so one value per name;
+  // set-cookie's lines count one each).
   let hits = 0;
-  for (const value of headers.values()) if (value.includes(MANAGED_PREFIX)) hits++;
+  for (const name in headers) {
+    const value = headers[name] as string | string[];
+    if (typeof value === "string") {
+      if (value.includes(MANAGED_PREFIX)) hits++;
+    } else for (const line of value) if (line.includes(MANAGED_PREFIX)) hits++;
+  }
   return hits === 0 ? extractByo(headers) : managedCredential(headers, hits);
 }
 
@@ -67,13 +74,13 @@ export function extractCredential(headers: Headers): Credential | CredentialRefu
  * A `bai_` that is not at the start of a token (`sk-abc_bai_x`, `xbai_`) is not a managed key: such a request stays
  * BYO unless some other value holds one.
  */
-function managedCredential(headers: Headers, hits: number): Credential | CredentialRefusal | undefined {
+function managedCredential(headers: HeaderFields, hits: number): Credential | CredentialRefusal | undefined {
   let managed: string | undefined;
   let others = false;
   let conflict = false;
   let credentialHits = 0;
   for (const name of CREDENTIAL_HEADERS) {
-    const value = headers.get(name);
+    const value = field(headers, name);
     if (value === null) continue;
     if (value.includes(MANAGED_PREFIX)) credentialHits++;
     const schemed = name === "authorization" || name === "proxy-authorization";
@@ -97,8 +104,10 @@ function managedCredential(headers: Headers, hits: number): Credential | Credent
   }
   // Some `bai_` lies outside the credential headers: look at every header, by name, only then (rare).
   if (credentialHits < hits) {
-    for (const [name, value] of headers) {
-      if (!CREDENTIAL_SET.has(name) && holdsManagedToken(value)) return MISPLACED;
+    for (const name in headers) {
+      if (CREDENTIAL_SET.has(name)) continue;
+      const value = headers[name] as string | string[];
+      if (typeof value === "string" ? holdsManagedToken(value) : value.some(holdsManagedToken)) return MISPLACED;
     }
   }
   if (conflict) return CONFLICTING;
@@ -110,16 +119,16 @@ function managedCredential(headers: Headers, hits: number): Credential | Credent
   return { token: managed, managed: true };
 }
 
-function extractByo(headers: Headers): Credential | undefined {
-  let token = headers.get("x-api-key")?.trim();
+function extractByo(headers: HeaderFields): Credential | undefined {
+  let token = field(headers, "x-api-key")?.trim();
   if (!token) {
-    const auth = headers.get("authorization");
+    const auth = field(headers, "authorization");
     if (auth !== null) {
       const m = BEARER.exec(auth);
       if (m !== null) token = auth.slice(m[0].length).trim();
     }
   }
-  if (!token) token = headers.get("api-key")?.trim();
+  if (!token) token = field(headers, "api-key")?.trim();
   if (!token) return undefined;
   return { token, managed: false };
 }

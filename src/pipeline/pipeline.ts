@@ -27,7 +27,7 @@ import { type AttemptOutcome, type Cell, type HistogramCell, type Labels, type M
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
 import { SmallBodyRead, StallWatch } from "./stall.ts";
-import { Cancel, type CancelListener, type Transport, type UpstreamResponse } from "../transport/transport.ts";
+import { Cancel, type CancelListener, field, type HeaderFields, type Transport, type UpstreamResponse } from "../transport/transport.ts";
 import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
 import type { TranslatedRequest } from "../translate/types.ts";
 import type { Dialect } from "../routing/providers.ts";
@@ -118,6 +118,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   // Bun's idle timer is off once a request is admitted; this watches the client's body instead (408, SPEC §5).
   const idleSecs = clientIdleSecs(cfg);
   const stalls = new StallWatch(idleSecs * 1000);
+  // Provider heads get one watch too (HeadWait): a head that has not come within read_timeout_secs is cut at most a
+  // tick later, an eighth of the timeout (250 ms at most: 60.25 s for the default 60 s).
+  const heads = new StallWatch(readTimeoutMs, Math.min(250, Math.max(10, readTimeoutMs / 8)));
 
   const replayOptions: ReplayOptions = { maxBytes: retry.max_replay_bytes, pool: replayPool, onAbandon: replayAbandoned };
 
@@ -157,8 +160,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     ctx.dialect = route.dialect ?? provider.dialect;
     ctx.forwardPath = route.forwardPath;
 
-    // 2. authenticate: key present
-    const headers = req.headers;
+    // 2. authenticate: key present. The client's head is read once, into plain fields (HeaderFields): every later
+    // read is a property load, and phase 4 edits these fields into the upstream head. Bun's own Headers stay as sent.
+    const headers = req.headers.toJSON() as HeaderFields;
     const cred = extractCredential(headers);
     if (cred === undefined) return reject(ctx, ERR.missingKey, "missing_api_key");
     if ("error" in cred) return reject(ctx, cred.error, cred.reason);
@@ -225,7 +229,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let lengthBase: { delta: number; replaced: boolean } | undefined;
     let bodyChanged = false;
     let tooLarge = false;
-    const declared = headers.get("content-length");
+    const declared = field(headers, "content-length");
     if (req.body !== null) {
       if (declared !== null && Number(declared) <= SMALL_BODY_BYTES) {
         let whole: Uint8Array;
@@ -428,7 +432,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     let attempt = 0;
     let tried: Set<number> | undefined;
     let resetRetried = false;
-    let upHeadersRef: Headers | undefined;
+    let upHeadersRef: HeaderFields | undefined;
     /** A streamed virtual-model body's exact upstream content-length for the current target, when known. */
     let streamedLength: string | undefined;
     /** A virtual model's targets in this request's order, and the one being tried. */
@@ -443,7 +447,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       rc = r.retry;
       ctx.route = ctx.auto === undefined ? alias : AUTO;
       // The session only matters where a target has keys to choose among (as for a direct request).
-      if (multiKey.has(alias)) session = headers.get("x-session-id") ?? cred.token;
+      if (multiKey.has(alias)) session = field(headers, "x-session-id") ?? cred.token;
       // Targets whose breaker is open or whose keys all cool go last (routes.ts), so the chain is never empty.
       targets = routes.order(alias, skipTarget);
       if (typeof firstSkip === "string") {
@@ -473,7 +477,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       }
       model = meter?.requestModel() ?? "";
       // The session only matters when there are keys to choose among: one key costs no header lookup.
-      if (provider.keys.length > 1) session = headers.get("x-session-id") ?? cred.token;
+      if (provider.keys.length > 1) session = field(headers, "x-session-id") ?? cred.token;
       key = pools.pick(provider, model, session);
       if (key === undefined) {
         if (body instanceof StreamedBody) body.discard();
@@ -488,8 +492,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     // A translated answer is parsed, so its bytes must come unencoded.
     const upHeaders = rewriteRequestHead(headers, provider, { managed: cred.managed, key, bodyChanged, forceIdentity: translation !== undefined || (rawWhole !== undefined ? meter?.injected === true : bodyChanged) });
     if (rawWhole !== undefined && body instanceof Uint8Array) {
-      if (bodyChanged) upHeaders.set("content-length", String(body.byteLength));
-    } else if (streamedLength !== undefined) upHeaders.set("content-length", streamedLength);
+      if (bodyChanged) upHeaders["content-length"] = String(body.byteLength);
+    } else if (streamedLength !== undefined) upHeaders["content-length"] = streamedLength;
 
     // 5. forward, attempt by attempt. The breaker permit is taken just before each send; every path reports it once.
     const sendNs = Bun.nanoseconds();
@@ -536,7 +540,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
         body,
         transform,
         cancel: attemptCancel,
-        headTimeoutMs: readTimeoutMs,
+        heads,
         onRetry: (n, e) => {
           pm.retries.v++;
           // The host (an authority from config: never a key) makes ENOTFOUND or ECONNREFUSED actionable.
@@ -736,7 +740,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     ctx.headersNs = Bun.nanoseconds();
     pm.ttft.observe((ctx.headersNs - ctx.startNs) / 1e9);
     ctx.status = up.status;
-    const outHeaders = rewriteResponseHead(up.headers, ctx.id);
+    const outHeaders = rewriteResponseHead(up.headers, ctx.id, up.hopByHopStripped === true);
     if (ctx.auto !== undefined) routeHeader(outHeaders, ctx.auto, tgt);
     const streaming = (up.headers.get("content-type") ?? "").includes("event-stream");
     if (streaming) activeStreams.v++;
@@ -754,13 +758,15 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       // Bun keeps a per-request timeout for the connection's life: without this, a keep-alive connection that served
       // one admitted request would never idle out. Set while the response is still being written (later is a no-op).
       server.timeout(req, idleSecs);
-      meter?.finish(how, streaming);
+      // One clock read serves the usage line, the latency histogram and the access line.
+      const endNs = Bun.nanoseconds();
+      meter?.finish(how, streaming, endNs);
       if (how !== "complete") ctx.error = how;
       if (streaming) activeStreams.v--;
       inFlight.v--;
-      pm.latency.observe((Bun.nanoseconds() - ctx.startNs) / 1e9);
+      pm.latency.observe((endNs - ctx.startNs) / 1e9);
       // 7. log
-      accessLog(ctx);
+      accessLog(ctx, endNs);
     };
     // SPEC §12: a translated answer is the client's dialect, not the provider's bytes: errors and JSON bodies are
     // read whole and rewritten, a 2xx stream is translated event by event behind the meter's tap.
@@ -955,14 +961,14 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       ctx.keyId = key?.id;
       const h = upHeadersRef;
       if (h !== undefined) {
-        h.set("host", provider.hostHeader);
-        h.delete("authorization");
-        h.delete("x-api-key");
-        if (key !== undefined) h.set(provider.authHeader, key.auth.expose());
-        if (provider.dialect === "anthropic" && !h.has("anthropic-version")) h.set("anthropic-version", "2023-06-01");
-        if (rawWhole !== undefined && body instanceof Uint8Array) h.set("content-length", String(body.byteLength));
-        else if (streamedLength !== undefined) h.set("content-length", streamedLength);
-        else h.delete("content-length");
+        h["host"] = provider.hostHeader;
+        delete h["authorization"];
+        delete h["x-api-key"];
+        if (key !== undefined) h[provider.authHeader] = key.auth.expose();
+        if (provider.dialect === "anthropic" && h["anthropic-version"] === undefined) h["anthropic-version"] = "2023-06-01";
+        if (rawWhole !== undefined && body instanceof Uint8Array) h["content-length"] = String(body.byteLength);
+        else if (streamedLength !== undefined) h["content-length"] = streamedLength;
+        else delete h["content-length"];
       }
     }
 
@@ -972,7 +978,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       if (next === undefined) return false;
       key = next;
       ctx.keyId = next.id;
-      upHeaders.set(provider.authHeader, next.auth.expose());
+      upHeaders[provider.authHeader] = next.auth.expose();
       return true;
     }
 
@@ -1043,8 +1049,8 @@ const FALLBACK_REASON: Record<RetryReason | "context_length" | "timeout", string
  * no tier is the GatewayError to answer), else the external classifier when configured, else the built-in one, over
  * the body's first ≤ 64 KiB (`prefix`; `complete` when that is the whole body).
  */
-async function decideTier(a: AutoRouter, headers: Headers, dialect: Dialect, declared: string | null, prefix: Uint8Array, complete: boolean): Promise<AutoDecision | GatewayError> {
-  const asked = headers.get("x-beyond-tier");
+async function decideTier(a: AutoRouter, headers: HeaderFields, dialect: Dialect, declared: string | null, prefix: Uint8Array, complete: boolean): Promise<AutoDecision | GatewayError> {
+  const asked = field(headers, "x-beyond-tier");
   if (asked !== null) return a.override(asked) ?? ERR.badTier(asked);
   const input = { prefix, complete, dialect, totalBytes: declared === null ? undefined : Number(declared) };
   return a.external ? a.decideWithExternal(input) : a.decide(input);
@@ -1067,8 +1073,8 @@ function routeHeader(h: Headers, d: AutoDecision, tgt: Target | undefined): void
 
 /** The SDK is already retrying (x-stainless-retry-count ≥ 1): no same-target retries here, only other keys. The
  * header passes the rewrite unchanged, and only a request about to retry reads it. */
-function sdkRetrying(headers: Headers): boolean {
-  const n = headers.get("x-stainless-retry-count");
+function sdkRetrying(headers: HeaderFields): boolean {
+  const n = field(headers, "x-stainless-retry-count");
   return n !== null && Number(n) >= 1;
 }
 

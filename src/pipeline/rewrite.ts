@@ -1,11 +1,13 @@
 // Phase 4, rewrite: the upstream request head and the client response head (SPEC §5 header hygiene, §4 key swap).
-// Both edit the Headers object they are given in place (Bun's request and fetch-response headers are mutable):
-// copying every header into a new object per request was a measurable share of the hot path.
+// Both edit what they are given in place: the request head as plain fields (HeaderFields, read from the client's
+// Headers once, in phase 2), the response head as the transport's Headers (mutable). Copying every header into a new
+// object per request was a measurable share of the hot path, and so was a native call per header edit.
 
 import type { PoolKey, Provider } from "../routing/providers.ts";
+import type { HeaderFields } from "../transport/transport.ts";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);
+export const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);
 
 /** Client credentials the gateway replaces on managed requests. */
 const CLIENT_AUTH = new Set(["authorization", "x-api-key", "api-key"]);
@@ -21,12 +23,12 @@ export interface RewriteOptions {
 }
 
 /**
- * Names to drop from a request head: hop-by-hop headers, any header the `connection` header lists, `proxy-*` and
- * `x-beyond-*`. Collected first, deleted after: deleting while iterating Headers skips entries.
+ * Drops from a request head: hop-by-hop headers, any header the `connection` header lists, `proxy-*` and
+ * `x-beyond-*`, and (managed) the client's credentials. Collected first, deleted after the walk.
  */
-function stripRequest(headers: Headers, managed: boolean): void {
+function stripRequest(headers: HeaderFields, managed: boolean): void {
   let drop: string[] | undefined;
-  for (const name of headers.keys()) {
+  for (const name in headers) {
     const c = name.charCodeAt(0);
     // Fast reject: every name dropped here starts with a (api-key, authorization), c, k, t, u, p or x.
     if (c !== 99 && c !== 107 && c !== 116 && c !== 117 && c !== 112 && c !== 120 && c !== 97) continue;
@@ -34,30 +36,37 @@ function stripRequest(headers: Headers, managed: boolean): void {
       (drop ??= []).push(name);
     }
   }
-  const listed = headers.get("connection");
-  if (listed !== null) for (const part of listed.split(",")) (drop ??= []).push(part.trim().toLowerCase());
-  if (drop !== undefined) for (const name of drop) if (name.length > 0) headers.delete(name);
+  const listed = headers["connection"];
+  if (listed !== undefined) for (const part of String(listed).split(",")) (drop ??= []).push(part.trim().toLowerCase());
+  if (drop !== undefined) for (const name of drop) if (name.length > 0) delete headers[name];
 }
 
 /** Rewrites the client's request head into the upstream head: everything passes except hop-by-hop, `host`, `x-beyond-*` and (managed) client auth. */
-export function rewriteRequestHead(headers: Headers, provider: Provider, opts: RewriteOptions): Headers {
+export function rewriteRequestHead(headers: HeaderFields, provider: Provider, opts: RewriteOptions): HeaderFields {
   // Managed: the client's credentials go in the same pass (only the ones present are deleted).
   const key = opts.managed ? opts.key : undefined;
   stripRequest(headers, key !== undefined);
-  headers.set("host", provider.hostHeader);
-  if (opts.bodyChanged) headers.delete("content-length");
+  headers["host"] = provider.hostHeader;
+  if (opts.bodyChanged) delete headers["content-length"];
   // Without this, the HTTP client would advertise its own encodings and a client that never asked for
   // compression would receive compressed bytes (the gateway relays bodies undecoded).
-  if (opts.forceIdentity || !headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
+  if (opts.forceIdentity || headers["accept-encoding"] === undefined) headers["accept-encoding"] = "identity";
   if (key !== undefined) {
-    headers.set(provider.authHeader, key.auth.expose());
-    if (provider.dialect === "anthropic" && !headers.has("anthropic-version")) headers.set("anthropic-version", "2023-06-01");
+    headers[provider.authHeader] = key.auth.expose();
+    if (provider.dialect === "anthropic" && headers["anthropic-version"] === undefined) headers["anthropic-version"] = "2023-06-01";
   }
   return headers;
 }
 
-/** Rewrites the provider's response head for the client: minus hop-by-hop, plus our request id (replacing any upstream one). */
-export function rewriteResponseHead(headers: Headers, requestId: string): Headers {
+/**
+ * Rewrites the provider's response head for the client: minus hop-by-hop, plus our request id (replacing any upstream
+ * one). `stripped`: the transport already left the hop-by-hop headers out (UpstreamResponse.hopByHopStripped).
+ */
+export function rewriteResponseHead(headers: Headers, requestId: string, stripped = false): Headers {
+  if (stripped) {
+    headers.set("x-beyond-request-id", requestId);
+    return headers;
+  }
   // Responses have no prefix rules, so deleting the fixed names directly beats iterating every header.
   const listed = headers.get("connection");
   if (listed !== null) for (const part of listed.split(",")) headers.delete(part.trim().toLowerCase());

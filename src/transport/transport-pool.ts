@@ -4,6 +4,7 @@
 // incremental byte parser for the response, and LIFO per-origin idle pools so hot sockets stay hot.
 
 import { type Cancel, type CancelListener, MAX_RESPONSE_HEAD_BYTES, type Transport, type UpstreamRequest, type UpstreamResponse } from "./transport.ts";
+import { HOP_BY_HOP } from "../pipeline/rewrite.ts";
 import { TurnGate } from "../pipeline/turn.ts";
 
 export interface PoolTransportOptions {
@@ -356,9 +357,9 @@ class Conn implements CancelListener {
     let head = method + " " + path + " HTTP/1.1\r\n";
     let callerLength: string | null = null;
     let sawHost = false;
-    // toJSON() hands over every header in one native call (half the cost of iterating the Headers); values are the
-    // same combined values iteration yields, except set-cookie, which comes as an array of its lines.
-    const fields = req.headers.toJSON() as Record<string, string | string[]>;
+    // Plain fields (HeaderFields): values are the combined values a Headers iteration yields, except set-cookie,
+    // which comes as an array of its lines.
+    const fields = req.headers;
     for (const name in fields) {
       const value = fields[name] as string | string[];
       if (typeof value !== "string") {
@@ -770,6 +771,7 @@ class Conn implements CancelListener {
     let chunked = false;
     let otherCoding = false;
     let close = http10;
+    let listsOthers = false;
     try {
       for (let i = eol + 1; i < text.length; i = eol + 1) {
         eol = text.indexOf("\n", i);
@@ -793,7 +795,8 @@ class Conn implements CancelListener {
         while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
         const value = text.slice(vs, ve);
         const nl = name.length;
-        if (nl === 14 || nl === 17 || nl === 10) {
+        // Every framing and hop-by-hop name has one of these lengths (content-length 14; the rest HOP_LENGTHS).
+        if (nl === 14 || HOP_LENGTHS[nl] === 1) {
           const lower = name.toLowerCase();
           if (lower === "content-length") {
             const n = parseContentLength(value);
@@ -806,11 +809,16 @@ class Conn implements CancelListener {
             const v = value.toLowerCase();
             if (v === "chunked") chunked = true;
             else if (v !== "identity") otherCoding = true;
+            continue;
           } else if (lower === "connection") {
             const v = value.toLowerCase();
             if (/(^|[\s,])close([\s,]|$)/.test(v)) close = true;
             else if (http10 && /(^|[\s,])keep-alive([\s,]|$)/.test(v)) close = false;
-          }
+            // The names it lists are hop-by-hop too, wherever they stand in the head: rare, so then the pipeline's
+            // rewrite does the whole strip (it reads this header) and the head is not marked as stripped.
+            if (namesOthers(v)) listsOthers = true;
+            else continue;
+          } else if (HOP_BY_HOP.has(lower)) continue;
         }
         headers.append(name, value);
       }
@@ -869,6 +877,7 @@ class Conn implements CancelListener {
       this.protocolError("invalid response head");
       return -1;
     }
+    response.hopByHopStripped = !listsOthers;
     this.headDone = true;
     const resolve = this.resolve;
     this.resolve = null;
@@ -1095,6 +1104,21 @@ function connectTimedOut(c: Conn): void {
 
 function writeTimedOut(c: Conn): void {
   c.writeStalled();
+}
+
+// Hop-by-hop response headers (rewrite.ts's HOP_BY_HOP) are dropped as the head is parsed, so the pipeline's rewrite
+// need not delete each by name: nine native calls a response.
+/** 1 at each length some hop-by-hop name has: most header names skip the lowercase and the lookup. */
+const HOP_LENGTHS = new Uint8Array(32);
+for (const n of HOP_BY_HOP) HOP_LENGTHS[n.length] = 1;
+
+/** Whether a (lowercased) Connection value names any header, i.e. holds a token other than close or keep-alive. */
+function namesOthers(v: string): boolean {
+  for (const part of v.split(",")) {
+    const t = part.trim();
+    if (t.length > 0 && t !== "close" && t !== "keep-alive") return true;
+  }
+  return false;
 }
 
 function isOws(c: number): boolean {
