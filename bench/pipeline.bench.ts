@@ -16,30 +16,32 @@ import { heapStats } from "bun:jsc";
 import { bench, do_not_optimize, run } from "mitata";
 import { handlerFor, request } from "./load/inprocess.ts";
 
-const cases: Array<[string, (req: Request) => Promise<Response>, string]> = [
-  ["managed, metered (direct)", handlerFor(""), "gpt-4o-mini"],
-  ["managed, one-target alias", handlerFor('[models."gpt-4o-mini"]\ntargets = ["openai/gpt-4o-mini"]'), "gpt-4o-mini"],
-  ["managed, model auto", handlerFor('[auto]\ntiers = { simple = "openai/gpt-4o-mini" }'), "auto"],
+const direct = handlerFor("");
+const cases: Array<[string, (req: Request) => Promise<Response>, string, boolean]> = [
+  ["managed, metered (direct)", direct, "gpt-4o-mini", false],
+  ["managed, metered (direct), OpenAI SDK's 16 headers", direct, "gpt-4o-mini", true],
+  ["managed, one-target alias", handlerFor('[models."gpt-4o-mini"]\ntargets = ["openai/gpt-4o-mini"]'), "gpt-4o-mini", false],
+  ["managed, model auto", handlerFor('[auto]\ntiers = { simple = "openai/gpt-4o-mini" }'), "auto", false],
 ];
 
-async function once(h: (req: Request) => Promise<Response>, model: string): Promise<void> {
-  const res = await h(request(model));
+async function once(h: (req: Request) => Promise<Response>, model: string, sdk: boolean): Promise<void> {
+  const res = await h(request(model, sdk));
   if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`);
   do_not_optimize(await res.arrayBuffer());
 }
 
 // Warm up and check every case answers.
-for (const [, h, m] of cases) for (let i = 0; i < 2000; i++) await once(h, m);
+for (const [, h, m, sdk] of cases) for (let i = 0; i < 2000; i++) await once(h, m, sdk);
 
 // Objects allocated per request, by type: heapStats() counts every cell in the heap, garbage not yet collected
 // included, so with a full collection first and a batch too small to trigger another (checked), the growth is what
 // the batch allocated.
 const out: string[] = [];
-for (const [name, h, m] of cases) {
+for (const [name, h, m, sdk] of cases) {
   Bun.gc(true);
   const n = 100;
   const before = heapStats();
-  for (let i = 0; i < n; i++) await once(h, m);
+  for (let i = 0; i < n; i++) await once(h, m, sdk);
   const after = heapStats();
   const grown: Array<[string, number]> = [];
   for (const [type, count] of Object.entries(after.objectTypeCounts)) {
@@ -52,6 +54,6 @@ for (const [name, h, m] of cases) {
   out.push(`${name}: ${valid ? "" : "(a collection ran: invalid) "}~${total.toFixed(0)} objects per request: ${grown.map(([t, c]) => `${t} ${c.toFixed(1)}`).join(", ")}`);
 }
 
-for (const [name, h, m] of cases) bench(name, () => once(h, m));
+for (const [name, h, m, sdk] of cases) bench(name, () => once(h, m, sdk));
 await run();
 console.log(out.join("\n"));
