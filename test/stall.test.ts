@@ -1,7 +1,8 @@
 // StallWatch and SmallBodyRead (src/pipeline/stall.ts): the client-stall watch behind the 408 for stalled uploads. Ticks are
 // driven by hand (sweep()); the watch's own interval is set far beyond the test's run so it never interleaves.
 import { describe, expect, test } from "bun:test";
-import { SmallBodyRead, type Stallable, StallWatch } from "../src/pipeline/stall.ts";
+import { ClientLink, SmallBodyRead, type Stallable, StallWatch } from "../src/pipeline/stall.ts";
+import { Cancel } from "../src/transport/transport.ts";
 
 const TICK = 600_000;
 
@@ -107,5 +108,67 @@ describe("SmallBodyRead", () => {
     );
     expect(String(err)).toContain("closed");
     expect(r.stalled).toBe(false);
+  });
+});
+
+describe("ClientLink (the client's signal, read late)", () => {
+  /** A request whose `signal` counts its reads, as Bun's creates the AbortSignal on the first read. */
+  function request(): { req: Request; client: AbortController; reads: () => number } {
+    const client = new AbortController();
+    let reads = 0;
+    const req = {
+      get signal(): AbortSignal {
+        reads++;
+        return client.signal;
+      },
+    } as unknown as Request;
+    return { req, client, reads: () => reads };
+  }
+
+  test("a request over within its first tick or two never reads the signal", () => {
+    const w = new StallWatch(TICK, TICK);
+    const r = request();
+    const cancel = new Cancel();
+    const link = new ClientLink(r.req, cancel, w);
+    w.sweep();
+    link.end();
+    for (let i = 0; i < 5; i++) w.sweep();
+    r.client.abort();
+    expect(r.reads()).toBe(0);
+    expect(cancel.aborted).toBe(false);
+  });
+
+  test("a client already gone when the signal is read cancels the exchange at that read", () => {
+    const w = new StallWatch(TICK, TICK);
+    const r = request();
+    const cancel = new Cancel();
+    new ClientLink(r.req, cancel, w);
+    r.client.abort();
+    w.sweep();
+    expect(cancel.aborted).toBe(false);
+    w.sweep();
+    expect(r.reads()).toBe(1);
+    expect(cancel.aborted).toBe(true);
+    expect(cancel.reason).toBe("client closed");
+  });
+
+  test("a client still there gets the listener: its later abort cancels; after end() an abort does nothing", () => {
+    const w = new StallWatch(TICK, TICK);
+    const stays = request();
+    const cancelled = new Cancel();
+    new ClientLink(stays.req, cancelled, w);
+    const ends = request();
+    const untouched = new Cancel();
+    const ended = new ClientLink(ends.req, untouched, w);
+    w.sweep();
+    w.sweep();
+    expect([stays.reads(), ends.reads()]).toEqual([1, 1]);
+    expect(cancelled.aborted).toBe(false);
+    stays.client.abort();
+    expect(cancelled.aborted).toBe(true);
+    ended.end();
+    ends.client.abort();
+    expect(untouched.aborted).toBe(false);
+    expect(w.size).toBe(0);
   });
 });

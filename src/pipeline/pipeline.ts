@@ -26,7 +26,7 @@ import { injectionEligible, Meter } from "../metering/meter.ts";
 import { type AttemptOutcome, type Cell, type HistogramCell, type Labels, type Metrics, ProviderMetrics, type RetryReason } from "../ops/metrics.ts";
 import { dialectForUnrouted, type Router } from "./route.ts";
 import { rewriteRequestHead, rewriteResponseHead } from "./rewrite.ts";
-import { SmallBodyRead, StallWatch } from "./stall.ts";
+import { ClientLink, SmallBodyRead, StallWatch } from "./stall.ts";
 import { Cancel, type CancelListener, field, type HeaderFields, type Transport, type UpstreamResponse } from "../transport/transport.ts";
 import { prepareTranslation, targetBody, translatedHead, translatedRest, TranslatingObserver, translateWhole } from "../translate/exchange.ts";
 import type { TranslatedRequest } from "../translate/types.ts";
@@ -121,6 +121,8 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
   // Provider heads get one watch too (HeadWait): a head that has not come within read_timeout_secs is cut at most a
   // tick later, an eighth of the timeout (250 ms at most: 60.25 s for the default 60 s).
   const heads = new StallWatch(readTimeoutMs, Math.min(250, Math.max(10, readTimeoutMs / 8)));
+  // Requests whose client signal is worth reading: those still in flight after a tick or two (ClientLink).
+  const clients = new StallWatch(100, 100);
 
   const replayOptions: ReplayOptions = { maxBytes: retry.max_replay_bytes, pool: replayPool, onAbandon: replayAbandoned };
 
@@ -213,8 +215,9 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
 
     const meter = cred.managed && metering ? new Meter(ctx, metrics, injectionEligible(ctx)) : undefined;
     // The exchange's cancellation doubles as the listener on the client's signal: no closure, no listener options.
+    // The signal is read only if the request is still in flight 100-200 ms from now (ClientLink).
     const cancel = new Cancel();
-    req.signal.addEventListener("abort", cancel);
+    const client = new ClientLink(req, cancel, clients);
 
     let body: Uint8Array | StreamedBody | null = null;
     /** A virtual model's whole body as the client sent it (each target gets its own rewrite of it). */
@@ -754,7 +757,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
       else breaker?.onSuccess(permit);
     }
     const done = (how: RelayEnd) => {
-      req.signal.removeEventListener("abort", cancel);
+      client.end();
       // Bun keeps a per-request timeout for the connection's life: without this, a keep-alive connection that served
       // one admitted request would never idle out. Set while the response is still being written (later is a no-op).
       server.timeout(req, idleSecs);
@@ -1000,7 +1003,7 @@ export function createHandler(gw: Gateway): (req: Request, server: Server<undefi
     }
 
     function finishEarly(c: RequestContext, status: number, reason: string, err?: GatewayError): Response {
-      req.signal.removeEventListener("abort", cancel);
+      client.end();
       // As in done(): the connection idles out again, also one whose unread body the client never finishes.
       server.timeout(req, idleSecs);
       // No upstream status. Reported only by a request that holds a permit: a gateway-side 502/504 is the provider's

@@ -6,6 +6,8 @@
 // delete ~0.06 µs, and almost every body read ends long before anything fires. A single interval ticks while
 // something waits and stops when nothing does.
 
+import type { Cancel } from "../transport/transport.ts";
+
 /** Something waiting on its client. `onStall` is called once if the wait outlives the idle time. */
 export interface Stallable {
   /** Tick at which the wait has lasted the idle time; set by StallWatch.wait. */
@@ -60,6 +62,45 @@ export class StallWatch {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
+  }
+}
+
+/**
+ * The client's AbortSignal, read late. Reading `req.signal` makes Bun create an AbortSignal tied to the connection, and
+ * with a listener put on and taken off that cost the gateway 4-7 % of its requests per second at 64 connections
+ * (bench/tree-ab.sh, paired rounds), for a signal almost no request ever needs: nearly all are answered long before a
+ * client gives up. So a link waits on a watch of its own (the gateway's: 100 ms ticks) and reads the signal only when
+ * its request is still in flight a tick or two later (100-200 ms). A client already gone by then is reported at once
+ * (Bun's signal, read after the client left, is already aborted), a client still there gets the listener as before.
+ * What the delay costs: a client that leaves in the first 100-200 ms stops its upstream exchange that much later (a
+ * body read or a relayed stream notices a client that leaves on its own, as before).
+ */
+export class ClientLink implements Stallable {
+  stallTick = 0;
+  #signal: AbortSignal | undefined;
+
+  constructor(
+    private readonly req: Request,
+    private readonly cancel: Cancel,
+    private readonly watch: StallWatch,
+  ) {
+    watch.wait(this);
+  }
+
+  onStall(): void {
+    const s = this.req.signal;
+    if (s.aborted) {
+      this.cancel.handleEvent();
+      return;
+    }
+    s.addEventListener("abort", this.cancel);
+    this.#signal = s;
+  }
+
+  /** The exchange is over: off the watch, and off the signal if it was read. */
+  end(): void {
+    this.watch.done(this);
+    this.#signal?.removeEventListener("abort", this.cancel);
   }
 }
 
