@@ -173,6 +173,21 @@ describe("SSE relaying", () => {
     await expectStillServing();
   }, 30_000);
 
+  test("a client that disconnects while the provider's head is pending, before the gateway reads its signal (100-200 ms in), still has the upstream request cut and is logged 499", async () => {
+    const ac = new AbortController();
+    const sent = postChat({ "x-mock-mode": "delay:3000" }, ac.signal).catch(() => undefined);
+    await mock.waitForRequest(() => true);
+    const rec = mock.last();
+    // Gone well inside the first tick: the gateway learns of it when it reads the signal, which Bun reports aborted.
+    ac.abort();
+    await sent;
+    const closed = await Promise.race([rec.closedEarly.then(() => true), Bun.sleep(1500).then(() => false)]);
+    expect(closed).toBe(true);
+    const access = await gw.waitForLog((l) => l["target"] === "ai.access" && l["status"] === 499);
+    expect(access["error"]).toBe("client_closed");
+    await expectStillServing();
+  });
+
   test("client disconnect mid-stream aborts the upstream request promptly, frees the stream, and the gateway keeps serving", async () => {
     const ac = new AbortController();
     const res = await postChat({ "x-mock-mode": "drip:100" }, ac.signal);
