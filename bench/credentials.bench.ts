@@ -7,25 +7,11 @@
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { extractCredential } from "../src/pipeline/authenticate.ts";
 import type { HeaderFields } from "../src/transport/transport.ts";
+import { OPENAI_SDK_HEADERS } from "./load/sdk-headers.ts";
 
 const fields = (h: Headers): HeaderFields => h.toJSON() as HeaderFields;
 
-const SDK_HEADERS: Record<string, string> = {
-  accept: "application/json",
-  "content-type": "application/json",
-  "user-agent": "OpenAI/JS 4.104.0",
-  "x-stainless-lang": "js",
-  "x-stainless-package-version": "4.104.0",
-  "x-stainless-os": "Linux",
-  "x-stainless-arch": "x64",
-  "x-stainless-runtime": "node",
-  "x-stainless-runtime-version": "v22.11.0",
-  "x-stainless-retry-count": "0",
-  "x-stainless-timeout": "600",
-  host: "127.0.0.1:8080",
-  "content-length": "93",
-  connection: "keep-alive",
-};
+const SDK_HEADERS: Record<string, string> = { ...OPENAI_SDK_HEADERS, "content-type": "application/json", "content-length": "93" };
 const BYO = `sk-proj-${"a".repeat(48)}`;
 const MANAGED = `bai_v1.1.${"A".repeat(22)}.${"B".repeat(86)}`;
 
@@ -62,13 +48,13 @@ const c = extractCredential(fields(mixed));
 if (c === undefined || !("error" in c)) throw new Error("mixed credentials must be refused");
 
 summary(() => {
-  group("BYO request, 15 SDK headers", () => {
+  group("BYO request, 16 SDK headers", () => {
     bench("before: three header reads", () => do_not_optimize(before(byo)));
     bench("now: the head read (toJSON), bai_ scan of every value, three reads", () => do_not_optimize(extractCredential(fields(byo))));
   });
 });
 summary(() => {
-  group("managed request, 15 SDK headers", () => {
+  group("managed request, 16 SDK headers", () => {
     bench("before: three header reads", () => do_not_optimize(before(managed)));
     bench("now: the head read (toJSON), scan, then the managed rules", () => do_not_optimize(extractCredential(fields(managed))));
   });

@@ -11,6 +11,7 @@ import { Metrics } from "../../src/ops/metrics.ts";
 import { createHandler } from "../../src/pipeline/pipeline.ts";
 import { buildGateway, buildProviders } from "../../src/server.ts";
 import type { Transport, UpstreamRequest, UpstreamResponse } from "../../src/transport/transport.ts";
+import { OPENAI_SDK_HEADERS } from "./sdk-headers.ts";
 
 export const logBatches = { onBatch: (_batch: Uint8Array): void => {} };
 log.toMain((batch) => logBatches.onBatch(batch));
@@ -51,29 +52,12 @@ export function handlerFor(extraToml: string): (req: Request) => Promise<Respons
   return (req) => handle(req, server);
 }
 
-/** The headers the official OpenAI Node SDK sends besides content-type, authorization and content-length. */
-const SDK_HEADERS: Record<string, string> = {
-  host: "127.0.0.1:8080",
-  connection: "keep-alive",
-  accept: "application/json",
-  "user-agent": "OpenAI/JS 5.10.1",
-  "x-stainless-lang": "js",
-  "x-stainless-package-version": "5.10.1",
-  "x-stainless-os": "Linux",
-  "x-stainless-arch": "x64",
-  "x-stainless-runtime": "node",
-  "x-stainless-runtime-version": "v22.11.0",
-  "x-stainless-retry-count": "0",
-  "x-stainless-timeout": "600",
-  "accept-encoding": "gzip, deflate",
-};
-
 /** A managed chat completion request; `sdk`: with the OpenAI SDK's headers (16 in all) instead of wrk's four. */
 export function request(model = "gpt-4o-mini", sdk = false): Request {
   const base = { "content-type": "application/json", authorization: `Bearer ${token}`, "content-length": String(BODY.length - 11 + model.length) };
   return new Request("http://127.0.0.1:8080/v1/chat/completions", {
     method: "POST",
-    headers: sdk ? { ...SDK_HEADERS, ...base } : { ...base, "user-agent": "wrk" },
+    headers: sdk ? { ...OPENAI_SDK_HEADERS, ...base } : { ...base, "user-agent": "wrk" },
     body: model === "gpt-4o-mini" ? BODY : BODY.replace('"gpt-4o-mini"', `"${model}"`),
   });
 }

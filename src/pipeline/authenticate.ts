@@ -2,7 +2,7 @@
 //
 // Invariant 1: a `bai_` token never reaches a provider. A request is BYO only when no header holds one, checked by
 // one scan of every header value for the substring `bai_`, over the head as plain fields (read once in phase 2 and
-// reused by every later phase; bench/credentials.bench.ts: read and scan 1.4 µs for an SDK's 15 headers). Only a
+// reused by every later phase; bench/credentials.bench.ts: read and scan 1.4 µs for an SDK's 16 headers). Only a
 // request whose headers do hold `bai_` (every managed request, and the odd BYO one) takes the slow path below, which
 // decides managed, or 400.
 
