@@ -62,6 +62,9 @@ describe("extractCredential", () => {
     expect(outcome([["x-api-key", "sk-byo"], ["x-custom", BAI]])).toBe(misplaced);
     expect(outcome([["authorization", `Bearer ${BAI}`], ["cookie", `a=1; k=${BAI}`]])).toBe(misplaced);
     expect(outcome([["x-note", `see ${BAI}`]])).toBe(misplaced);
+    // Header names that are also Object.prototype names are plain own fields of the head read, scanned like any other.
+    expect(outcome([["x-api-key", "sk-byo"], ["__proto__", BAI]])).toBe(misplaced);
+    expect(outcome([["x-api-key", "sk-byo"], ["constructor", BAI]])).toBe(misplaced);
     // set-cookie's lines come apart (an array) in the head read: a token in any one of them is found too.
     expect(outcome([["x-api-key", "sk-byo"], ["set-cookie", "a=1"], ["set-cookie", `k=${BAI}`]])).toBe(misplaced);
     expect(outcome([["authorization", `Bearer ${BAI}`], ["set-cookie", "a=1"], ["set-cookie", `k=${BAI}`]])).toBe(misplaced);
