@@ -4,7 +4,7 @@
 // object per request was a measurable share of the hot path, and so was a native call per header edit.
 
 import type { PoolKey, Provider } from "../routing/providers.ts";
-import type { HeaderFields } from "../transport/transport.ts";
+import { field, type HeaderFields } from "../transport/transport.ts";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy, in either direction. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection", "proxy-authenticate", "proxy-authorization"]);
@@ -36,8 +36,8 @@ function stripRequest(headers: HeaderFields, managed: boolean): void {
       (drop ??= []).push(name);
     }
   }
-  const listed = headers["connection"];
-  if (listed !== undefined) for (const part of String(listed).split(",")) (drop ??= []).push(part.trim().toLowerCase());
+  const listed = field(headers, "connection");
+  if (listed !== null) for (const part of listed.split(",")) (drop ??= []).push(part.trim().toLowerCase());
   if (drop !== undefined) for (const name of drop) if (name.length > 0) delete headers[name];
 }
 
