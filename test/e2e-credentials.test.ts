@@ -108,6 +108,10 @@ const MISPLACED: Case[] = [
   { name: "forged bai_ in a custom header beside a BYO key", headers: [["x-api-key", BYO], ["x-forwarded-key", FORGED]] },
   { name: "valid bai_ in a custom header beside the same valid managed key", headers: [["authorization", `Bearer ${VALID}`], ["x-note", `key=${VALID}`]] },
   { name: "bai_ in a cookie beside a BYO key", headers: [["x-api-key", BYO], ["cookie", `session=abc; k=${VALID}`]] },
+  // The head is read into a plain object: names that are also Object.prototype's, and set-cookie's separate lines.
+  { name: "bai_ in a header named __proto__ beside a BYO key", headers: [["x-api-key", BYO], ["__proto__", VALID]] },
+  { name: "bai_ in a header named constructor beside a BYO key", headers: [["x-api-key", BYO], ["constructor", VALID]] },
+  { name: "bai_ in the second of two set-cookie lines beside a BYO key", headers: [["x-api-key", BYO], ["set-cookie", "a=1"], ["set-cookie", `k=${VALID}`]] },
 ];
 
 const INVALID: Case[] = [
